@@ -1,0 +1,15 @@
+"""Shipped data: model weights (``models/``) and the example gallery (``gallery/``).
+
+Found the same way from a source checkout and from an installed wheel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent
+
+
+def resource_path(*parts: str) -> Path:
+    """Path of a shipped resource, e.g. ``resource_path("gallery")``."""
+    return _ROOT.joinpath(*parts)

@@ -1,0 +1,264 @@
+"""``icsg3d train {unet,vae,cgcnn,all}``: argument parsing and the run of one or all trainings.
+
+core/cli.py registers the sub-command with ``add_train_parser(subparsers)`` and calls
+``run_train(args)``. The same command runs under ``torchrun --nproc_per_node N`` (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import ICSGError
+from core.train import dist
+from core.train.data import SplitData, load_sources, split_by_id, write_failures, write_split
+from core.train.loop import TrainConfig, Trainer
+from core.train.recipe import RECIPE, stage_splits
+from core.train.tasks import TaskOptions, build_task
+
+log = logging.getLogger(__name__)
+
+KINDS = ("unet", "vae", "cgcnn", "all")
+
+
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``train`` on an argparse sub-parser collection; returns the new parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="train the U-Net, the VAE, CGCNN, or all three (the shipped-model recipe)",
+        description="Train a model on STRUCTURES (a CIF/POSCAR file, a folder, or a CSV(.gz) with a cif column).",
+    )
+    p.add_argument(
+        "kind", choices=KINDS, help="model to train; 'all' = unet -> vae (DFC through it) -> cgcnn"
+    )
+    p.add_argument(
+        "--data", action="append", required=True, metavar="STRUCTURES", help="training crystals (repeatable)"
+    )
+    p.add_argument(
+        "--val",
+        action="append",
+        metavar="STRUCTURES",
+        help="validation crystals (repeatable); default: split --data by id",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="run folder (best/, last/, metrics.csv, split.json)",
+    )
+    p.add_argument("--epochs", type=int, help="epochs (default: per model, see core/train/recipe.py)")
+    p.add_argument("--batch-size", type=int, help="batch size per process")
+    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, warmup + cosine)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--limit", type=int, help="read at most N crystals from each input")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="CGCNN target column(s) (repeatable or comma list)",
+    )
+    p.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="property whose training deciles condition the VAE (default: first --target)",
+    )
+    p.add_argument(
+        "--unet", type=Path, metavar="DIR", help="trained U-Net checkpoint for the VAE's deep-feature loss"
+    )
+    p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--val-frac", type=float, default=0.1, help="validation fraction when --val is not given")
+    p.add_argument(
+        "--val-train-frac", type=float, help="move this fraction of --val (by id) into training (all: 0.5)"
+    )
+    p.add_argument("--grid", type=int, default=32, metavar="D", help="grid points per cell axis")
+    p.add_argument("--model-config", metavar="JSON", help="model config overrides: JSON text or a .json file")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument(
+        "--ckpt-every",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="save last/ this often within an epoch",
+    )
+    p.add_argument(
+        "--max-minutes", type=float, help="stop (resumably) after this much training time per model"
+    )
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (measure first: see the report)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto = CUDA if available, else Apple MPS, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ICSGError("--device cuda: no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ICSGError("--device mps: Apple MPS is not available")
+    return torch.device(name)
+
+
+def _targets(args: argparse.Namespace) -> list[str]:
+    out: list[str] = []
+    for t in args.target:
+        out += [s.strip() for s in t.split(",") if s.strip()]
+    return out
+
+
+def _model_overrides(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        raw = Path(text).read_text() if text.endswith(".json") else text
+        data = json.loads(raw)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ICSGError(f"--model-config: not valid JSON or not readable ({exc})") from None
+    if not isinstance(data, dict):
+        raise ICSGError("--model-config: expected a JSON object of config fields")
+    return data
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("epochs", "batch_size", "limit", "threads", "patience"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ICSGError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.lr is not None and args.lr <= 0:
+        raise ICSGError(f"--lr must be positive, got {args.lr}")
+    if not 0 < args.val_frac < 1:
+        raise ICSGError(f"--val-frac must be between 0 and 1, got {args.val_frac}")
+    if args.val_train_frac is not None and not 0 <= args.val_train_frac < 1:
+        raise ICSGError(f"--val-train-frac must be in [0, 1), got {args.val_train_frac}")
+    if args.grid < 8 or args.grid % 8:
+        raise ICSGError(f"--grid must be a multiple of 8 (>= 8), got {args.grid}")
+    if args.unet is not None and not args.unet.is_dir():
+        raise ICSGError(f"{args.unet}: --unet must be a trained U-Net checkpoint folder")
+    if args.kind == "cgcnn" and not _targets(args):
+        raise ICSGError("train cgcnn needs --target NAME (a numeric column of the data)")
+    if args.kind == "all" and not (_targets(args) or args.condition):
+        raise ICSGError(
+            "train all needs --target NAME (the property CGCNN learns and the VAE is conditioned on)"
+        )
+    last = args.out / "last"
+    if not args.resume and (last.exists() or (args.out / "unet" / "last").exists()):
+        raise ICSGError(
+            f"{args.out}: holds a training run already; pass --resume to continue it or choose another --out"
+        )
+
+
+def load_split(args: argparse.Namespace, info: dist.DistInfo) -> SplitData:
+    """Read --data/--val and split (by material id, fixed seed); re-uses split.json on resume."""
+    entries, failures = load_sources(args.data, args.limit)
+    fails = [(f, "load") for f in failures]
+    if args.val:
+        val, vf = load_sources(args.val, args.limit)
+        fails += [(f, "load") for f in vf]
+        frac = (
+            args.val_train_frac if args.val_train_frac is not None else (0.5 if args.kind == "all" else 0.0)
+        )
+        if frac > 0:
+            moved, val = split_by_id(val, 1.0 - frac, args.seed)
+            entries = entries + moved
+        split = SplitData(entries, val, fails)
+    else:
+        train, val = split_by_id(entries, args.val_frac, args.seed)
+        split = SplitData(train, val, fails)
+    if info.is_main:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_split(
+            args.out / "split.json",
+            split.train,
+            split.val,
+            seed=args.seed,
+            data_sources=args.data,
+            val_sources=args.val,
+        )
+    return split
+
+
+def _train_config(args: argparse.Namespace, kind: str) -> TrainConfig:
+    rec = RECIPE[kind]
+    return TrainConfig(
+        epochs=args.epochs or rec["epochs"],
+        batch_size=args.batch_size or rec["batch_size"],
+        lr=args.lr or rec["lr"],
+        weight_decay=args.weight_decay,
+        patience=args.patience or rec["patience"],
+        ckpt_every_s=args.ckpt_every,
+        seed=args.seed,
+        num_workers=args.workers,
+        bf16=args.bf16,
+        max_minutes=args.max_minutes,
+    )
+
+
+def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, device: torch.device,
+              unet_dir: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Build the task of ``kind`` on a split and train it into ``out``."""
+    info = dist.env_dist()
+    targets = _targets(args) or ([args.condition] if args.condition else [])
+    opts = TaskOptions(
+        d=args.grid,
+        condition=args.condition or (targets[0] if targets else None),
+        targets=targets,
+        unet_dir=unet_dir if unet_dir is not None else args.unet,
+        model={**RECIPE[kind].get("model", {}), **_model_overrides(args.model_config)},
+    )
+    task = build_task(kind, split, opts)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_split(out / "split.json", task.train_set.entries, task.val_set.entries, seed=args.seed)
+        write_failures(out / "failures.csv", split.failures + getattr(task, "failures", []))
+    trainer = Trainer(task, _train_config(args, kind), out, device)
+    summary = trainer.fit(resume=args.resume and (out / "last").exists())
+    log.info("%s done: %s", kind, json.dumps({k: v for k, v in summary.items() if k != "last"}))
+    return summary
+
+
+def _file_logging(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO or logging.getLogger().level == logging.NOTSET:
+        logging.getLogger().setLevel(logging.INFO)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Entry point of ``icsg3d train``; user errors raise ICSGError (the CLI prints one line)."""
+    _check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    info = dist.init_distributed(device)
+    try:
+        if info.is_main:
+            _file_logging(args.out)
+        split = load_split(args, info)
+        if args.kind != "all":
+            train_one(args.kind, split, args, args.out, device)
+            return 0
+        for kind, stage_split, unet_dir in stage_splits(split, args):
+            train_one(kind, stage_split, args, args.out / kind, device, unet_dir)
+        return 0
+    finally:
+        dist.cleanup(info)
+
+
+__all__ = ["add_train_parser", "run_train", "resolve_device"]

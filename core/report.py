@@ -147,7 +147,7 @@ def _caption(kind: str, ours: Mapping, data: str | None) -> str:
         )
     if not _is_perov(data):
         return head + " Not comparable: the published rows are perov_5; shown for orientation only."
-    notes = [f"Same protocol as the published rows ({SOURCES.get(kind, 'n/a')})."]
+    notes = [f"Same protocol as the published rows: {SOURCES.get(kind, 'n/a')}."]
     if kind == "reconstruction":
         notes.append(
             "Match % uses CDVAE's gate (invalid predictions are misses; ~1.4 % of real perov_5 crystals "

@@ -13,11 +13,14 @@ lattice, species and wrapped fractional coordinates) and can be computed in a pr
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Structure
@@ -28,6 +31,7 @@ from core.metrics._cdvae_constants import COMP_SCALER_MEANS, COMP_SCALER_STDS
 logger = logging.getLogger(__name__)
 
 STRUCT_CUTOFF, COMP_CUTOFF = 0.2, 4.0  # CDVAE perovskite (and carbon) thresholds
+N_STRUCT_FP, N_COMP_FP = 61, 132
 Fingerprint = tuple[np.ndarray, np.ndarray]  # (structure fp (61,), raw composition fp (132,))
 
 _FEATURIZERS = None
@@ -62,38 +66,93 @@ def fingerprint(structure: Structure | None) -> Fingerprint | None:
     return struct, comp
 
 
-def structure_key(structure: Structure) -> tuple:
-    """Hashable identity of a structure for caching (1e-5 tolerance on coordinates)."""
+def structure_key(structure: Structure) -> str:
+    """Identity of a structure for caching: sha1 of lattice, species and wrapped fractional
+    coordinates rounded to 1e-5 (site order matters; a reordered copy is merely a cache miss)."""
     frac = np.round(np.mod(structure.frac_coords, 1.0), 5) % 1.0
-    return (
-        tuple(np.round(structure.lattice.matrix, 5).ravel().tolist()),
-        tuple(str(sp) for sp in structure.species_and_occu),
-        tuple(frac.ravel().tolist()),
+    text = repr(
+        (
+            np.round(structure.lattice.matrix, 5).ravel().tolist(),
+            [str(sp) for sp in structure.species_and_occu],
+            frac.ravel().tolist(),
+        )
     )
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _featurizer_version() -> str:
+    from importlib.metadata import version
+
+    return f"matminer={version('matminer')};pymatgen={version('pymatgen')}"
 
 
 class FingerprintCache:
-    """Bounded LRU cache structure_key -> Fingerprint | None (failures are cached too)."""
+    """Bounded LRU cache structure_key -> Fingerprint | None (failures are cached too).
+
+    `save(path)` / `FingerprintCache.load(path)` keep it on disk as a plain .npz (no pickle), so a
+    reference set is fingerprinted once per machine; a file written by other matminer/pymatgen
+    versions is ignored.
+    """
 
     def __init__(self, maxsize: int = 200_000):
         self.maxsize = maxsize
-        self._data: OrderedDict[tuple, Fingerprint | None] = OrderedDict()
+        self._data: OrderedDict[str, Fingerprint | None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def __contains__(self, key: tuple) -> bool:
+    def __contains__(self, key: str) -> bool:
         return key in self._data
 
-    def get(self, key: tuple) -> Fingerprint | None:
+    def get(self, key: str) -> Fingerprint | None:
         self._data.move_to_end(key)
         return self._data[key]
 
-    def put(self, key: tuple, value: Fingerprint | None) -> None:
+    def put(self, key: str, value: Fingerprint | None) -> None:
         self._data[key] = value
         self._data.move_to_end(key)
         while len(self._data) > self.maxsize:
             self._data.popitem(last=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temporary file, then rename)."""
+        path = Path(path)
+        keys = list(self._data)
+        vals = [self._data[k] for k in keys]
+        struct = np.array([v[0] if v is not None else np.full(N_STRUCT_FP, np.nan) for v in vals]).reshape(
+            -1, N_STRUCT_FP
+        )
+        comp = np.array([v[1] if v is not None else np.full(N_COMP_FP, np.nan) for v in vals]).reshape(
+            -1, N_COMP_FP
+        )
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            keys=np.array(keys, dtype="U40"),
+            ok=np.array([v is not None for v in vals], dtype=bool),
+            struct=struct,
+            comp=comp,
+            version=np.array(_featurizer_version()),
+        )
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, maxsize: int = 200_000) -> FingerprintCache:
+        """Read a saved cache; a missing, unreadable or foreign file gives an empty cache (logged)."""
+        cache = cls(maxsize)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["version"]) != _featurizer_version():
+                    logger.warning("%s: fingerprint cache from %s; ignored", path, z["version"])
+                    return cache
+                for key, ok, s, c in zip(z["keys"], z["ok"], z["struct"], z["comp"], strict=True):
+                    cache.put(str(key), (s, c) if ok else None)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            logger.warning("%s: cannot read fingerprint cache (%s); starting empty", path, exc)
+        return cache
 
 
 DEFAULT_CACHE = FingerprintCache()
@@ -105,7 +164,7 @@ def fingerprints(
     """Fingerprints of many structures (None entries give None), cached, optionally in a pool."""
     cache = DEFAULT_CACHE if cache is None else cache
     keys = [None if s is None else structure_key(s) for s in structures]
-    todo: dict[tuple, Structure] = {}
+    todo: dict[str, Structure] = {}
     for s, k in zip(structures, keys, strict=True):
         if k is not None and k not in cache and k not in todo:
             todo[k] = s
@@ -131,8 +190,20 @@ def scale_composition(comp_fps: np.ndarray) -> np.ndarray:
 def _stack(fps: Sequence[Fingerprint | None]) -> tuple[np.ndarray, np.ndarray]:
     ok = [fp for fp in fps if fp is not None]
     if not ok:
-        return np.zeros((0, 61)), np.zeros((0, 132))
+        return np.zeros((0, N_STRUCT_FP)), np.zeros((0, N_COMP_FP))
     return np.stack([fp[0] for fp in ok]), scale_composition(np.stack([fp[1] for fp in ok]))
+
+
+def _nearest(a: np.ndarray, b: np.ndarray, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest Euclidean distances a->b (len(a),) and b->a (len(b),), in row blocks so that
+    10,000 x 3,785 samples never hold the full distance matrix."""
+    a_min = np.empty(len(a))
+    b_min = np.full(len(b), np.inf)
+    for i in range(0, len(a), block):
+        d = cdist(a[i : i + block], b)
+        a_min[i : i + block] = d.min(axis=1)
+        b_min = np.minimum(b_min, d.min(axis=0))
+    return a_min, b_min
 
 
 def coverage_details(
@@ -170,9 +241,8 @@ def coverage_details(
             "amcd_r": None,
             "amcd_p": None,
         }
-    sd, cd = cdist(gs, rs), cdist(gc, rc)  # (n_gen_ok, n_ref_ok)
-    s_rec, s_pre = sd.min(axis=0), sd.min(axis=1)
-    c_rec, c_pre = cd.min(axis=0), cd.min(axis=1)
+    s_pre, s_rec = _nearest(gs, rs)
+    c_pre, c_rec = _nearest(gc, rc)
     cov_r = float(np.mean((s_rec <= struct_cutoff) & (c_rec <= comp_cutoff)))
     cov_p = float(np.sum((s_pre <= struct_cutoff) & (c_pre <= comp_cutoff)) / len(gen))
     return {

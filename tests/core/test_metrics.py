@@ -194,3 +194,30 @@ def test_evaluate_properties_counts_missing():
     assert out["mae"]["e"] == pytest.approx(1.0) and out["n_scored"]["e"] == 2
     with pytest.raises(ValueError):
         evaluate_properties({"gap": [1.0]}, {"gap": [1.0, 2.0]})
+
+
+def test_fingerprint_cache_round_trips_through_npz(sto, tmp_path):
+    cache = FingerprintCache()
+    fps = fingerprints([sto, rocksalt()], cache=cache)
+    cache.put("failed-one", None)
+    path = cache.save(tmp_path / "fp.npz")
+    loaded = FingerprintCache.load(path)
+    assert len(loaded) == 3 and loaded.get("failed-one") is None
+    again = fingerprints([sto, rocksalt()], cache=loaded)
+    for a, b in zip(fps, again, strict=True):
+        assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1], equal_nan=True)
+    assert len(FingerprintCache.load(tmp_path / "missing.npz")) == 0
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert len(FingerprintCache.load(tmp_path / "junk.npz")) == 0
+
+
+def test_blocked_nearest_distances_equal_full_matrix():
+    from scipy.spatial.distance import cdist
+
+    from core.metrics.coverage import _nearest
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 3)), rng.normal(size=(5, 3))
+    a_min, b_min = _nearest(a, b, block=2)
+    full = cdist(a, b)
+    assert np.allclose(a_min, full.min(axis=1)) and np.allclose(b_min, full.min(axis=0))

@@ -72,14 +72,25 @@ def min_distance(structures: list) -> float:
     return best
 
 
-def coverage_block(subset: list, n_jobs: int) -> dict:
-    """Fingerprint speed (serial vs pool), COV/W1 self and split-half."""
+def split_block(gen: list, ref: list, cache: FingerprintCache) -> dict:
+    """COV and W1 of one set of real crystals scored as generated against another."""
+    cov = coverage_details(gen, ref, cache=cache)
+    return {
+        "n_gen": len(gen),
+        "n_ref": len(ref),
+        **{k: cov[k] for k in ("cov_r", "cov_p", "amsd_r", "amsd_p", "amcd_r", "amcd_p")},
+        "w1_density": w1_density(gen, ref),
+        "w1_nelem": w1_nelem(gen, ref),
+    }
+
+
+def coverage_block(subset: list, rest: list, n_jobs: int, cache: FingerprintCache) -> dict:
+    """Fingerprint speed (serial vs pool), COV/W1 self, split-half and subset vs the rest."""
     out: dict = {"n": len(subset)}
     _featurizers()  # matminer import + CrystalNN set-up (~3 s) is not per-structure cost
     n_serial = min(40, len(subset))
     _, t_serial = timed(fingerprints, subset[:n_serial], n_jobs=1, cache=FingerprintCache())
     out["fp_serial_per_s"] = n_serial / t_serial
-    cache = FingerprintCache()
     fps, t_pool = timed(fingerprints, subset, n_jobs=n_jobs, cache=cache)
     out.update(fp_n_jobs=n_jobs, fp_pool_per_s=len(subset) / t_pool, fp_failed=sum(f is None for f in fps))
     self_cov, t_cached = timed(coverage_details, subset, subset, cache=cache)
@@ -91,15 +102,11 @@ def coverage_block(subset: list, n_jobs: int) -> dict:
         "cached_call_s": t_cached,
     }
     half = len(subset) // 2
-    gen, ref = subset[:half], subset[half:]
-    split = coverage_details(gen, ref, cache=cache)
-    out["half_vs_half"] = {
-        "n_gen": len(gen),
-        "n_ref": len(ref),
-        **{k: split[k] for k in ("cov_r", "cov_p", "amsd_r", "amsd_p", "amcd_r", "amcd_p")},
-        "w1_density": w1_density(gen, ref),
-        "w1_nelem": w1_nelem(gen, ref),
-    }
+    out["half_vs_half"] = split_block(subset[:half], subset[half:], cache)
+    if rest:
+        _, t_rest = timed(fingerprints, rest, n_jobs=n_jobs, cache=cache)
+        out["subset_vs_rest"] = split_block(subset, rest, cache)
+        out["rest_fp_pool_per_s"] = len(rest) / t_rest
     return out
 
 
@@ -108,6 +115,10 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--limit", type=int, default=None, help="rows to read (default all)")
     ap.add_argument("--cov-limit", type=int, default=400, help="random subset for COV/W1/uniqueness")
+    ap.add_argument(
+        "--ref-limit", type=int, default=0, help="also score the subset against N other crystals (-1: all)"
+    )
+    ap.add_argument("--fp-cache", default=None, help="fingerprint cache .npz to read and update")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train", default=None, help="training CSV for novelty (optional)")
@@ -130,9 +141,15 @@ def main() -> None:
         "timing": {"load_s": t_load, "validity_per_s": len(structures) / t_val},
     }
     rng = np.random.default_rng(args.seed)
-    idx = rng.permutation(len(structures))[: args.cov_limit]
-    subset = [structures[i] for i in idx]
-    result["coverage"] = coverage_block(subset, args.n_jobs)
+    perm = rng.permutation(len(structures))
+    subset = [structures[i] for i in perm[: args.cov_limit]]
+    rest_idx = perm[args.cov_limit :] if args.ref_limit < 0 else perm[args.cov_limit :][: args.ref_limit]
+    rest = [structures[i] for i in rest_idx]
+    cache = FingerprintCache.load(args.fp_cache) if args.fp_cache else FingerprintCache()
+    result["fp_cache_loaded"] = len(cache)
+    result["coverage"] = coverage_block(subset, rest, args.n_jobs, cache)
+    if args.fp_cache:
+        cache.save(args.fp_cache)
     uniq, t_uniq = timed(uniqueness, subset)
     result["uniqueness_subset"] = uniq
     result["timing"]["uniqueness_s"] = t_uniq

@@ -1,0 +1,262 @@
+"""One checkpoint format for every model: a directory that loads without executing code.
+
+Layout of a checkpoint directory::
+
+    model.safetensors   weights (safetensors: plain tensors, no pickle)
+    meta.json           format, version, kind, config, vocab, normalisers, data_hash, metrics, created
+    train_state.pt      optional resume state; only ever read with torch.load(weights_only=True)
+
+``save_checkpoint`` writes into a temporary sibling directory and swaps it into place, so a crash
+never leaves a half-written checkpoint under the final name. ``load_checkpoint`` rebuilds the model
+from ``meta['config']`` and refuses anything foreign, truncated, of the wrong kind or unsafe with a
+:class:`core.errors.CheckpointError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "icsg3d-checkpoint"
+VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+TRAIN_STATE = "train_state.pt"
+KINDS = ("unet", "vae", "cgcnn")
+
+
+def _registry(kind: str) -> tuple[type, type]:
+    """(ConfigClass, ModelClass) of a kind; imported lazily so this module stays light."""
+    if kind == "unet":
+        from core.models.unet import UNet3D, UNetConfig
+
+        return UNetConfig, UNet3D
+    if kind == "vae":
+        from core.models.vae import CondVAE3D, VAEConfig
+
+        return VAEConfig, CondVAE3D
+    if kind == "cgcnn":
+        from core.models.cgcnn import CGCNN, CGCNNConfig
+
+        return CGCNNConfig, CGCNN
+    raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy/torch scalars and arrays, tuples and Paths into JSON types."""
+    if hasattr(obj, "to_list") and not isinstance(obj, (np.ndarray, torch.Tensor)):
+        obj = obj.to_list()  # e.g. core.elements.Vocabulary
+    if is_dataclass(obj) and not isinstance(obj, type):
+        obj = obj.to_dict() if hasattr(obj, "to_dict") else asdict(obj)
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in meta.json")
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Replace directory ``path`` by ``tmp`` (renames only; the old one is removed last)."""
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, kind: str, config: Any, **meta: Any) -> Path:
+    """Write ``model`` as a checkpoint directory at ``path`` (atomic; replaces an existing one).
+
+    config: the model's config dataclass (or its dict). Extra keyword metadata (vocab, normalisers,
+    data_hash, metrics, or anything JSON-serialisable, e.g. a voxel config) goes into meta.json.
+    An existing ``train_state.pt`` in ``path`` is kept. Returns the checkpoint path.
+    """
+    _registry(kind)
+    reserved = {"format", "version", "kind", "config"} & set(meta)
+    if reserved:
+        raise ValueError(f"reserved meta keys cannot be overridden: {sorted(reserved)}")
+    path = Path(path)
+    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "config": cfg,
+        "vocab": None,
+        "normalisers": {},
+        "data_hash": None,
+        "metrics": {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    record.update(meta)
+    text = json.dumps(_jsonable(record), indent=2, allow_nan=True)
+    # Detach, move to CPU and un-share storage: safetensors refuses aliased tensors.
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "kind": kind})
+        (tmp / META).write_text(text, encoding="utf-8")
+        if (path / TRAIN_STATE).is_file():
+            shutil.copy2(path / TRAIN_STATE, tmp / TRAIN_STATE)
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("saved %s checkpoint to %s", kind, path)
+    return path
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Read and validate a checkpoint's meta.json (no weights). Raises CheckpointError."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(str(path), "no such checkpoint")
+    if not path.is_dir():
+        raise CheckpointError(
+            str(path), f"not a checkpoint directory (expected a folder with {WEIGHTS} and {META})"
+        )
+    meta_path = path / META
+    if not meta_path.is_file():
+        raise CheckpointError(str(meta_path), "missing meta.json: not an icsg3d checkpoint")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(str(meta_path), f"unreadable meta.json ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(str(meta_path), f"foreign checkpoint (format is not {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(str(meta_path), f"unsupported checkpoint version {meta.get('version')!r}")
+    if meta.get("kind") not in KINDS:
+        raise CheckpointError(str(meta_path), f"unknown model kind {meta.get('kind')!r}")
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(str(meta_path), "meta.json has no model config")
+    return meta
+
+
+def load_checkpoint(
+    path: str | Path, kind: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint directory -> (model in eval mode on ``device``, meta dict).
+
+    kind: expected kind ('unet' | 'vae' | 'cgcnn') or None for any. Raises CheckpointError for a
+    missing, foreign, truncated, wrong-kind or mismatching checkpoint.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if kind is not None and meta["kind"] != kind:
+        raise CheckpointError(str(path), f"is a {meta['kind']} checkpoint, expected {kind}")
+    cfg_cls, model_cls = _registry(meta["kind"])
+    try:
+        cfg = cfg_cls.from_dict(meta["config"])
+        model = model_cls(cfg)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(str(path / META), f"invalid {meta['kind']} config ({exc})") from exc
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(str(weights), "missing weights file")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(str(weights), f"corrupt or truncated weights ({exc})") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        reason = "; ".join(line.strip() for line in first[:3])
+        raise CheckpointError(str(weights), f"weights do not match the config ({reason})") from exc
+    model.to(device).eval()
+    return model, meta
+
+
+# -- resume state --------------------------------------------------------------------------
+def _check_state(obj: Any, where: str = "state") -> Any:
+    """Tensors and primitive containers only (numpy arrays/scalars converted to tensors/Python)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is not a str or int")
+        return {k: _check_state(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [_check_state(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return tuple(items) if isinstance(obj, tuple) else items
+    raise TypeError(f"{where}: {type(obj).__name__} cannot go into a train state (tensors/primitives only)")
+
+
+def save_train_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Save resume state (optimiser state_dict, epoch, RNG states...) atomically.
+
+    ``path`` is a checkpoint directory (-> path/train_state.pt) or a file path. Only tensors,
+    numbers, strings, None and lists/tuples/dicts of them are accepted (TypeError otherwise), so
+    the file can be read back with ``torch.load(weights_only=True)``.
+    """
+    path = Path(path)
+    target = path / TRAIN_STATE if path.is_dir() else path
+    clean = _check_state(dict(state))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        torch.save(clean, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_train_state(path: str | Path) -> dict[str, Any]:
+    """Load resume state written by :func:`save_train_state` without executing code.
+
+    Uses ``torch.load(weights_only=True)``: a pickle that references any callable or class
+    (e.g. one crafted with ``__reduce__``) is refused with a CheckpointError before it can run.
+    """
+    path = Path(path)
+    target = path / TRAIN_STATE if path.is_dir() else path
+    if not target.is_file():
+        raise CheckpointError(str(target), "no such train state file")
+    try:
+        state = torch.load(target, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure means: refuse the file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(str(target), f"refused or corrupt train state ({first[:200]})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(str(target), "train state is not a dict")
+    return state

@@ -1,0 +1,147 @@
+"""3-D U-Net that segments a periodic density grid into atoms.
+
+Input (B, in_channels, D, D, D) = [normalised density, 3 coordinate channels] (see
+``core.models.blocks.make_input``). Two heads at full resolution:
+- ``logits`` (B, n_classes, D, D, D): species class per voxel (0 = background);
+- ``occupancy`` (B, 1, D, D, D): logit of "this voxel belongs to some atom".
+
+Differences from the original (Court et al. 2020), on purpose:
+- circular padding (periodic grid), LeakyReLU + BatchNorm with running statistics;
+- much narrower (base 16 instead of 32..512 channels) so it trains on a 2-core CPU;
+- the class weights are really applied (the original passed ``num_classes`` as the weights).
+
+Deviation from docs/ARCHITECTURE.md: ``unet_loss`` returns ``(loss, parts)`` rather than only the
+loss; ``parts`` holds detached floats ``ce`` and ``bce`` for logging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.models.blocks import ConvStack, Down, Up
+
+
+@dataclass
+class UNetConfig:
+    """Hyper-parameters of :class:`UNet3D`.
+
+    levels: number of 2x down-samplings (d must be divisible by 2**levels);
+    convs: 3x3x3 convolutions per level; norm: 'batch' | 'group' | 'instance' | 'none'.
+    """
+
+    in_channels: int = 4
+    n_classes: int = 2
+    base: int = 16
+    levels: int = 3
+    convs: int = 2
+    norm: str = "batch"
+    occ_weight: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown UNetConfig keys: {sorted(unknown)}")
+        return cls(**data)
+
+    def widths(self) -> list[int]:
+        """Channels per level, full resolution first; capped at 8x base to stay small."""
+        return [self.base * min(2**i, 8) for i in range(self.levels + 1)]
+
+
+class UNet3D(nn.Module):
+    """Periodic 3-D U-Net. forward: (B, Cin, D, D, D) -> dict(logits, occupancy)."""
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.widths()
+        self.inc = ConvStack(cfg.in_channels, w[0], cfg.convs, cfg.norm)
+        self.downs = nn.ModuleList(Down(w[i], w[i + 1], cfg.convs, cfg.norm) for i in range(cfg.levels))
+        self.ups = nn.ModuleList(
+            Up(w[i + 1], w[i], w[i], cfg.convs, cfg.norm) for i in reversed(range(cfg.levels))
+        )
+        self.head = nn.Conv3d(w[0], cfg.n_classes, 1)
+        self.occ_head = nn.Conv3d(w[0], 1, 1)
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 5 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(f"expected (B, {self.cfg.in_channels}, D, D, D), got {tuple(x.shape)}")
+        if any(s % (2**self.cfg.levels) for s in x.shape[2:]):
+            raise ValueError(f"grid size {tuple(x.shape[2:])} not divisible by 2**{self.cfg.levels}")
+
+    def _encode(self, x: Tensor) -> list[Tensor]:
+        self._check(x)
+        acts = [self.inc(x)]
+        for down in self.downs:
+            acts.append(down(acts[-1]))
+        return acts
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Encoder activations, full resolution first: [(B, w0, D..), (B, w1, D/2..), ...].
+
+        Used by the VAE's deep-feature-consistency loss (with this network frozen).
+        """
+        return self._encode(x)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """x: (B, Cin, D, D, D) -> logits (B, C, D, D, D), occupancy (B, 1, D, D, D) (both logits)."""
+        acts = self._encode(x)
+        h = acts[-1]
+        for up, skip in zip(self.ups, reversed(acts[:-1]), strict=True):
+            h = up(h, skip)
+        return {"logits": self.head(h), "occupancy": self.occ_head(h)}
+
+
+def unet_loss(
+    out: dict[str, Tensor], labels: Tensor, class_weights: Tensor | None = None, occ_weight: float = 1.0
+) -> tuple[Tensor, dict[str, float]]:
+    """Class-balanced cross entropy on the species logits + BCE on the occupancy logit.
+
+    out: forward() output; labels: (B, D, D, D) long class ids; class_weights: (C,) or None.
+    The CE is the weighted mean (sum w_y * ce / sum w_y), so the weights change which voxels
+    dominate the gradient. Occupancy target = labels != 0. Returns (loss, {'ce', 'bce'}).
+    """
+    logits = out["logits"]
+    weight = None
+    if class_weights is not None:
+        weight = class_weights.to(device=logits.device, dtype=logits.dtype)
+    ce = F.cross_entropy(logits, labels, weight=weight)
+    occ_target = (labels != 0).to(out["occupancy"].dtype).unsqueeze(1)
+    bce = F.binary_cross_entropy_with_logits(out["occupancy"], occ_target)
+    loss = ce + occ_weight * bce
+    return loss, {"ce": float(ce.detach()), "bce": float(bce.detach())}
+
+
+def class_weights_from_counts(
+    counts: Tensor | list[float], power: float = 1.0, clip: tuple[float, float] = (0.02, 50.0)
+) -> Tensor:
+    """Inverse-frequency class weights from voxel counts per class (C,).
+
+    w_c = (1 / f_c) ** power for classes present, normalised so that the mean weight per voxel
+    (sum_c f_c w_c) is 1, then clipped to ``clip``. The background (class 0) is therefore small
+    but stays > 0 (the original set it to 0, so its softmax never learnt background). Classes
+    with no voxels never occur as targets; they get weight 1 so the vector stays well defined.
+    """
+    c = torch.as_tensor(counts, dtype=torch.float64)
+    if c.ndim != 1 or c.numel() < 1 or bool((c < 0).any()):
+        raise ValueError("counts must be a non-negative 1-D sequence")
+    total = float(c.sum())
+    if total <= 0:
+        return torch.ones(c.numel(), dtype=torch.float32)
+    present = c > 0
+    freq = c / total
+    w = torch.ones_like(c)
+    w[present] = freq[present].pow(-power)
+    w[present] = w[present] / float((freq[present] * w[present]).sum())
+    w[present] = w[present].clamp(*clip)
+    return w.to(torch.float32)

@@ -1,0 +1,262 @@
+"""Shape, behaviour and overfit tests of the voxel networks (tiny grids, CPU, seconds)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.models.blocks import COORD_SCALE, PeriodicConv3d, coord_channels, make_input
+from core.models.unet import UNet3D, UNetConfig, class_weights_from_counts, unet_loss
+from core.models.vae import CondVAE3D, VAEConfig, freeze, kl_divergence, vae_loss
+
+
+def _toy_grids(d: int, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n periodic 'crystals': Gaussian blobs of 2 species on a d^3 grid.
+
+    Returns density (n, d, d, d) (normalised-like, >= 0), labels (n, d, d, d) in {0,1,2},
+    abc (n, 3) in Å.
+    """
+    g = torch.Generator().manual_seed(seed)
+    frac = torch.arange(d) / d
+    dens = torch.zeros(n, d, d, d)
+    labels = torch.zeros(n, d, d, d, dtype=torch.long)
+    best = torch.full((n, d, d, d), math.inf)
+    for b in range(n):
+        sites = [(torch.rand(3, generator=g), 1 + (k % 2)) for k in range(2)]
+        for pos, cls in sites:
+            diff = [((frac - pos[i] + 0.5) % 1.0) - 0.5 for i in range(3)]
+            r2 = diff[0].view(d, 1, 1) ** 2 + diff[1].view(1, d, 1) ** 2 + diff[2].view(1, 1, d) ** 2
+            dens[b] += cls * torch.exp(-r2 / (2 * 0.12**2))
+            mask = (r2 < 0.15**2) & (r2 < best[b])
+            labels[b][mask] = cls
+            best[b] = torch.minimum(best[b], torch.where(mask, r2, best[b]))
+    abc = 3.5 + 2 * torch.rand(n, 3, generator=g)
+    return dens, labels, abc
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread is faster and immune to a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- blocks --------------------------------------------------------------------------------
+def test_coord_channels_carry_the_lattice() -> None:
+    abc = torch.tensor([[4.0, 5.0, 6.0], [8.0, 5.0, 6.0]])
+    c = coord_channels(abc, 8)
+    assert c.shape == (2, 3, 8, 8, 8)
+    assert torch.isclose(c[0, 0, 0, 3, 5], torch.tensor(-0.5 * 4.0 / COORD_SCALE))
+    assert torch.isclose(c[0, 0, 4, 0, 0], torch.tensor(0.0))
+    # channel 0 varies only along axis 0; steps are (1/d) * a / scale
+    assert torch.allclose(c[0, 0, 1] - c[0, 0, 0], torch.full((8, 8), 4.0 / 8 / COORD_SCALE))
+    assert torch.allclose(c[0, 2, :, :, 1] - c[0, 2, :, :, 0], torch.full((8, 8), 6.0 / 8 / COORD_SCALE))
+    assert torch.allclose(c[1, 0], 2 * c[0, 0]) and torch.allclose(c[1, 1:], c[0, 1:])
+    assert c.abs().max() <= 1.0
+    x = make_input(torch.rand(2, 8, 8, 8), abc)
+    assert x.shape == (2, 4, 8, 8, 8) and torch.equal(x[:, 1:], c)
+    with pytest.raises(ValueError):
+        coord_channels(torch.ones(2, 2), 8)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_periodic_conv_matches_torch_circular(batch: int) -> None:
+    torch.manual_seed(0)
+    ours = PeriodicConv3d(3, 5, 3)
+    ref = nn.Conv3d(3, 5, 3, padding=1, padding_mode="circular")
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(batch, 3, 8, 8, 8, requires_grad=True)
+    y = ours(x)
+    assert torch.allclose(y, ref(x), atol=1e-5)
+    y.sum().backward()
+    assert x.grad is not None and ours.weight.grad is not None
+    # periodic: rolling the input rolls the output
+    xr = torch.roll(x.detach(), shifts=(3, -2, 5), dims=(2, 3, 4))
+    assert torch.allclose(ours(xr), torch.roll(y.detach(), shifts=(3, -2, 5), dims=(2, 3, 4)), atol=1e-5)
+
+
+# -- U-Net ---------------------------------------------------------------------------------
+def _tiny_unet(n_classes: int = 3, **kw) -> UNet3D:
+    return UNet3D(UNetConfig(n_classes=n_classes, base=4, levels=2, **kw))
+
+
+def test_unet_shapes_and_features() -> None:
+    net = _tiny_unet(5).eval()
+    x = torch.randn(2, 4, 16, 16, 16)
+    out = net(x)
+    assert out["logits"].shape == (2, 5, 16, 16, 16)
+    assert out["occupancy"].shape == (2, 1, 16, 16, 16)
+    feats = net.features(x)
+    assert [tuple(f.shape) for f in feats] == [(2, 4, 16, 16, 16), (2, 8, 8, 8, 8), (2, 16, 4, 4, 4)]
+    with pytest.raises(ValueError):
+        net(torch.randn(1, 4, 10, 10, 10))  # not divisible by 2**levels
+    with pytest.raises(ValueError):
+        net(torch.randn(1, 3, 16, 16, 16))
+
+
+def test_unet_is_translation_equivariant_on_the_periodic_grid() -> None:
+    torch.manual_seed(1)
+    net = _tiny_unet().eval()
+    x = torch.randn(1, 4, 16, 16, 16)
+    with torch.no_grad():
+        y = net(x)["logits"]
+        y_shift = net(torch.roll(x, shifts=(4, 8, -4), dims=(2, 3, 4)))["logits"]
+    assert torch.allclose(y_shift, torch.roll(y, shifts=(4, 8, -4), dims=(2, 3, 4)), atol=1e-4)
+
+
+def test_unet_config_round_trip() -> None:
+    cfg = UNetConfig(n_classes=7, base=8)
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        UNetConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_unet_loss_really_applies_class_weights() -> None:
+    torch.manual_seed(0)
+    out = {"logits": torch.randn(2, 3, 4, 4, 4), "occupancy": torch.randn(2, 1, 4, 4, 4)}
+    labels = torch.randint(0, 3, (2, 4, 4, 4))
+    base, parts = unet_loss(out, labels, torch.ones(3))
+    unweighted, _ = unet_loss(out, labels, None)
+    assert torch.isclose(base, unweighted)
+    reweighted, _ = unet_loss(out, labels, torch.tensor([0.1, 1.0, 10.0]))
+    assert not torch.isclose(base, reweighted)
+    # the CE part equals the hand-computed weighted mean
+    w = torch.tensor([0.1, 1.0, 10.0])
+    ce = F.cross_entropy(out["logits"], labels, reduction="none")
+    expect = (w[labels] * ce).sum() / w[labels].sum()
+    bce = F.binary_cross_entropy_with_logits(out["occupancy"], (labels != 0).float().unsqueeze(1))
+    assert torch.isclose(reweighted, expect + bce, atol=1e-6)
+    assert set(parts) == {"ce", "bce"}
+
+
+def test_class_weights_from_counts() -> None:
+    w = class_weights_from_counts([9000, 900, 100, 0])
+    assert w.dtype == torch.float32 and w.shape == (4,)
+    assert 0 < w[0] < w[1] < w[2]
+    assert w[3] == 1.0  # absent class: never a target
+    f = torch.tensor([0.9, 0.09, 0.01])
+    assert torch.isclose((f * w[:3]).sum(), torch.tensor(1.0), atol=1e-4)  # mean weight per voxel
+    clipped = class_weights_from_counts([1_000_000, 1], clip=(0.05, 5.0))
+    assert clipped[0] >= 0.05 and clipped[1] <= 5.0
+    with pytest.raises(ValueError):
+        class_weights_from_counts([-1, 2])
+
+
+def test_unet_overfits_two_crystals() -> None:
+    torch.manual_seed(0)
+    dens, labels, abc = _toy_grids(8, n=2)
+    x = make_input(dens, abc)
+    net = UNet3D(UNetConfig(n_classes=3, base=8, levels=2))
+    weights = class_weights_from_counts(torch.bincount(labels.flatten(), minlength=3))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        loss, _ = unet_loss(net(x), labels, weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = float(loss.detach()) if first is None else first
+    net.eval()
+    with torch.no_grad():
+        out = net(x)
+    assert float(loss.detach()) < 0.05 * first
+    assert torch.equal(out["logits"].argmax(1), labels)
+    assert torch.equal(out["occupancy"][:, 0] > 0, labels != 0)
+
+
+# -- VAE -----------------------------------------------------------------------------------
+def _tiny_vae_cfg(**kw) -> VAEConfig:
+    base = dict(n_classes=3, latent=8, d=8, widths=(8, 16), dec_widths=(16, 8), hidden=32, cond_dim=4)
+    base.update(kw)
+    return VAEConfig(**base)
+
+
+def test_vae_shapes_and_modes() -> None:
+    torch.manual_seed(0)
+    cfg = _tiny_vae_cfg()
+    vae = CondVAE3D(cfg)
+    x = torch.randn(2, 4, 8, 8, 8)
+    cond = torch.tensor([3, 10])
+    abc = torch.randn(2, 3)
+    labels = torch.randint(0, 3, (2, 8, 8, 8))
+    mu, logvar = vae.encode(x, cond, abc, labels)
+    assert mu.shape == logvar.shape == (2, 8)
+    dec = vae.decode(mu, cond)
+    assert dec["density"].shape == (2, 1, 8, 8, 8) and bool((dec["density"] >= 0).all())
+    assert dec["species_logits"].shape == (2, 3, 8, 8, 8)
+    assert dec["abc"].shape == (2, 3) and dec["prop"].shape == (2, 1)
+    out = vae(x, cond, abc, labels)
+    assert not torch.equal(out["z"], out["mu"])  # training: reparameterised sample
+    vae.eval()
+    out = vae(x, cond, abc, labels)
+    assert torch.equal(out["z"], out["mu"]) and torch.equal(out["coords"], x[:, 1:])
+    # the species embedding and the condition both reach the network
+    mu2, _ = vae.encode(x, cond, abc, (labels + 1) % 3)
+    assert not torch.allclose(mu, mu2)
+    assert not torch.allclose(vae.decode(mu, cond)["density"], vae.decode(mu, torch.tensor([0, 0]))["density"])
+    no_head = CondVAE3D(_tiny_vae_cfg(species_head=False, species_embed=0)).eval()
+    assert "species_logits" not in no_head.decode(torch.zeros(1, 8), torch.tensor([10]))
+    assert no_head.encode(x, cond, abc)[0].shape == (2, 8)
+    with pytest.raises(ValueError):
+        VAEConfig(d=8, widths=(4, 8, 16, 32))
+
+
+def test_vae_config_round_trip() -> None:
+    cfg = _tiny_vae_cfg(beta=1e-3)
+    again = VAEConfig.from_dict(cfg.to_dict())
+    assert again == cfg and isinstance(again.widths, tuple)
+
+
+def test_vae_loss_parts() -> None:
+    torch.manual_seed(0)
+    cfg = _tiny_vae_cfg(dfc_weight=0.5)
+    vae = CondVAE3D(cfg)
+    dens, labels, abc = _toy_grids(8, n=2)
+    x = make_input(dens, abc)
+    cond = torch.tensor([10, 2])
+    out = vae(x, cond, torch.zeros(2, 3), labels)
+    prop = torch.tensor([float("nan"), 0.5])
+    unet = freeze(UNet3D(UNetConfig(n_classes=3, base=4, levels=1)))
+    loss, parts = vae_loss(out, dens.unsqueeze(1), labels, torch.zeros(2, 3), prop, cfg, unet=unet)
+    assert math.isfinite(parts["total"]) and parts["dfc"] > 0 and parts["prop"] > 0
+    assert math.isclose(parts["kl"], float(kl_divergence(out["mu"], out["logvar"])), rel_tol=1e-6)
+    loss.backward()
+    assert all(p.grad is None for p in unet.parameters())  # frozen
+    assert vae.decoder[1][0].weight.grad is not None
+    # all-unknown property: masked to zero, still finite
+    out = vae(x, cond, torch.zeros(2, 3), labels)
+    _, parts = vae_loss(out, dens, labels, torch.zeros(2, 3), torch.full((2,), float("nan")), cfg)
+    assert parts["prop"] == 0.0 and parts["dfc"] == 0.0 and math.isfinite(parts["total"])
+    # KL is zero for the prior itself
+    assert float(kl_divergence(torch.zeros(3, 8), torch.zeros(3, 8))) == 0.0
+
+
+def test_vae_overfits_two_crystals() -> None:
+    torch.manual_seed(0)
+    cfg = _tiny_vae_cfg(beta=1e-4)
+    vae = CondVAE3D(cfg)
+    dens, labels, abc = _toy_grids(8, n=2)
+    x = make_input(dens, abc)
+    abc_std = (abc - abc.mean(0)) / 1.0
+    cond = torch.tensor([1, 10])
+    prop = torch.tensor([0.3, float("nan")])
+    opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
+    for _ in range(300):
+        out = vae(x, cond, abc_std, labels)
+        loss, parts = vae_loss(out, dens, labels, abc_std, prop, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    vae.eval()
+    with torch.no_grad():
+        out = vae(x, cond, abc_std, labels)
+    assert F.mse_loss(out["density"][:, 0], dens) < 0.01 * dens.var()
+    assert torch.equal(out["species_logits"].argmax(1), labels)
+    assert torch.allclose(out["abc"], abc_std, atol=0.1)
+    assert abs(float(out["prop"][0, 0]) - 0.3) < 0.1

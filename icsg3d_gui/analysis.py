@@ -1,0 +1,91 @@
+"""Crystal facts for the Properties dock: formula, space group, validity and novelty badges.
+
+Pure functions of a pymatgen Structure (no Qt), cheap enough (a few ms for ~10-site cells) to
+run on the GUI thread for opened files and in the worker for decoded crystals. The validity
+checks are the project's CDVAE-protocol ones from ``core.metrics.validity``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def space_group(structure, symprec: float = 0.1) -> tuple[str, int]:  # noqa: ANN001
+    """Space-group symbol and number found with ``symprec`` (Å); ("?", 0) if spglib fails."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        sga = SpacegroupAnalyzer(structure, symprec=symprec)
+        return sga.get_space_group_symbol(), int(sga.get_space_group_number())
+    except Exception as exc:  # noqa: BLE001 (noisy generated cells can make spglib fail)
+        log.info("space group analysis failed: %s", exc)
+        return "?", 0
+
+
+def min_distance(structure) -> float:  # noqa: ANN001
+    """Shortest periodic distance between two sites or a site and its own image, Å."""
+    lattice = structure.lattice
+    # a vector shorter than the shortest LLL-reduced one lies inside a sphere of that radius
+    radius = float(min(lattice.get_lll_reduced_lattice().abc)) + 1e-6
+    pts = lattice.get_points_in_sphere(np.zeros((1, 3)), np.zeros(3), radius)
+    best = min([float(p[1]) for p in pts if p[1] > 1e-8], default=radius)
+    if len(structure) > 1:
+        dist = np.array(structure.distance_matrix, dtype=float)
+        np.fill_diagonal(dist, np.inf)
+        best = min(best, float(dist.min()))
+    return float(best)
+
+
+def find_match(structure, reference: Sequence[tuple[str, object]]) -> str | None:  # noqa: ANN001
+    """Id of the first reference crystal that matches (CDVAE StructureMatcher), else None.
+
+    Only references with the same reduced formula are compared, which keeps this fast.
+    """
+    from core.metrics.matching import cdvae_matcher
+
+    formula = structure.composition.reduced_formula
+    candidates = [(rid, ref) for rid, ref in reference if ref.composition.reduced_formula == formula]
+    if not candidates:
+        return None
+    matcher = cdvae_matcher()
+    for rid, ref in candidates:
+        try:
+            if matcher.fit(structure, ref):
+                return rid
+        except Exception as exc:  # noqa: BLE001 (a matcher crash means "not shown as matched")
+            log.info("StructureMatcher failed against %s: %s", rid, exc)
+    return None
+
+
+def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, object]] = ()) -> dict:  # noqa: ANN001
+    """Everything the Properties dock shows about one crystal, as plain values.
+
+    Keys: formula, n_sites, abc (3,), volume, density (g/cm^3), spacegroup, spacegroup_number,
+    min_distance, struct_valid, comp_valid, valid, match (reference id or None), novel.
+    """
+    from core.metrics.validity import composition_validity, structural_validity
+
+    symbol, number = space_group(structure, symprec)
+    out = {
+        "formula": structure.composition.reduced_formula,
+        "n_sites": len(structure),
+        "abc": tuple(float(x) for x in structure.lattice.abc),
+        "volume": float(structure.volume),
+        "density": float(structure.density),
+        "spacegroup": symbol,
+        "spacegroup_number": number,
+        "symprec": symprec,
+        "min_distance": min_distance(structure),
+        "struct_valid": bool(structural_validity(structure)),
+        "comp_valid": bool(composition_validity(structure)),
+    }
+    out["valid"] = out["struct_valid"] and out["comp_valid"]
+    match = find_match(structure, reference) if reference else None
+    out["match"] = match
+    out["novel"] = match is None if reference else None
+    return out

@@ -1,0 +1,281 @@
+"""Glue between user actions, the inference thread and ``AppState`` (no widgets, no VTK).
+
+- Opening a crystal (gallery or file) shows its TRUE density and species grid from
+  ``core.voxel`` at once, on the GUI thread (milliseconds); with a model set it is also encoded in
+  the worker so that the latent sliders start from it.
+- Latent moves go to the worker on the "view" channel (latest wins); results older than what is
+  on screen, or older than the last opened crystal, are dropped (``LatestWins``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from icsg3d_gui.analysis import analyse
+from icsg3d_gui.state import AppState
+from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
+
+log = logging.getLogger(__name__)
+
+
+def default_models_dir() -> Path:
+    from resources import resource_path
+
+    return resource_path("models")
+
+
+def model_problem(models_dir: Path) -> str | None:
+    """Why no model set can be loaded from ``models_dir`` (None if checkpoints are there)."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir() or not any(models_dir.rglob("meta.json")):
+        return f"No trained models in {models_dir}: latent sliders disabled; see README to train"
+    try:
+        import core.pipeline  # noqa: F401
+    except ImportError as exc:
+        return f"core.pipeline is not available ({exc}): latent sliders disabled"
+    return None
+
+
+def modelset_loader(models_dir: Path, device: str) -> Callable[[], Any]:
+    def load() -> Any:
+        from core.pipeline import ModelSet
+
+        return ModelSet.load(Path(models_dir), device=device)
+
+    return load
+
+
+class Controller(QObject):
+    """Turns user intents into state changes and worker requests."""
+
+    error = Signal(str, str)  # title, message (a message box)
+    status = Signal(str)  # transient status-bar text
+    timing = Signal(str)  # permanent status-bar timing text
+    modelStatus = Signal(str)  # "no model" reason or model description
+    latentBaseChanged = Signal()  # a new base point for the sliders (state.z / state.cond)
+    galleryEncoded = Signal(object)  # dict from worker.pca + z, ids
+    interpolationReady = Signal(object)  # list of frames (dicts)
+    batchReady = Signal(object)  # list of rows (dicts)
+    busy = Signal(bool)
+
+    def __init__(self, state: AppState, models_dir: Path | None = None, device: str = "auto",
+                 loader: Callable[[], Any] | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.models_dir = Path(models_dir) if models_dir else default_models_dir()
+        self.symprec = 0.1
+        self.last_result_at: dict[str, float] = {}
+        self.latest = LatestWins()
+        self._gallery_refs: list[tuple[str, Any]] | None = None
+        self.no_model_reason: str | None = None
+        self.pending_z: tuple[np.ndarray, int] | None = None  # from a session, applied on model load
+        if loader is None:
+            self.no_model_reason = model_problem(self.models_dir)
+            loader = None if self.no_model_reason else modelset_loader(self.models_dir, device)
+        self.worker = InferenceThread(loader)
+        self.worker.resultReady.connect(self._on_result)
+        self.worker.modelLoaded.connect(self._on_model_loaded)
+        self.worker.modelFailed.connect(self._on_model_failed)
+        self.worker.busyChanged.connect(self.busy)
+
+    def start(self) -> None:
+        self.worker.start()
+        if self.no_model_reason:
+            self.modelStatus.emit(self.no_model_reason)
+        else:
+            self.modelStatus.emit(f"Loading model set from {self.models_dir} ...")
+
+    def shutdown(self) -> None:
+        """Stop the worker (waits for the running request; no torch call is cut in half)."""
+        self.worker.stop()
+
+    # ---- crystals ------------------------------------------------------------------------
+    def gallery_references(self) -> list[tuple[str, Any]]:
+        """(id, Structure) of every gallery crystal (loaded once; novelty and the latent map)."""
+        if self._gallery_refs is None:
+            from core.gallery import list_gallery, load_gallery
+
+            refs = []
+            for item in list_gallery():
+                try:
+                    refs.append((item.id, load_gallery(item.id)))
+                except Exception as exc:  # noqa: BLE001 (one bad shipped file must not stop the app)
+                    log.warning("gallery crystal %s unreadable: %s", item.id, exc)
+            self._gallery_refs = refs
+        return self._gallery_refs
+
+    def open_gallery(self, item_id: str) -> bool:
+        from core.gallery import load_gallery
+
+        try:
+            structure = load_gallery(item_id)
+        except Exception as exc:  # noqa: BLE001
+            self.error.emit("Cannot open gallery crystal", f"{item_id}: {exc}")
+            return False
+        return self.show_structure(structure, f"gallery:{item_id}")
+
+    def open_file(self, path: str | Path) -> bool:
+        """Read a CIF/POSCAR (conventional cell); a bad file gives a message box, nothing else."""
+        from core.structures import read_structure
+
+        try:
+            structure = read_structure(Path(path))
+        except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
+            msg = str(exc) if str(Path(path)) in str(exc) else f"{path}: {exc}"
+            self.error.emit("Cannot open crystal", msg)
+            return False
+        return self.show_structure(structure, str(path))
+
+    def show_structure(self, structure, source: str, encode: bool = True) -> bool:  # noqa: ANN001
+        """Show a real crystal with its true density and species grid (no model needed)."""
+        from core.elements import Vocabulary
+        from core.voxel import VoxelConfig, Voxeliser
+
+        cfg = self.state.model_info.get("voxel_cfg") or VoxelConfig()
+        try:
+            vocab = Vocabulary.from_structures([structure])
+            sample = Voxeliser(cfg, vocab)(structure)
+        except Exception as exc:  # noqa: BLE001
+            self.error.emit("Cannot show crystal", f"{source}: {exc}")
+            return False
+        # anything the worker is still computing for the previous view is now stale
+        self.latest.invalidate(VIEW, self.worker.peek_next_id())
+        st = self.state
+        st.set_density(sample.density, np.asarray(structure.lattice.matrix))
+        st.set_segmentation(sample.labels, [""] + list(vocab.symbols))
+        st.set_structure(structure, source)
+        self._analyse(structure, {})
+        st.set_latent(None)
+        if encode and st.has_model:
+            self.worker.submit("encode", {"structures": [structure], "cond": None}, channel="encode")
+            self.worker.submit("predict", {"structures": [structure]}, channel="predict")
+        self.status.emit(f"Showing {structure.composition.reduced_formula} ({source})")
+        return True
+
+    def set_symprec(self, symprec: float) -> None:
+        self.symprec = float(symprec)
+        if self.state.structure is not None:
+            self._analyse(self.state.structure, self.state.properties)
+
+    def _analyse(self, structure, properties: dict) -> None:  # noqa: ANN001
+        try:
+            info = analyse(structure, self.symprec, self.gallery_references())
+        except Exception as exc:  # noqa: BLE001 (analysis is informative; it must not block display)
+            log.warning("analysis failed: %s", exc)
+            info = {"formula": structure.composition.reduced_formula, "error": str(exc)}
+        self.state.set_properties(properties, info)
+
+    # ---- latent requests -----------------------------------------------------------------
+    def request_latent(self, z: np.ndarray, cond: int, full: bool = False) -> int:
+        """Decode ``z`` (L,): density only while dragging, everything when ``full``."""
+        return self.worker.submit("full" if full else "decode", {"z": np.asarray(z, np.float32), "cond": cond})
+
+    def set_base(self, z: np.ndarray, cond: int, decode: bool = True, record: bool = True) -> None:
+        """Make ``z`` the sliders' base point (random sample, undo, bookmark, map click)."""
+        self.state.set_latent(z, cond)
+        if record:
+            self.state.record()
+        self.latentBaseChanged.emit()
+        if decode:
+            self.request_latent(z, cond, full=True)
+
+    def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str, cond: int) -> int:
+        payload = {"za": za, "zb": zb, "steps": steps, "method": method, "cond": cond}
+        return self.worker.submit("interpolate", payload, channel="interpolate")
+
+    def batch(self, z: np.ndarray, n: int, temperature: float, seed: int, cond: int) -> int:
+        payload = {"z": z, "n": n, "temperature": temperature, "seed": seed, "cond": cond}
+        return self.worker.submit("batch", payload, channel="batch")
+
+    def encode_gallery(self, n_components: int = 8) -> None:
+        refs = self.gallery_references()
+        payload = {"structures": [s for _, s in refs], "ids": [i for i, _ in refs], "n_components": n_components}
+        self.worker.submit("gallery", payload, channel="gallery")
+
+    # ---- worker callbacks (GUI thread) ---------------------------------------------------
+    def _on_model_loaded(self, info: dict) -> None:
+        model = self.worker.model
+        info["voxel_cfg"] = getattr(model, "voxel_cfg", None)
+        self.state.set_model_info(info)
+        self.modelStatus.emit(f"Model set: {self.models_dir.name or self.models_dir} "
+                              f"(latent {info['latent_dim']}, {info['device']}, load {info['load_ms']:.0f} ms)")
+        self.encode_gallery()
+        if self.pending_z is not None:
+            z, cond = self.pending_z
+            self.pending_z = None
+            self.set_base(z, cond)
+        elif self.state.structure is not None and self.state.z is None:
+            self.worker.submit("encode", {"structures": [self.state.structure], "cond": None}, channel="encode")
+
+    def _on_model_failed(self, reason: str) -> None:
+        self.no_model_reason = f"Model set failed to load from {self.models_dir}: {reason}"
+        self.modelStatus.emit(self.no_model_reason)
+        self.error.emit("Model load failure", self.no_model_reason + "\nThe app keeps running without models.")
+
+    def _on_result(self, result: Result) -> None:
+        if result.error:
+            if result.kind != "decode":  # a live decode failing is shown in the status bar only
+                self.error.emit(f"{result.kind} failed", result.error)
+            self.status.emit(f"{result.kind} failed: {result.error}")
+            return
+        if result.channel == VIEW and not self.latest.accept(result):
+            return
+        total = (time.perf_counter() - result.submitted) * 1e3
+        self.last_result_at[result.kind] = time.perf_counter()
+        self.timing.emit(f"{result.kind}: {result.compute_ms:.0f} ms compute, {total:.0f} ms total")
+        handler = getattr(self, f"_show_{result.kind}", None)
+        if handler is not None:
+            handler(result.value)
+
+    def _show_decode(self, v: dict) -> None:
+        self.state.set_density(v["density"], np.diag(v["abc"]))
+        self.state.set_latent(v["z"], v["cond"])
+
+    def _show_full(self, v: dict) -> None:
+        self.show_decoded(v, source="decoded")
+        self.state.record()
+
+    def show_frame(self, v: dict, source: str) -> None:
+        """Show a stored frame (interpolation, batch row): in-flight slider results become stale."""
+        self.latest.invalidate(VIEW, self.worker.peek_next_id())
+        self.show_decoded(v, source)
+
+    def show_decoded(self, v: dict, source: str) -> None:
+        """Show a decoded frame/row (density, segmentation, crystal, properties)."""
+        st = self.state
+        abc = v.get("abc")
+        lattice = np.diag(abc) if abc is not None else None
+        st.set_density(v["density"], lattice)
+        st.set_segmentation(v.get("labels"), st.model_info.get("vocab"))
+        st.set_structure(v.get("structure"), source)
+        if v.get("structure") is not None:
+            self._analyse(v["structure"], v.get("properties", {}))
+        else:
+            st.set_properties({}, {"error": v.get("error") or "segmentation gave no crystal"})
+            self.status.emit(f"No crystal recovered: {v.get('error')}")
+        st.set_latent(v.get("z"), v.get("cond"))
+
+    def _show_encode(self, z: np.ndarray) -> None:
+        self.state.set_latent(np.asarray(z)[0], self.state.model_info.get("n_conditions", 1) - 1)
+        self.state.record(self.state.source)
+        self.latentBaseChanged.emit()
+
+    def _show_predict(self, props: list[dict]) -> None:
+        if props and self.state.structure is not None:
+            self.state.set_properties(props[0], None)
+
+    def _show_gallery(self, v: dict) -> None:
+        self.galleryEncoded.emit(v)
+
+    def _show_interpolate(self, frames: list[dict]) -> None:
+        self.interpolationReady.emit(frames)
+
+    def _show_batch(self, rows: list[dict]) -> None:
+        self.batchReady.emit(rows)

@@ -1,0 +1,140 @@
+"""File dialogs and the export actions behind them.
+
+Each ``ask_*``/menu function only gathers a path (and options) and calls a ``save_*`` function
+that does the work without any dialog, so tests drive the ``save_*`` functions directly.
+Overwrites are asked for once (the Qt dialog's own confirmation is switched off) and exports are
+atomic (``icsg3d_gui.files``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+from icsg3d_gui import files, session
+
+if TYPE_CHECKING:
+    from icsg3d_gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+OPEN_FILTER = "Crystals (*.cif *.vasp *.poscar POSCAR* CONTCAR*);;All files (*)"
+NO_CONFIRM = QFileDialog.Option.DontConfirmOverwrite
+
+
+def ask_open_path(parent, start_dir: str = "") -> str:  # noqa: ANN001
+    path, _ = QFileDialog.getOpenFileName(parent, "Open crystal", start_dir, OPEN_FILTER)
+    return path
+
+
+def _ask_save(win: MainWindow, title: str, default: str, filters: str) -> str:
+    start = str(Path(win.settings.value("last_dir", "", type=str) or ".") / default)
+    path, _ = QFileDialog.getSaveFileName(win, title, start, filters, options=NO_CONFIRM)
+    if path:
+        win.settings.setValue("last_dir", str(Path(path).parent))
+    return path
+
+
+def _confirm_overwrite(win: MainWindow, path: Path) -> bool | None:
+    """None: user declined; else the ``force`` flag for the atomic writer."""
+    if not path.exists():
+        return False
+    return True if win.ask_yes_no("Overwrite?", f"{path} exists. Replace it?") else None
+
+
+def _default_stem(win: MainWindow) -> str:
+    a = win.state.analysis
+    formula = a.get("formula", "crystal")
+    sg = str(a.get("spacegroup", "")).replace("/", "_")
+    return f"{formula}-{sg}" if sg and sg != "?" else formula
+
+
+# ---- CIF -----------------------------------------------------------------------------------
+def export_cif(win: MainWindow) -> None:
+    if win.state.structure is None:
+        win.show_error("Nothing to export", "No crystal is shown (the last decode recovered none).")
+        return
+    symprec = win.controller.symprec
+    choices = [f"Symmetrised (symprec {symprec:g} Å)", "P1 (no symmetry)"]
+    choice, ok = QInputDialog.getItem(win, "Export CIF", "Symmetry:", choices, 0, False)
+    if not ok:
+        return
+    path = _ask_save(win, "Export CIF", _default_stem(win) + ".cif", "CIF (*.cif)")
+    if path:
+        save_cif(win, path, symprec if choice == choices[0] else None)
+
+
+def save_cif(win: MainWindow, path: str | Path, symprec: float | None) -> Path | None:
+    """Write the shown crystal; asks before overwriting; errors go to a message box."""
+    path = Path(path)
+    force = _confirm_overwrite(win, path)
+    if force is None:
+        return None
+    try:
+        out = files.export_cif(path, win.state.structure, symprec, force=force)
+    except Exception as exc:  # noqa: BLE001
+        win.show_error("CIF export failed", f"{path}: {exc}")
+        return None
+    win.statusBar().showMessage(f"Wrote {out}", 8000)
+    return out
+
+
+# ---- density -------------------------------------------------------------------------------
+def export_density(win: MainWindow) -> None:
+    if win.state.density is None:
+        win.show_error("Nothing to export", "No density grid is shown.")
+        return
+    filters = "VASP CHGCAR (CHGCAR *.vasp);;Gaussian cube (*.cube);;NumPy (*.npy)"
+    path = _ask_save(win, "Export density", _default_stem(win) + ".cube", filters)
+    if path:
+        save_density(win, path)
+
+
+def save_density(win: MainWindow, path: str | Path) -> Path | None:
+    path = Path(path)
+    force = _confirm_overwrite(win, path)
+    if force is None:
+        return None
+    try:
+        out = files.export_density(path, win.state.density, win.state.structure, force=force)
+    except Exception as exc:  # noqa: BLE001
+        win.show_error("Density export failed", f"{path}: {exc}")
+        return None
+    win.statusBar().showMessage(f"Wrote {out}", 8000)
+    return out
+
+
+# ---- images and sessions ---------------------------------------------------------------------
+def save_image(win: MainWindow) -> None:
+    path = _ask_save(win, "Save image", _default_stem(win) + ".png", "PNG image (*.png)")
+    if path:
+        save_view_image(win, path, scale=2)
+
+
+def save_view_image(win: MainWindow, path: str | Path, scale: int = 2, transparent: bool = False) -> Path | None:
+    """The 3-D view at ``scale`` x its on-screen size (publication images)."""
+    path = Path(path)
+    force = _confirm_overwrite(win, path)
+    if force is None:
+        return None
+    try:
+        win.viewer.render_now()
+        win.viewer.plotter.screenshot(str(path), transparent_background=transparent, scale=scale)
+    except Exception as exc:  # noqa: BLE001
+        win.show_error("Image export failed", f"{path}: {exc}")
+        return None
+    return path
+
+
+def save_session(win: MainWindow) -> None:
+    path = _ask_save(win, "Save session", "session.json", "Session (*.json)")
+    if not path:
+        return
+    try:
+        Path(path).write_text(json.dumps(session.to_dict(win), indent=1), encoding="utf-8")
+    except Exception as exc:  # noqa: BLE001
+        win.show_error("Session not saved", f"{path}: {exc}")

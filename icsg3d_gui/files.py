@@ -1,0 +1,110 @@
+"""File export for the app: density grids (CHGCAR, Gaussian cube, .npy) and CIFs, all atomic.
+
+Density grids are (D, D, D) arrays in e/Å^3 with point (i, j, k) at fractional (i/D, j/D, k/D).
+- CHGCAR (VASP) stores rho x V_cell (electrons), x index fastest, 5 values per line (VESTA and
+  pymatgen's ``Chgcar`` read it back).
+- Gaussian cube stores lengths in Bohr and the density in e/Bohr^3, z index fastest.
+- .npy stores the (D, D, D) float32 array as is (e/Å^3).
+Nothing is half-written: text goes to a temporary file that is renamed over the target
+(``core.structures.atomic_write_text``); callers ask the user before overwriting (``force``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from core.structures import atomic_write_text, write_cif
+
+BOHR = 0.529177210903  # Å
+DENSITY_FORMATS = {".chgcar": "CHGCAR", ".vasp": "CHGCAR", ".cube": "cube", ".npy": "npy"}
+
+
+def density_format(path: str | Path) -> str:
+    """'CHGCAR', 'cube' or 'npy' from the file name (CHGCAR* names count as CHGCAR)."""
+    p = Path(path)
+    if p.name.upper().startswith("CHGCAR") or p.name.upper().startswith("CHG"):
+        return "CHGCAR"
+    try:
+        return DENSITY_FORMATS[p.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"{p}: unknown density format (use CHGCAR, .cube or .npy)") from None
+
+
+def chgcar_text(density: np.ndarray, structure) -> str:  # noqa: ANN001 (pymatgen Structure)
+    """VASP CHGCAR text: POSCAR block, grid size, rho x V in Fortran order, 5 per line."""
+    from pymatgen.io.vasp import Poscar
+
+    values = (np.asarray(density, dtype=float) * structure.volume).ravel(order="F")
+    buf = io.StringIO()
+    buf.write(Poscar(structure).get_str(significant_figures=8))
+    buf.write("\n{:5d}{:5d}{:5d}\n".format(*density.shape))
+    _write_rows(buf, values, 5, "{: .11E}")
+    return buf.getvalue()
+
+
+def cube_text(density: np.ndarray, structure, comment: str = "ICSG3D Studio density") -> str:  # noqa: ANN001
+    """Gaussian cube text (Bohr, e/Bohr^3), z fastest, 6 values per line, atoms from ``structure``."""
+    lat = np.asarray(structure.lattice.matrix, dtype=float) / BOHR
+    shape = density.shape
+    buf = io.StringIO()
+    buf.write(f"{comment}\nelectron density, e/Bohr^3; lengths in Bohr\n")
+    buf.write(f"{len(structure):5d} {0.0:12.6f} {0.0:12.6f} {0.0:12.6f}\n")
+    for n, vec in zip(shape, lat, strict=True):
+        step = vec / n
+        buf.write(f"{n:5d} {step[0]:12.6f} {step[1]:12.6f} {step[2]:12.6f}\n")
+    for site in structure:
+        z_num = site.specie.Z if hasattr(site.specie, "Z") else 0
+        x, y, z = np.asarray(site.coords) / BOHR
+        buf.write(f"{z_num:5d} {float(z_num):12.6f} {x:12.6f} {y:12.6f} {z:12.6f}\n")
+    values = np.asarray(density, dtype=float) * BOHR**3
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            _write_rows(buf, values[i, j, :], 6, "{: .5E}")
+    return buf.getvalue()
+
+
+def _write_rows(buf: io.StringIO, values: np.ndarray, per_line: int, fmt: str) -> None:
+    for start in range(0, len(values), per_line):
+        buf.write(" ".join(fmt.format(v) for v in values[start : start + per_line]) + "\n")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, force: bool = False) -> Path:
+    """Binary twin of ``atomic_write_text``: temporary file beside ``path``, then rename."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path}: exists (not overwritten)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_density(path: str | Path, density: np.ndarray, structure, force: bool = False) -> Path:  # noqa: ANN001
+    """Write ``density`` (D, D, D) e/Å^3 in the format named by ``path`` (CHGCAR, .cube, .npy).
+
+    CHGCAR and cube need the crystal (cell and atoms); .npy does not.
+    """
+    fmt = density_format(path)
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(density, dtype=np.float32))
+        return atomic_write_bytes(path, buf.getvalue(), force=force)
+    if structure is None:
+        raise ValueError(f"{path}: {fmt} needs a crystal (cell and atoms); export .npy instead")
+    text = chgcar_text(density, structure) if fmt == "CHGCAR" else cube_text(density, structure)
+    return atomic_write_text(path, text, force=force)
+
+
+def export_cif(path: str | Path, structure, symprec: float | None, force: bool = False) -> Path:  # noqa: ANN001
+    """Atomic CIF export: symmetrised with ``symprec`` (Å) or P1 when None."""
+    return write_cif(structure, path, symprec=symprec, force=force)

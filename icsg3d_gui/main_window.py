@@ -1,0 +1,223 @@
+"""The main window: 3-D view in the centre, docks around it, menus, status bar, drag and drop."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QWidget
+
+from icsg3d_gui import dialogs
+from icsg3d_gui.controller import Controller
+from icsg3d_gui.state import AppState
+from icsg3d_gui.views.display_dock import DisplayDock
+from icsg3d_gui.views.gallery_dock import GalleryDock
+from icsg3d_gui.views.interp_dock import InterpolationDock
+from icsg3d_gui.views.latent_dock import LatentDock
+from icsg3d_gui.views.properties_dock import PropertiesDock
+from icsg3d_gui.views.viewer3d import Viewer3D
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
+
+
+class MainWindow(QMainWindow):
+    """Composes state, controller, views; owns menus and the window lifecycle."""
+
+    def __init__(self, models_dir: Path | None = None, device: str = "auto", loader: Any = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("ICSG3D Studio")
+        self.settings = settings or QSettings()
+        self.state = AppState(self)
+        self.controller = Controller(self.state, models_dir, device, loader=loader, parent=self)
+        self.viewer = Viewer3D(self.state, self)
+        self.setCentralWidget(self.viewer)
+        self.docks: dict[str, QDockWidget] = {}
+        self.gallery = GalleryDock()
+        self.display = DisplayDock(self.viewer)
+        self.properties = PropertiesDock(self.state)
+        self.latent = LatentDock(self.state, self.controller)
+        self.interp = InterpolationDock(self.state, self.controller, self.gallery.ids())
+        self._add_dock("Gallery", self.gallery, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Display", self.display, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Latent space", self.latent, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("Interpolation", self.interp, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Gallery"], self.docks["Display"])
+        self.docks["Gallery"].raise_()
+        self.tabifyDockWidget(self.docks["Properties"], self.docks["Interpolation"])
+        self.docks["Properties"].raise_()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self.setAcceptDrops(True)
+        self.resize(1500, 900)
+        geometry = self.settings.value("geometry", None)
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self._closing = False
+        self.interactive = True  # False for --screenshot: errors are logged, no modal boxes
+        self.controller.start()
+
+    # ---- construction --------------------------------------------------------------------
+    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel("model: –")
+        self.device_label = QLabel("device: CPU (no model)")
+        self.timing_label = QLabel("")
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setMaximumWidth(80)
+        self.busy_bar.setVisible(False)
+        for w in (self.model_label, self.device_label, self.timing_label, self.busy_bar):
+            bar.addPermanentWidget(w)
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "&Open crystal…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = m.addMenu("Open &recent")
+        self._refresh_recent()
+        m.addSeparator()
+        self._action(m, "Export &CIF…", lambda: dialogs.export_cif(self), "Ctrl+E")
+        self._action(m, "Export &density (CHGCAR, cube, npy)…", lambda: dialogs.export_density(self))
+        self._action(m, "Save &image of the 3-D view…", lambda: dialogs.save_image(self), "Ctrl+P")
+        m.addSeparator()
+        self._action(m, "Save &session…", lambda: dialogs.save_session(self))
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        e = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action(e, "&Undo latent move", self.latent.undo, QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action(e, "&Redo latent move", self.latent.redo, QKeySequence.StandardKey.Redo)
+        v = self.menuBar().addMenu("&View")
+        for axis, name in enumerate("abc"):
+            self._action(v, f"Along &{name}", lambda _=False, ax=axis: self.viewer.view_along(ax))
+        self._action(v, "&Reset camera", self.viewer.reset_view, "Ctrl+R")
+        v.addSeparator()
+        for dock in self.docks.values():
+            v.addAction(dock.toggleViewAction())
+        h = self.menuBar().addMenu("&Help")
+        self._action(h, "&About", self._about)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:  # noqa: ANN001
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda *_: slot())
+        menu.addAction(action)
+        return action
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.error.connect(self.show_error)
+        c.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.timing.connect(self.timing_label.setText)
+        c.modelStatus.connect(self._model_status)
+        c.busy.connect(self.busy_bar.setVisible)
+        self.gallery.chosen.connect(self.open_gallery)
+        self.properties.symprecChanged.connect(c.set_symprec)
+        self.state.modelChanged.connect(self._model_changed)
+        self.state.historyChanged.connect(self._history_changed)
+        self._history_changed()
+
+    # ---- actions -------------------------------------------------------------------------
+    def open_gallery(self, item_id: str) -> bool:
+        ok = self.controller.open_gallery(item_id)
+        if ok:
+            self.viewer.reset_view()
+        return ok
+
+    def open_path(self, path: str | Path) -> bool:
+        ok = self.controller.open_file(path)
+        if ok:
+            self._add_recent(str(path))
+            self.viewer.reset_view()
+        return ok
+
+    def open_dialog(self) -> None:
+        path = dialogs.ask_open_path(self, self.settings.value("last_dir", "", type=str))
+        if path:
+            self.settings.setValue("last_dir", str(Path(path).parent))
+            self.open_path(path)
+
+    def show_error(self, title: str, message: str) -> None:
+        """Errors never stop the app: a message box (tests patch QMessageBox) and the log."""
+        log.warning("%s: %s", title, message)
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        if self.interactive:
+            QMessageBox.critical(self, title, message)
+
+    def ask_yes_no(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    # ---- recent files --------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [], type=list)
+        return [str(v) for v in value]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        recent = [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent_files", ([path] + recent)[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for path in recent:
+            self._action(self.recent_menu, path, lambda p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ---- drag and drop -------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+                break
+
+    # ---- status --------------------------------------------------------------------------
+    def _model_status(self, text: str) -> None:
+        self.model_label.setText(text if len(text) < 90 else text[:87] + "…")
+        self.model_label.setToolTip(text)
+        self.latent.set_model_message(text)
+
+    def _model_changed(self) -> None:
+        info = self.state.model_info
+        dev = info.get("device", "cpu")
+        self.device_label.setText(f"device: {'GPU' if 'cuda' in dev else 'CPU'} ({dev})")
+
+    def _history_changed(self) -> None:
+        h = self.state.history
+        self.undo_action.setEnabled(h.can_undo())
+        self.redo_action.setEnabled(h.can_redo())
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "ICSG3D Studio", "ICSG3D Studio: explore a voxel generative model of crystals "
+                          "(Court et al. 2020, with fixes). Density, segmentation, atoms, latent space.")
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        """Stop the worker (after its current request), then release VTK; never the reverse."""
+        if not self._closing:
+            self._closing = True
+            self.settings.setValue("geometry", self.saveGeometry())
+            self.interp.stop()
+            self.controller.shutdown()
+            self.viewer.close_plotter()
+        super().closeEvent(event)

@@ -1,0 +1,67 @@
+"""Sessions (``--state FILE.json``): what is shown and how, as JSON, for bug reports and docs.
+
+Keys: ``source`` (gallery:<id> or a file path), ``cif`` (the shown crystal as P1 CIF text, so a
+decoded crystal comes back too), ``z`` and ``cond`` (latent point, restored when a model set is
+loaded), ``symprec`` and ``display`` (``DisplaySettings`` fields).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from icsg3d_gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def to_dict(win: MainWindow) -> dict[str, Any]:
+    from core.structures import cif_text
+
+    st = win.state
+    return {
+        "version": 1,
+        "source": st.source,
+        "cif": cif_text(st.structure) if st.structure is not None else None,
+        "z": None if st.z is None else [float(x) for x in st.z],
+        "cond": st.cond,
+        "symprec": win.controller.symprec,
+        "display": dataclasses.asdict(win.viewer.settings),
+    }
+
+
+def apply(win: MainWindow, data: dict[str, Any]) -> None:
+    """Restore a session; unknown display keys are ignored, a missing crystal is an error box."""
+    display = {k: v for k, v in (data.get("display") or {}).items()
+               if k in {f.name for f in dataclasses.fields(win.viewer.settings)}}
+    for key in ("clim_fraction", "slice_frac", "repeat"):
+        if key in display:
+            display[key] = tuple(display[key])
+    if display:
+        win.viewer.update_settings(**display)
+    if "symprec" in data:
+        win.properties.symprec.setValue(float(data["symprec"]))
+    source = str(data.get("source") or "")
+    if source.startswith("gallery:"):
+        win.open_gallery(source.split(":", 1)[1])
+    elif source and Path(source).is_file():
+        win.open_path(source)
+    elif data.get("cif"):
+        from core.structures import parse_cif
+
+        try:
+            win.controller.show_structure(parse_cif(data["cif"], "session"), source or "session")
+            win.viewer.reset_view()
+        except Exception as exc:  # noqa: BLE001
+            win.show_error("Session crystal unreadable", str(exc))
+    if data.get("z") is not None:
+        import numpy as np
+
+        z, cond = np.asarray(data["z"], dtype=np.float32), int(data.get("cond") or 0)
+        if win.state.has_model:
+            win.controller.set_base(z, cond)
+        else:  # restored once the model set has loaded
+            win.controller.pending_z = (z, cond)

@@ -1,0 +1,1 @@
+"""Thin Qt/pyvista views that subscribe to ``AppState``."""

@@ -1,0 +1,149 @@
+"""Display dock: layer toggles, transfer function, isovalue, slices, atoms, supercell, view buttons."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from icsg3d_gui.views.viewer3d import Viewer3D
+
+CMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "coolwarm", "Blues", "Greys")
+OPACITIES = ("sigmoid", "linear", "geom", "sigmoid_3", "sigmoid_10", "linear_r")
+LAYERS = (
+    ("show_volume", "Density volume"), ("show_iso", "Isosurface"), ("show_slices", "Slice planes"),
+    ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"), ("show_bonds", "Bonds"),
+    ("show_cell", "Unit cell"),
+)
+
+
+def _slider(lo: int, hi: int, value: int) -> QSlider:
+    s = QSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    s.setValue(value)
+    return s
+
+
+class DisplayDock(QWidget):
+    """Edits ``viewer.settings``; each change redraws through ``Viewer3D.update_settings``."""
+
+    def __init__(self, viewer: Viewer3D, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        s = viewer.settings
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._layers_box(s))
+        layout.addWidget(self._volume_box(s))
+        layout.addWidget(self._atoms_box(s))
+        layout.addWidget(self._view_box())
+        layout.addStretch(1)
+
+    def _layers_box(self, s) -> QGroupBox:  # noqa: ANN001
+        box = QGroupBox("Layers")
+        grid = QGridLayout(box)
+        self.layer_checks: dict[str, QCheckBox] = {}
+        for i, (key, label) in enumerate(LAYERS):
+            cb = QCheckBox(label)
+            cb.setChecked(getattr(s, key))
+            cb.toggled.connect(lambda on, k=key: self.viewer.update_settings(**{k: on}))
+            grid.addWidget(cb, i // 2, i % 2)
+            self.layer_checks[key] = cb
+        return box
+
+    def _volume_box(self, s) -> QGroupBox:  # noqa: ANN001
+        box = QGroupBox("Density")
+        form = QFormLayout(box)
+        self.cmap = QComboBox()
+        self.cmap.addItems(CMAPS)
+        self.cmap.currentTextChanged.connect(lambda t: self.viewer.update_settings(cmap=t))
+        form.addRow("Colour map", self.cmap)
+        self.opacity = QComboBox()
+        self.opacity.addItems(OPACITIES)
+        self.opacity.currentTextChanged.connect(lambda t: self.viewer.update_settings(opacity=t))
+        form.addRow("Opacity curve", self.opacity)
+        self.range_lo, self.range_hi = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin, val in ((self.range_lo, s.clim_fraction[0]), (self.range_hi, s.clim_fraction[1])):
+            spin.setRange(0.0, 1.0)
+            spin.setSingleStep(0.05)
+            spin.setValue(val)
+            spin.valueChanged.connect(self._range_changed)
+        row = QHBoxLayout()
+        row.addWidget(self.range_lo)
+        row.addWidget(self.range_hi)
+        form.addRow("Range (× max)", row)
+        self.vol_opacity = _slider(5, 100, int(s.volume_opacity * 100))
+        self.vol_opacity.valueChanged.connect(lambda v: self.viewer.update_settings(volume_opacity=v / 100))
+        form.addRow("Volume opacity", self.vol_opacity)
+        self.iso = _slider(1, 99, int(s.iso_fraction * 100))
+        self.iso.valueChanged.connect(lambda v: self.viewer.update_settings(iso_fraction=v / 100))
+        form.addRow("Isovalue (% max)", self.iso)
+        self.slice_sliders = []
+        for axis, name in enumerate("abc"):
+            sl = _slider(0, 100, int(s.slice_frac[axis] * 100))
+            sl.valueChanged.connect(self._slices_changed)
+            self.slice_sliders.append(sl)
+            form.addRow(f"Slice ⟂ {name}", sl)
+        return box
+
+    def _atoms_box(self, s) -> QGroupBox:  # noqa: ANN001
+        box = QGroupBox("Crystal")
+        form = QFormLayout(box)
+        self.radius = _slider(5, 100, int(s.radius_scale * 100))
+        self.radius.valueChanged.connect(lambda v: self.viewer.update_settings(radius_scale=v / 100))
+        form.addRow("Atom radius", self.radius)
+        self.bond_tol = QDoubleSpinBox()
+        self.bond_tol.setRange(0.5, 2.0)
+        self.bond_tol.setSingleStep(0.05)
+        self.bond_tol.setValue(s.bond_tolerance)
+        self.bond_tol.setToolTip("Bond when d < tolerance × (r_cov,i + r_cov,j)")
+        self.bond_tol.valueChanged.connect(lambda v: self.viewer.update_settings(bond_tolerance=v))
+        form.addRow("Bond tolerance", self.bond_tol)
+        self.scheme = QComboBox()
+        self.scheme.addItems(["VESTA", "Jmol"])
+        self.scheme.currentTextChanged.connect(lambda t: self.viewer.update_settings(scheme=t))
+        form.addRow("Colours", self.scheme)
+        row = QHBoxLayout()
+        self.repeat = []
+        for _ in range(3):
+            spin = QSpinBox()
+            spin.setRange(1, 4)
+            spin.valueChanged.connect(self._repeat_changed)
+            row.addWidget(spin)
+            self.repeat.append(spin)
+        form.addRow("Supercell", row)
+        return box
+
+    def _view_box(self) -> QGroupBox:
+        box = QGroupBox("View")
+        row = QHBoxLayout(box)
+        for axis, name in enumerate("abc"):
+            b = QPushButton(f"along {name}")
+            b.setToolTip(f"Look down the {name} axis")
+            b.clicked.connect(lambda _=False, ax=axis: self.viewer.view_along(ax))
+            row.addWidget(b)
+        reset = QPushButton("Reset")
+        reset.clicked.connect(self.viewer.reset_view)
+        row.addWidget(reset)
+        return box
+
+    def _range_changed(self) -> None:
+        self.viewer.update_settings(clim_fraction=(self.range_lo.value(), self.range_hi.value()))
+
+    def _slices_changed(self) -> None:
+        frac = tuple(sl.value() / 100 for sl in self.slice_sliders)
+        self.viewer.update_settings(slice_frac=frac)
+
+    def _repeat_changed(self) -> None:
+        self.viewer.update_settings(repeat=tuple(sp.value() for sp in self.repeat))

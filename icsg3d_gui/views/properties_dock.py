@@ -1,0 +1,95 @@
+"""Properties dock: formula, space group (with symprec), cell, CGCNN predictions, validity badges."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from icsg3d_gui.state import AppState
+
+GOOD, BAD, NEUTRAL = "#1b7f3b", "#b3261e", "#555555"
+
+
+def badge(label: QLabel, ok: bool | None, yes: str, no: str, unknown: str = "–") -> None:
+    """Green/red pill with text; grey when unknown."""
+    text, colour = (unknown, NEUTRAL) if ok is None else ((yes, GOOD) if ok else (no, BAD))
+    label.setText(text)
+    label.setStyleSheet(f"QLabel {{ color: white; background: {colour}; border-radius: 6px; padding: 1px 6px; }}")
+
+
+class PropertiesDock(QWidget):
+    """Reads ``state.analysis`` and ``state.properties``; ``symprecChanged`` asks for re-analysis."""
+
+    symprecChanged = Signal(float)
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        layout = QVBoxLayout(self)
+        crystal = QGroupBox("Crystal")
+        form = QFormLayout(crystal)
+        self.fields: dict[str, QLabel] = {}
+        for key, title in (("formula", "Formula"), ("source", "Source"), ("spacegroup", "Space group"),
+                           ("cell", "Cell a, b, c (Å)"), ("volume", "Volume (Å³)"), ("density", "Density (g/cm³)"),
+                           ("min_distance", "Min. distance (Å)")):
+            self.fields[key] = QLabel("–")
+            self.fields[key].setWordWrap(True)
+            form.addRow(title, self.fields[key])
+        self.symprec = QDoubleSpinBox()
+        self.symprec.setDecimals(3)
+        self.symprec.setRange(0.001, 1.0)
+        self.symprec.setSingleStep(0.01)
+        self.symprec.setValue(0.1)
+        self.symprec.setSuffix(" Å")
+        self.symprec.setToolTip("Tolerance of the space-group search (spglib symprec)")
+        self.symprec.valueChanged.connect(self.symprecChanged)
+        form.addRow("symprec", self.symprec)
+        layout.addWidget(crystal)
+        valid = QGroupBox("Validity")
+        vform = QFormLayout(valid)
+        self.badges = {k: QLabel("–") for k in ("struct", "comp", "novel")}
+        vform.addRow("Distances ≥ 0.5 Å", self.badges["struct"])
+        vform.addRow("Charge balance (SMACT)", self.badges["comp"])
+        vform.addRow("Novelty vs gallery", self.badges["novel"])
+        layout.addWidget(valid)
+        self.pred_box = QGroupBox("Predicted (CGCNN)")
+        self.pred_form = QFormLayout(self.pred_box)
+        layout.addWidget(self.pred_box)
+        layout.addStretch(1)
+        state.propertiesChanged.connect(self.refresh)
+        state.structureChanged.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        a = self.state.analysis
+        f = self.fields
+        f["source"].setText(self.state.source or "–")
+        if self.state.structure is None or "spacegroup" not in a:
+            for key in ("formula", "spacegroup", "cell", "volume", "density", "min_distance"):
+                f[key].setText("–")
+            f["formula"].setText(a.get("error", "no crystal") if self.state.structure is None else a.get("formula", "–"))
+            for lab in self.badges.values():
+                badge(lab, None, "", "")
+        else:
+            f["formula"].setText(f"<b>{a['formula']}</b> ({a['n_sites']} sites)")
+            f["spacegroup"].setText(f"{a['spacegroup']} (No. {a['spacegroup_number']})")
+            f["cell"].setText(", ".join(f"{x:.3f}" for x in a["abc"]))
+            f["volume"].setText(f"{a['volume']:.2f}")
+            f["density"].setText(f"{a['density']:.3f}")
+            f["min_distance"].setText(f"{a['min_distance']:.3f}")
+            badge(self.badges["struct"], a["struct_valid"], "valid", "too close")
+            badge(self.badges["comp"], a["comp_valid"], "neutral", "not neutral")
+            novel = a.get("novel")
+            badge(self.badges["novel"], novel, "novel", f"matches {a.get('match')}")
+        self._refresh_predictions()
+
+    def _refresh_predictions(self) -> None:
+        while self.pred_form.rowCount():
+            self.pred_form.removeRow(0)
+        props = self.state.properties
+        if not props:
+            reason = "no CGCNN model loaded" if not self.state.has_model else "none for this crystal"
+            self.pred_form.addRow(QLabel(f"<i>{reason}</i>"))
+            return
+        for name, value in props.items():
+            self.pred_form.addRow(name, QLabel(f"{value:.3f}" if isinstance(value, float) else str(value)))

@@ -1,0 +1,295 @@
+"""The 3-D view: one pyvistaqt QtInteractor showing the layers of ``AppState``.
+
+Layers (each a fixed actor name, replaced in place, ``render=False``, then one ``render()`` per
+event-loop pass): density volume, isosurface, orthogonal slices, segmentation blobs, atoms, bonds,
+unit cell. Geometry comes from ``scene.py`` (pure functions); this class only owns actors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyvista as pv
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pyvistaqt import QtInteractor
+from vtkmodules.vtkRenderingAnnotation import vtkLegendBoxActor
+
+from icsg3d_gui.colors import element_rgb
+from icsg3d_gui.state import AppState
+from icsg3d_gui.views import scene
+
+log = logging.getLogger(__name__)
+
+DENSITY_ACTORS = ("density_volume", "density_iso", "density_slices")
+CRYSTAL_ACTORS = ("atoms", "bonds", "cell")
+BLOB_ACTOR = "blobs"
+
+
+@dataclass
+class DisplaySettings:
+    """Everything the Display dock can change; the viewer redraws from it."""
+
+    show_volume: bool = True
+    show_iso: bool = False
+    show_slices: bool = False
+    show_blobs: bool = False
+    show_atoms: bool = True
+    show_bonds: bool = True
+    show_cell: bool = True
+    cmap: str = "viridis"
+    opacity: str = "sigmoid"  # pyvista transfer function: linear, sigmoid, geom, ...
+    clim_fraction: tuple[float, float] = (0.0, 0.5)  # of the density maximum (peaks saturate)
+    volume_opacity: float = 0.35  # scales the volume's opacity unit distance
+    iso_fraction: float = 0.25  # isovalue as a fraction of the density maximum
+    slice_frac: tuple[float, float, float] = (0.5, 0.5, 0.0)
+    radius_scale: float = 0.18
+    bond_tolerance: float = 1.1
+    log_scale: bool = False
+    scheme: str = "VESTA"
+    repeat: tuple[int, int, int] = field(default=(1, 1, 1))
+    background: str = "white"
+
+
+class Viewer3D(QWidget):
+    """Subscribes to ``AppState``; ``rendered`` is emitted after each render (for timing)."""
+
+    rendered = Signal(float)  # time.perf_counter() at the end of the render
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.settings = DisplaySettings()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        # auto_update=False: we render exactly once per change, never on a timer (2-core machines)
+        self.plotter = QtInteractor(self, auto_update=False)
+        layout.addWidget(self.plotter.interactor)
+        self.plotter.set_background("white", top="#d9e2ec")
+        self.plotter.add_axes(xlabel="a", ylabel="b", zlabel="c", line_width=3)
+        # no anti-aliasing: FXAA alone costs ~60 ms per frame in software GL (Xvfb, 2 cores)
+        self._volume_grid: pv.ImageData | None = None
+        self._volume_key: tuple | None = None
+        self._render_pending = False
+        self._camera_set = False
+        self._closed = False
+        self._legend_key: tuple = ()
+        state.densityChanged.connect(self.update_density)
+        state.structureChanged.connect(self.update_crystal)
+        state.segmentationChanged.connect(self.update_blobs)
+
+    # ---- public --------------------------------------------------------------------------
+    def apply_settings(self, settings: DisplaySettings) -> None:
+        """Redraw every layer with new display settings."""
+        old = self.settings
+        self.settings = settings
+        self.update_density()
+        self.update_crystal()
+        self.update_blobs()
+        if old.repeat != settings.repeat:
+            self.reset_view()
+
+    def update_settings(self, **changes) -> None:  # noqa: ANN003
+        self.apply_settings(replace(self.settings, **changes))
+
+    def reset_view(self) -> None:
+        """A VESTA-like default: looking roughly down -b with c up, slightly from above."""
+        if self._closed:
+            return
+        lat = self._lattice()
+        if lat is None:
+            return
+        a, b, c = (v / np.linalg.norm(v) for v in lat)
+        direction = 0.35 * a - 1.0 * b + 0.35 * c
+        self.plotter.view_vector(direction / np.linalg.norm(direction), viewup=c, render=False)
+        self.plotter.renderer.reset_camera(render=False)
+        self.plotter.camera.zoom(1.1)
+        self._camera_set = True
+        self.request_render()
+
+    def view_along(self, axis: int) -> None:
+        """Look down lattice vector ``axis`` (0 = a, 1 = b, 2 = c)."""
+        lat = self._lattice()
+        if lat is None or self._closed:
+            return
+        vec = lat[axis] / np.linalg.norm(lat[axis])
+        up = lat[2] if axis != 2 else lat[1]
+        self.plotter.view_vector(vec, viewup=up / np.linalg.norm(up), render=False)
+        self.plotter.renderer.reset_camera(render=False)
+        self.request_render()
+
+    def request_render(self) -> None:
+        """Render once at the next event-loop pass, however many layers changed before it."""
+        if not self._render_pending and not self._closed:
+            self._render_pending = True
+            QTimer.singleShot(0, self._render_now)
+
+    def render_now(self) -> None:
+        """Render immediately (screenshots, benchmarks)."""
+        self._render_now()
+
+    def close_plotter(self) -> None:
+        """Release VTK before the widget is destroyed (avoids the teardown segfault)."""
+        if not self._closed:
+            self._closed = True
+            self.plotter.close()
+
+    # ---- layers --------------------------------------------------------------------------
+    def update_density(self) -> None:
+        if self._closed:
+            return
+        st, s = self.state, self.settings
+        if st.density is None or st.lattice is None:
+            self._remove(DENSITY_ACTORS)
+            return
+        grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho")
+        vmax = float(st.density.max()) or 1.0
+        lo = max(s.clim_fraction[0], 1e-3) if s.log_scale else s.clim_fraction[0]  # log needs lo > 0
+        clim = (lo * vmax, max(s.clim_fraction[1], lo + 1e-3) * vmax)
+        volume_ok = isinstance(grid, pv.ImageData)
+        if s.show_volume and volume_ok:
+            self._show_volume(grid, clim)
+        else:
+            self._remove(("density_volume",))
+            self._volume_key = None
+        show_iso = s.show_iso or (s.show_volume and not volume_ok)
+        if show_iso:
+            iso = grid.contour([s.iso_fraction * vmax], scalars="rho")
+            if iso.n_points:
+                self.plotter.add_mesh(iso, color="#4a90d9", opacity=0.45, smooth_shading=True,
+                                      name="density_iso", render=False, reset_camera=False)
+            else:
+                self._remove(("density_iso",))
+        else:
+            self._remove(("density_iso",))
+        if s.show_slices:
+            bounds = np.asarray(grid.bounds).reshape(3, 2)
+            x, y, z = (lo + f * (hi - lo) for (lo, hi), f in zip(bounds, s.slice_frac, strict=True))
+            slices = grid.slice_orthogonal(x=x, y=y, z=z)
+            self.plotter.add_mesh(slices, scalars="rho", cmap=s.cmap, clim=clim, name="density_slices",
+                                  render=False, reset_camera=False, show_scalar_bar=False)
+        else:
+            self._remove(("density_slices",))
+        self._first_camera()
+        self.request_render()
+
+    def update_crystal(self) -> None:
+        if self._closed:
+            return
+        st, s = self.state, self.settings
+        if st.structure is None:
+            self._remove(CRYSTAL_ACTORS)
+            self._update_legend([])
+            self.request_render()
+            return
+        lat = np.asarray(st.structure.lattice.matrix)
+        frac, symbols = scene.frac_and_symbols(st.structure)
+        cart, shown = scene.display_atoms(frac, symbols, lat, s.repeat)
+        self._show_mesh("atoms", scene.atoms_mesh(cart, shown, s.radius_scale, s.scheme) if s.show_atoms else None,
+                        scalars="rgb", rgb=True, smooth_shading=True, specular=0.3)
+        self._show_mesh("bonds", scene.bonds_mesh(cart, shown, s.bond_tolerance, radius=0.07, scheme=s.scheme)
+                        if s.show_bonds and s.show_atoms else None, scalars="rgb", rgb=True, smooth_shading=True)
+        self._show_mesh("cell", scene.cell_mesh(lat, s.repeat) if s.show_cell else None,
+                        color="#333333", line_width=2)
+        self._update_legend(sorted(set(symbols), key=symbols.index))
+        self._first_camera()
+        self.request_render()
+
+    def update_blobs(self) -> None:
+        if self._closed:
+            return
+        st, s = self.state, self.settings
+        mesh = None
+        if s.show_blobs and st.labels is not None and st.lattice is not None:
+            mesh = scene.label_blobs(st.labels, st.lattice, st.class_symbols, s.repeat, s.scheme)
+        self._show_mesh(BLOB_ACTOR, mesh, scalars="rgb", rgb=True, opacity=0.55, smooth_shading=True)
+        self.request_render()
+
+    def _show_volume(self, grid: pv.ImageData, clim: tuple[float, float]) -> None:
+        """Volume layer. Fast path while dragging: same grid geometry and transfer-function
+        settings -> swap the scalars in place and re-range the transfer functions (add_volume
+        costs ~100 ms in software GL, the in-place update ~1 ms)."""
+        s = self.settings
+        key = (grid.dimensions, tuple(np.round(grid.spacing, 6)), s.cmap, s.opacity, s.log_scale, s.volume_opacity)
+        actor = self.plotter.actors.get("density_volume")
+        if actor is not None and key == self._volume_key and self._volume_grid is not None:
+            self._volume_grid.point_data["rho"] = grid.point_data["rho"]
+            lut = actor.mapper.lookup_table
+            lut.scalar_range = clim
+            actor.mapper.scalar_range = clim
+            actor.prop.apply_lookup_table(lut)
+            return
+        cell = float(np.mean(np.asarray(grid.bounds).reshape(3, 2)[:, 1]))
+        self.plotter.add_volume(
+            grid, scalars="rho", cmap=s.cmap, opacity=s.opacity, clim=clim, name="density_volume",
+            render=False, reset_camera=False, shade=False, log_scale=s.log_scale, mapper="gpu",
+            opacity_unit_distance=cell / 10.0 / max(s.volume_opacity, 0.05),
+            scalar_bar_args={"title": "density (e/Å³)", "vertical": True, "position_x": 0.88,
+                             "position_y": 0.25, "height": 0.5, "width": 0.06, "fmt": "%.2f",
+                             "color": "black", "title_font_size": 14, "label_font_size": 12},
+        )
+        actor = self.plotter.actors["density_volume"]
+        actor.prop.interpolation_type = "linear"  # trilinear, not blocky nearest-voxel
+        self._volume_grid, self._volume_key = grid, key
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _show_mesh(self, name: str, mesh: pv.DataSet | None, **kwargs) -> None:  # noqa: ANN003
+        if mesh is None or mesh.n_points == 0:
+            self._remove((name,))
+            return
+        self.plotter.add_mesh(mesh, name=name, render=False, reset_camera=False, show_scalar_bar=False, **kwargs)
+
+    def _remove(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            if name in self.plotter.actors:
+                self.plotter.remove_actor(name, render=False)
+
+    def _update_legend(self, symbols: list[str]) -> None:
+        """Element legend: coloured discs with dark labels (pyvista's legend colours the text too,
+        which makes a red "O" look like a ring), upper right."""
+        key = (tuple(symbols), self.settings.scheme)
+        if key == self._legend_key:
+            return
+        self._legend_key = key
+        self._remove(("legend",))
+        if not symbols:
+            return
+        legend = vtkLegendBoxActor()
+        legend.SetNumberOfEntries(len(symbols))
+        for i, sym in enumerate(symbols):
+            disc = pv.Circle(radius=1.0, resolution=40)
+            rgb = (np.asarray(element_rgb(sym, self.settings.scheme)) * 255).astype(np.uint8)
+            disc.cell_data["rgb"] = np.tile(rgb, (disc.n_cells, 1))
+            disc.cell_data.active_scalars_name = "rgb"
+            legend.SetEntry(i, disc, sym, (0.1, 0.1, 0.1))
+        legend.SetScalarVisibility(True)
+        legend.SetPadding(4)
+        height = min(0.045 * len(symbols), 0.4)
+        legend.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        legend.GetPositionCoordinate().SetValue(0.02, 0.97 - height)
+        legend.GetPosition2Coordinate().SetValue(0.07, height)
+        self.plotter.add_actor(legend, name="legend", reset_camera=False, render=False)
+
+    def _lattice(self) -> np.ndarray | None:
+        st = self.state
+        if st.structure is not None:
+            lat = np.asarray(st.structure.lattice.matrix)
+        elif st.lattice is not None:
+            lat = st.lattice
+        else:
+            return None
+        return lat * np.asarray(self.settings.repeat, dtype=float)[:, None]
+
+    def _first_camera(self) -> None:
+        if not self._camera_set:
+            self.reset_view()
+
+    def _render_now(self) -> None:
+        self._render_pending = False
+        if self._closed:
+            return
+        self.plotter.render()
+        self.rendered.emit(time.perf_counter())

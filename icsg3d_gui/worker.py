@@ -1,0 +1,342 @@
+"""The inference thread: one QThread owns the model set; latest-wins request coalescing.
+
+Requests carry increasing ids and a *channel*. Each channel holds at most one pending request:
+submitting a new one replaces (drops) the older pending one, so while the thread is busy with a
+decode, a flood of slider events collapses into the single newest request. The thread serves the
+"view" channel (slider decodes) before the other channels so that sliders stay live while an
+interpolation or batch job waits. Results go back through ``resultReady`` (a queued signal: the
+GUI thread receives numpy arrays and Structures, never touches torch); errors come back as a
+Result with ``error`` set and the thread keeps serving the next request.
+
+Kinds (payload keys -> Result.value):
+- decode  (z (L,), cond)                -> {density (D,D,D), abc (3,), z, cond}            fast path
+- full    (z, cond)                     -> {density, labels, abc, structure|None, error, properties, z, cond}
+- encode  (structures, cond)            -> z (B, L)
+- gallery (structures, ids, n_components) -> {z (B,L), mean (L,), components (K,L), scales (K,), xy (B,2)}
+- interpolate (za, zb: z (L,) or Structure, steps, method, cond) -> list of full-like frames
+- batch   (z, n, temperature, seed, cond) -> list of full-like rows
+- predict (structures)                  -> list of property dicts
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+log = logging.getLogger(__name__)
+
+#: the channel served first (interactive slider decodes)
+VIEW = "view"
+
+
+@dataclass
+class Request:
+    id: int
+    kind: str
+    channel: str
+    payload: dict
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Result:
+    id: int
+    kind: str
+    channel: str
+    value: Any = None
+    error: str | None = None
+    compute_ms: float = 0.0
+    submitted: float = 0.0
+
+
+def torch_threads() -> int:
+    """Threads for torch: leave one core to the GUI/render thread, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class InferenceThread(QThread):
+    """Owns the model set (created by ``loader`` inside this thread) and serves requests."""
+
+    resultReady = Signal(object)  # Result
+    modelLoaded = Signal(object)  # dict: info about the model set
+    modelFailed = Signal(str)  # reason, shown in the status bar and the latent dock
+    busyChanged = Signal(bool)
+
+    def __init__(self, loader: Callable[[], Any] | None, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self._loader = loader
+        self._cond = threading.Condition()
+        self._pending: dict[str, Request] = {}
+        self._stopping = False
+        self._busy = False
+        self._next_id = 0
+        self.model: Any = None
+        # counters for tests, benchmarks and the status bar
+        self.n_submitted = 0
+        self.n_executed = 0
+        self.n_dropped = 0
+
+    # ---- GUI-thread API ------------------------------------------------------------------
+    def submit(self, kind: str, payload: dict, channel: str = VIEW) -> int:
+        """Queue a request (replacing the pending one of the same channel); returns its id."""
+        with self._cond:
+            self._next_id += 1
+            req = Request(self._next_id, kind, channel, payload)
+            if channel in self._pending:
+                self.n_dropped += 1
+            self._pending[channel] = req
+            self.n_submitted += 1
+            self._cond.notify()
+        return req.id
+
+    def peek_next_id(self) -> int:
+        """The id the next submitted request will get (results below it are older)."""
+        with self._cond:
+            return self._next_id + 1
+
+    def stop(self) -> None:
+        """Ask the thread to finish after the current request and wait for it (clean close)."""
+        with self._cond:
+            self._stopping = True
+            self._pending.clear()
+            self._cond.notify_all()
+        if self.isRunning():
+            self.wait()
+
+    def idle(self) -> bool:
+        """No request running or pending (screenshots and benchmarks wait for this)."""
+        with self._cond:
+            return not self._busy and not self._pending
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # ---- thread side ---------------------------------------------------------------------
+    def run(self) -> None:  # noqa: D102 (QThread entry point)
+        self._load()
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    break
+                req = self._take()
+                self._busy = True
+            self.busyChanged.emit(True)
+            result = self._execute(req)
+            if not self._stopping:
+                self.resultReady.emit(result)
+            with self._cond:
+                self._busy = False
+            self.busyChanged.emit(False)
+        self.model = None
+
+    def _take(self) -> Request:
+        if VIEW in self._pending:
+            return self._pending.pop(VIEW)
+        channel = min(self._pending, key=lambda c: self._pending[c].id)
+        return self._pending.pop(channel)
+
+    def _load(self) -> None:
+        try:
+            import torch
+
+            torch.set_num_threads(torch_threads())
+        except ImportError:  # the fake models of the tests need no torch
+            pass
+        if self._loader is None:
+            return
+        try:
+            t0 = time.perf_counter()
+            self.model = self._loader()
+            info = model_info(self.model)
+            info["load_ms"] = (time.perf_counter() - t0) * 1e3
+            self.modelLoaded.emit(info)
+        except Exception as exc:  # noqa: BLE001 (any loader failure becomes a message, not a crash)
+            log.warning("model set failed to load: %s", exc)
+            self.model = None
+            self.modelFailed.emit(str(exc))
+
+    def _execute(self, req: Request) -> Result:
+        t0 = time.perf_counter()
+        result = Result(req.id, req.kind, req.channel, submitted=req.submitted)
+        try:
+            if self.model is None:
+                raise RuntimeError("no model set is loaded")
+            handler = HANDLERS[req.kind]
+            result.value = _inference(lambda: handler(self.model, req.payload, lambda: self._stopping))
+        except Exception as exc:  # noqa: BLE001 (reported to the GUI; the thread keeps serving)
+            log.warning("request %s (%s) failed: %s", req.id, req.kind, exc)
+            result.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        result.compute_ms = (time.perf_counter() - t0) * 1e3
+        self.n_executed += 1
+        return result
+
+
+def _inference(fn: Callable[[], Any]) -> Any:
+    try:
+        import torch
+    except ImportError:
+        return fn()
+    with torch.inference_mode():
+        return fn()
+
+
+def model_info(model: Any) -> dict:
+    """What the status bar and the docks need to know about a loaded model set."""
+    device = str(getattr(model, "device", "cpu"))
+    return {
+        "loaded": True,
+        "latent_dim": int(getattr(model, "latent_dim", 0)),
+        "n_conditions": int(getattr(model, "n_conditions", 1)),
+        "device": device,
+        "name": str(getattr(model, "name", "") or getattr(model, "models_dir", "") or "model set"),
+        "vocab": [""] + list(getattr(getattr(model, "vocab", None), "symbols", []) or []),
+        "properties": list(getattr(model, "property_names", []) or []),
+    }
+
+
+# ---- handlers: run in the worker thread; plain functions of (model, payload, cancelled) ------
+def _decode(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    z = np.asarray(p["z"], dtype=np.float32)[None]
+    dens, abc = model.decode_density(z, [int(p["cond"])])
+    return {"density": np.asarray(dens[0]), "abc": np.asarray(abc[0]), "z": z[0], "cond": int(p["cond"])}
+
+
+def _full_rows(model: Any, z: np.ndarray, cond: list[int], want_props: bool = True) -> list[dict]:
+    decoded = model.decode(np.asarray(z, dtype=np.float32), cond)
+    structures = [d.structure for d in decoded if d.structure is not None]
+    props: list[dict] = []
+    if want_props and structures:
+        try:
+            props = list(model.predict(structures))
+        except Exception as exc:  # noqa: BLE001 (a failed prediction must not hide the crystal)
+            log.warning("property prediction failed: %s", exc)
+    rows, k = [], 0
+    for i, d in enumerate(decoded):
+        row = {
+            "density": np.asarray(d.density),
+            "labels": None if getattr(d, "labels", None) is None else np.asarray(d.labels),
+            "abc": _abc_of(d),
+            "structure": d.structure,
+            "error": getattr(d, "error", None),
+            "properties": {},
+            "z": np.asarray(z[i]),
+            "cond": int(cond[i]),
+        }
+        if d.structure is not None:
+            row["properties"] = dict(props[k]) if k < len(props) else {}
+            k += 1
+        rows.append(row)
+    return rows
+
+
+def _abc_of(decoded: Any) -> np.ndarray | None:
+    abc = getattr(decoded, "abc", None)
+    if abc is not None:
+        return np.asarray(abc, dtype=float)
+    if getattr(decoded, "structure", None) is not None:
+        return np.asarray(decoded.structure.lattice.abc, dtype=float)
+    return None
+
+
+def _full(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    return _full_rows(model, np.asarray(p["z"])[None], [int(p["cond"])])[0]
+
+
+def _encode(model: Any, p: dict, cancelled: Callable[[], bool]) -> np.ndarray:
+    return np.asarray(model.encode(list(p["structures"]), p.get("cond")))
+
+
+def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    z = np.asarray(model.encode(list(p["structures"])), dtype=np.float64)
+    out = pca(z, int(p.get("n_components", 8)))
+    out.update(z=z.astype(np.float32), ids=list(p.get("ids", [])))
+    return out
+
+
+def pca(z: np.ndarray, k: int) -> dict:
+    """Principal directions of encoded crystals z (B, L): mean (L,), components (K, L), scales (K,), xy (B, 2)."""
+    mean = z.mean(axis=0)
+    centred = z - mean
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    k = max(1, min(k, vt.shape[0]))
+    scales = s[:k] / np.sqrt(max(1, len(z) - 1))
+    scales = np.where(scales > 1e-8, scales, 1.0)
+    xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, np.zeros(len(z))]
+    return {"mean": mean, "components": vt[:k], "scales": scales, "xy": xy}
+
+
+def _as_z(model: Any, end: Any) -> np.ndarray:
+    """An interpolation end point: a latent vector (L,) as is, a Structure encoded."""
+    if isinstance(end, np.ndarray):
+        return end.astype(np.float32)
+    return np.asarray(model.encode([end]))[0]
+
+
+def _interpolate(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
+    za, zb = _as_z(model, p["za"]), _as_z(model, p["zb"])
+    zs = np.asarray(model.interpolate(za, zb, int(p["steps"]), method=p.get("method", "slerp")))
+    frames = []
+    for z in zs:  # frame by frame so that closing the app mid-job waits for one decode at most
+        if cancelled():
+            break
+        frames += _full_rows(model, z[None], [int(p["cond"])])
+    return frames
+
+
+def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
+    n = int(p["n"])
+    noise = np.asarray(model.sample(n, temperature=float(p["temperature"]), seed=int(p["seed"])))
+    zs = np.asarray(p["z"])[None] + noise
+    rows: list[dict] = []
+    for start in range(0, n, 16):
+        if cancelled():
+            break
+        chunk = zs[start : start + 16]
+        rows += _full_rows(model, chunk, [int(p["cond"])] * len(chunk))
+    return rows
+
+
+def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
+    return [dict(x) for x in model.predict(list(p["structures"]))]
+
+
+HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {
+    "decode": _decode,
+    "full": _full,
+    "encode": _encode,
+    "gallery": _gallery,
+    "interpolate": _interpolate,
+    "batch": _batch,
+    "predict": _predict,
+}
+
+
+class LatestWins:
+    """GUI-side filter: show a result only if nothing newer of its channel was shown already.
+
+    ``invalidate(next_id)`` makes every result with a smaller id stale (e.g. the user opened a file,
+    so a decode still in flight must not replace it).
+    """
+
+    def __init__(self) -> None:
+        self._floor: dict[str, int] = {}
+
+    def accept(self, result: Result) -> bool:
+        if result.id < self._floor.get(result.channel, 0):
+            return False
+        self._floor[result.channel] = result.id + 1
+        return True
+
+    def invalidate(self, channel: str, next_id: int) -> None:
+        self._floor[channel] = max(self._floor.get(channel, 0), next_id)

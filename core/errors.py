@@ -30,3 +30,11 @@ class CheckpointError(_SourcedError):
 
 class SegmentationError(ICSGError):
     """A density/probability grid from which no sensible crystal could be recovered."""
+
+
+class OutputExistsError(ICSGError, FileExistsError):
+    """An output file exists and overwriting was not allowed (use --force in the CLI)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: exists already (use --force to overwrite)")

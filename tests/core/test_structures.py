@@ -176,17 +176,14 @@ def test_read_element_outside_vocabulary(tmp_path: Path) -> None:
 def test_read_non_element_symbol_with_vocabulary(tmp_path: Path) -> None:
     path = tmp_path / "xx.cif"
     path.write_text(p1_cif(srtio3()).replace("Sr  Sr0", "Xx  Xx0"))
-    with raises_structure_error(str(path), re.escape("element(s) Xx not in the model's vocabulary")):
+    with raises_structure_error(str(path), re.escape("unknown element symbol(s) Xx: not a chemical element")):
         st.read_structure(path, vocab=Vocabulary.default())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="reported to lead: a non-element symbol passes as a pymatgen DummySpecies"
-)
 def test_read_non_element_symbol_without_vocabulary(tmp_path: Path) -> None:
     path = tmp_path / "xx.cif"
     path.write_text(p1_cif(srtio3()).replace("Sr  Sr0", "Xx  Xx0"))
-    with raises_structure_error(str(path), "Xx"):
+    with raises_structure_error(str(path), re.escape("unknown element symbol(s) Xx: not a chemical element")):
         st.read_structure(path)
 
 

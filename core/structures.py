@@ -1,0 +1,304 @@
+"""Reading and writing crystals: CIF, POSCAR, folders of them and CDVAE-style CSV(.gz) files.
+
+Every crystal enters the project through this module, as a pymatgen ``Structure`` in its
+conventional standard cell (the original ICSG3D voxelised primitive cells as if orthogonal).
+Errors name the input and the reason (``StructureError``); batch reads record bad rows as
+``Failure`` objects and go on, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+from pymatgen.core.periodic_table import DummySpecies
+from pymatgen.io.cif import CifParser, CifWriter
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from core.elements import Vocabulary
+from core.errors import OutputExistsError, StructureError
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 20_000_000  # a single crystal file larger than this is not a crystal we can grid
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
+STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
+MIN_LENGTH, MAX_LENGTH = 1.0, 100.0  # Å: plausible lattice lengths of an input cell
+DEFAULT_MAX_SITES = 80
+
+
+@dataclass
+class Entry:
+    """One crystal read from an input: ``id`` names outputs, ``props`` holds numeric columns."""
+
+    id: str
+    structure: Structure
+    source: str
+    props: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    """An input that could not be read, with the reason (recorded, never dropped)."""
+
+    id: str
+    source: str
+    reason: str
+
+
+def _quiet_parse(fn, *args, **kwargs):
+    """Run a pymatgen parser with its warnings captured (logged at debug level, not printed)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args, **kwargs)
+    for w in caught:
+        log.debug("pymatgen: %s", w.message)
+    return result
+
+
+def _first_line_of(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def parse_cif(text: str, source: str) -> Structure:
+    """Parse CIF text into a Structure as written (no cell change); raises StructureError."""
+    if not text.strip():
+        raise StructureError(source, "empty file")
+    if "_cell_length_a" not in text and "_cell_length_a".upper() not in text:
+        raise StructureError(source, "malformed CIF: no _cell_length_a (not a CIF, or truncated)")
+    try:
+        parser = _quiet_parse(CifParser, io.StringIO(text))
+        structures = _quiet_parse(parser.parse_structures, primitive=False, on_error="raise")
+    except Exception as exc:  # pymatgen raises many types for broken CIFs
+        raise StructureError(
+            source, f"malformed CIF: {_first_line_of(exc)} (atom list, cell or symmetry operations unreadable)"
+        ) from None
+    if not structures:
+        raise StructureError(source, "malformed CIF: no structure found")
+    return structures[0]
+
+
+def parse_poscar(text: str, source: str) -> Structure:
+    """Parse POSCAR/CONTCAR text; raises StructureError."""
+    if not text.strip():
+        raise StructureError(source, "empty file")
+    try:
+        return _quiet_parse(Structure.from_str, text, fmt="poscar")
+    except Exception as exc:
+        raise StructureError(source, f"malformed POSCAR: {_first_line_of(exc)}") from None
+
+
+def _is_structure_file(path: Path) -> bool:
+    name = path.name
+    return path.suffix.lower() in STRUCTURE_SUFFIXES or name.startswith(STRUCTURE_NAMES)
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise StructureError(str(path), "no such file")
+    if path.is_dir():
+        raise StructureError(str(path), "is a folder, not a structure file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise StructureError(str(path), f"file too large ({size / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
+    try:
+        return path.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise StructureError(str(path), "not a text file (cannot decode as UTF-8)") from None
+
+
+def check_structure(
+    structure: Structure, source: str, vocab: Vocabulary | None = None, max_sites: int | None = None
+) -> None:
+    """Raise StructureError if the crystal is disordered, absurd or outside the vocabulary."""
+    if len(structure) == 0:
+        raise StructureError(source, "structure has no atoms")
+    if not structure.is_ordered:
+        disordered = sum(1 for site in structure if not site.is_ordered)
+        raise StructureError(
+            source,
+            f"partial occupancy on {disordered} site(s): disordered structures are not supported; "
+            "order it first (e.g. pymatgen OrderDisorderedStructureTransformation)",
+        )
+    lengths = np.array(structure.lattice.abc)
+    if not np.all(np.isfinite(lengths)) or structure.volume <= 0.1 or not np.isfinite(structure.volume):
+        raise StructureError(source, f"absurd cell: lengths {lengths.round(3).tolist()} Å, volume {structure.volume:.3g} Å^3")
+    if lengths.min() < MIN_LENGTH or lengths.max() > MAX_LENGTH:
+        raise StructureError(
+            source,
+            f"absurd cell: lattice lengths {lengths.round(3).tolist()} Å outside {MIN_LENGTH}-{MAX_LENGTH} Å "
+            "(too large for a 32-point grid, or not a crystal)",
+        )
+    not_elements = sorted({sp.symbol for sp in structure.composition.elements if isinstance(sp, DummySpecies)})
+    if not_elements:
+        raise StructureError(source, f"unknown element symbol(s) {', '.join(not_elements)}: not a chemical element")
+    if vocab is not None:
+        unknown = sorted({el.symbol for el in structure.composition.elements} - set(vocab.symbols))
+        if unknown:
+            raise StructureError(source, f"element(s) {', '.join(unknown)} not in the model's vocabulary")
+    if max_sites is not None and len(structure) > max_sites:
+        raise StructureError(
+            source, f"{len(structure)} sites in the conventional cell: more than the grid resolves ({max_sites})"
+        )
+
+
+def to_conventional(structure: Structure, source: str = "<structure>", symprec: float = 0.01) -> Structure:
+    """The conventional standard cell (spglib); raises StructureError if symmetry analysis fails."""
+    try:
+        sga = SpacegroupAnalyzer(structure, symprec=symprec)
+        conventional = sga.get_conventional_standard_structure()
+    except Exception as exc:
+        raise StructureError(source, f"symmetry analysis failed: {_first_line_of(exc)}") from None
+    return conventional
+
+
+def prepare(
+    structure: Structure,
+    source: str,
+    vocab: Vocabulary | None = None,
+    max_sites: int | None = DEFAULT_MAX_SITES,
+) -> Structure:
+    """Check a parsed crystal and return its conventional standard cell (raises StructureError)."""
+    check_structure(structure, source)  # disorder and absurd cells before symmetry analysis
+    if any(getattr(sp, "oxi_state", None) for sp in structure.composition.elements):
+        structure = structure.copy()
+        structure.remove_oxidation_states()  # classes are elements; oxidation states are not gridded
+    conventional = to_conventional(structure, source)
+    check_structure(conventional, source, vocab=vocab, max_sites=max_sites)
+    return conventional
+
+
+def read_structure(
+    path: str | Path, vocab: Vocabulary | None = None, max_sites: int | None = DEFAULT_MAX_SITES
+) -> Structure:
+    """Read one CIF or POSCAR file into its conventional standard cell; raises StructureError."""
+    path = Path(path)
+    text = _read_text(path)
+    source = str(path)
+    if path.suffix.lower() == ".cif" or "_cell_length_a" in text:
+        structure = parse_cif(text, source)
+    else:
+        structure = parse_poscar(text, source)
+    return prepare(structure, source, vocab=vocab, max_sites=max_sites)
+
+
+def _csv_props(row: dict) -> dict[str, float]:
+    props = {}
+    for key, value in row.items():
+        if key in ("cif", "material_id") or isinstance(value, str):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        props[key] = number
+    return props
+
+
+def _iter_csv(path: Path, limit: int | None, vocab, max_sites) -> Iterator[Entry | Failure]:
+    import pandas as pd  # imported here: only CSV inputs need it
+
+    try:
+        frame = pd.read_csv(path, nrows=limit)
+    except Exception as exc:
+        raise StructureError(str(path), f"cannot read CSV: {_first_line_of(exc)}") from None
+    if "cif" not in frame.columns:
+        raise StructureError(str(path), f"CSV has no 'cif' column (columns: {', '.join(map(str, frame.columns))})")
+    has_ids = "material_id" in frame.columns
+    for row_index, row in enumerate(frame.to_dict("records")):
+        entry_id = str(row["material_id"]) if has_ids else f"{path.name.split('.')[0]}-{row_index}"
+        source = f"{path}:row {row_index} ({entry_id})"
+        try:
+            cif = row["cif"]
+            if not isinstance(cif, str):
+                raise StructureError(source, "empty cif cell")
+            structure = prepare(parse_cif(cif, source), source, vocab=vocab, max_sites=max_sites)
+        except StructureError as exc:
+            yield Failure(entry_id, source, exc.reason)
+            continue
+        yield Entry(entry_id, structure, source, _csv_props(row))
+
+
+def iter_entries(
+    path: str | Path,
+    limit: int | None = None,
+    vocab: Vocabulary | None = None,
+    max_sites: int | None = DEFAULT_MAX_SITES,
+) -> Iterator[Entry | Failure]:
+    """Yield an Entry or a Failure for every crystal in a file, folder or CSV(.gz) input.
+
+    Raises StructureError only when the input as a whole is unusable (missing, unreadable CSV).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StructureError(str(path), "no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and _is_structure_file(p))
+        if not files:
+            raise StructureError(str(path), "folder holds no CIF/POSCAR files")
+        for file in files[:limit] if limit else files:
+            try:
+                yield Entry(file.stem, read_structure(file, vocab, max_sites), str(file))
+            except StructureError as exc:
+                yield Failure(file.stem, str(file), exc.reason)
+        return
+    if path.name.lower().endswith((".csv", ".csv.gz")):
+        yield from _iter_csv(path, limit, vocab, max_sites)
+        return
+    try:
+        yield Entry(path.stem, read_structure(path, vocab, max_sites), str(path))
+    except StructureError as exc:
+        yield Failure(path.stem, str(path), exc.reason)
+
+
+def load_entries(
+    path: str | Path,
+    limit: int | None = None,
+    vocab: Vocabulary | None = None,
+    max_sites: int | None = DEFAULT_MAX_SITES,
+) -> tuple[list[Entry], list[Failure]]:
+    """All crystals of an input as (entries, failures); see ``iter_entries``."""
+    entries: list[Entry] = []
+    failures: list[Failure] = []
+    for item in iter_entries(path, limit=limit, vocab=vocab, max_sites=max_sites):
+        (entries if isinstance(item, Entry) else failures).append(item)
+    if failures:
+        log.warning("%s: %d of %d inputs could not be read", path, len(failures), len(entries) + len(failures))
+    return entries, failures
+
+
+def atomic_write_text(path: str | Path, text: str, force: bool = False) -> Path:
+    """Write text to a temporary file beside ``path`` and rename it (never a half-written file)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def cif_text(structure: Structure, symprec: float | None = None) -> str:
+    """CIF text of a structure: symmetrised with ``symprec`` (Å), or P1 when None."""
+    writer = _quiet_parse(CifWriter, structure, symprec=symprec)
+    return str(writer)
+
+
+def write_cif(structure: Structure, path: str | Path, symprec: float | None = None, force: bool = False) -> Path:
+    """Write a CIF atomically (symmetrised with ``symprec`` or P1); refuses to overwrite unless ``force``."""
+    return atomic_write_text(path, cif_text(structure, symprec), force=force)

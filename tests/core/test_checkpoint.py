@@ -224,3 +224,20 @@ def test_train_state_round_trip(tmp_path: Path) -> None:
         save_train_state(tmp_path / "bad.pt", {"model": net})
     with pytest.raises(CheckpointError, match="no such train state"):
         load_train_state(tmp_path / "missing.pt")
+
+
+def test_cgcnn_round_trip(tmp_path: Path) -> None:
+    from pymatgen.core import Lattice, Structure
+
+    from core.models.cgcnn import CGCNN, CGCNNConfig, build_graph, collate
+
+    torch.manual_seed(0)
+    cfg = CGCNNConfig(atom_fea_len=8, h_fea_len=8, n_conv=1, targets=["band_gap", "e_form"])
+    model = CGCNN(cfg).eval()
+    path = save_checkpoint(tmp_path / "cgcnn", model, "cgcnn", cfg, normalisers={"band_gap": [1.0, 2.0]})
+    back, meta = load_checkpoint(path, kind="cgcnn")
+    assert isinstance(back, CGCNN) and back.cfg == cfg and meta["config"]["targets"] == ["band_gap", "e_form"]
+    s = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    batch = collate([build_graph(s, cfg)])
+    with torch.no_grad():
+        assert torch.equal(model(batch), back(batch))

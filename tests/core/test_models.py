@@ -260,3 +260,90 @@ def test_vae_overfits_two_crystals() -> None:
     assert torch.equal(out["species_logits"].argmax(1), labels)
     assert torch.allclose(out["abc"], abc_std, atol=0.1)
     assert abs(float(out["prop"][0, 0]) - 0.3) < 0.1
+
+
+# -- CGCNN ---------------------------------------------------------------------------------
+def _crystals() -> list:
+    from pymatgen.core import Lattice, Structure
+
+    rock = [[0, 0, 0], [0.5, 0.5, 0.5]]
+    return [
+        Structure(Lattice.cubic(4.12), ["Cs", "Cl"], rock),
+        Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], rock),
+        Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
+                  [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]),
+        Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.29), ["K", "Cl"], rock),
+    ]
+
+
+def test_atom_features() -> None:
+    from core.models.cgcnn import N_ATOM_FEATURES, atom_features
+
+    na, cl, k = atom_features("Na"), atom_features("Cl"), atom_features("K")
+    assert na.shape == (N_ATOM_FEATURES,) and na.dtype == "float32"
+    assert not (na == cl).all() and not (na == k).all()
+    assert na[:18].argmax() == k[:18].argmax() == 0  # both group 1
+    assert atom_features("Ne").sum() > 0  # missing electronegativity leaves zeros, not a crash
+    with pytest.raises(ValueError):
+        atom_features("Xx")
+
+
+def test_build_graph_and_collate() -> None:
+    from core.models.cgcnn import CGCNNConfig, build_graph, collate
+
+    cfg = CGCNNConfig()
+    cscl, nacl = _crystals()[:2]
+    g = build_graph(cscl, cfg)
+    assert g.n_atoms == 2 and g.center.shape == g.nbr.shape == g.dist.shape == (24,)
+    assert torch.equal(torch.bincount(g.center), torch.tensor([12, 12]))
+    # nearest Cs-Cl distance in CsCl = a*sqrt(3)/2, and 8 of them come first
+    first = g.dist[g.center == 0]
+    assert torch.allclose(first[:8], torch.tensor(4.12 * math.sqrt(3) / 2))
+    assert bool((first[:8] < first[8]).all()) and bool((g.dist <= cfg.radius).all())
+    assert bool((g.nbr[g.center == 0][:8] == 1).all())
+    g2 = build_graph(nacl, CGCNNConfig(max_neighbors=6, radius=3.0))
+    assert g2.n_atoms == 8 and torch.allclose(g2.dist, torch.tensor(2.82))
+    b = collate([g, g2])
+    assert b.n_crystals == 2 and b.atom_fea.shape[0] == 10
+    assert int(b.center[24:].min()) == 2 and torch.equal(b.crystal, torch.tensor([0, 0] + [1] * 8))
+
+
+def _train_cgcnn(model, batch, y, steps: int, lr: float = 3e-3) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = F.mse_loss(model(batch), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def test_cgcnn_eval_does_not_depend_on_batch_composition() -> None:
+    from core.models.cgcnn import CGCNN, CGCNNConfig, build_graph, collate
+
+    torch.manual_seed(0)
+    cfg = CGCNNConfig(atom_fea_len=16, h_fea_len=16, n_conv=2, targets=["a", "b"])
+    graphs = [build_graph(s, cfg) for s in _crystals()]
+    model = CGCNN(cfg)
+    _train_cgcnn(model, collate(graphs), torch.randn(4, 2), steps=5)
+    with torch.no_grad():
+        alone = model(collate([graphs[2]]))
+        together = model(collate(graphs))
+        shuffled = model(collate([graphs[3], graphs[2], graphs[0]]))
+    assert alone.shape == (1, 2) and together.shape == (4, 2)
+    assert torch.allclose(alone[0], together[2], atol=1e-5)
+    assert torch.allclose(alone[0], shuffled[1], atol=1e-5)
+
+
+def test_cgcnn_overfits_four_crystals() -> None:
+    from core.models.cgcnn import CGCNN, CGCNNConfig, build_graph, collate
+
+    torch.manual_seed(0)
+    cfg = CGCNNConfig(atom_fea_len=32, h_fea_len=32, targets=["e"])
+    batch = collate([build_graph(s, cfg) for s in _crystals()])
+    y = torch.tensor([[-1.0], [0.5], [2.0], [-0.3]])
+    model = CGCNN(cfg)
+    _train_cgcnn(model, batch, y, steps=300)
+    with torch.no_grad():
+        assert F.mse_loss(model(batch), y) < 0.01 * y.var()

@@ -90,9 +90,7 @@ class CondVAE3D(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.cond_embed = nn.Embedding(cfg.n_conditions, cfg.cond_dim)
-        self.species_embed = (
-            nn.Embedding(cfg.n_classes, cfg.species_embed) if cfg.species_embed > 0 else None
-        )
+        self.species_embed = nn.Embedding(cfg.n_classes, cfg.species_embed) if cfg.species_embed > 0 else None
         cin = cfg.in_channels + max(cfg.species_embed, 0) + cfg.cond_dim
         stages: list[nn.Module] = []
         for w in cfg.widths:

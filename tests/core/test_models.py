@@ -199,7 +199,9 @@ def test_vae_shapes_and_modes() -> None:
     # the species embedding and the condition both reach the network
     mu2, _ = vae.encode(x, cond, abc, (labels + 1) % 3)
     assert not torch.allclose(mu, mu2)
-    assert not torch.allclose(vae.decode(mu, cond)["density"], vae.decode(mu, torch.tensor([0, 0]))["density"])
+    assert not torch.allclose(
+        vae.decode(mu, cond)["density"], vae.decode(mu, torch.tensor([0, 0]))["density"]
+    )
     no_head = CondVAE3D(_tiny_vae_cfg(species_head=False, species_embed=0)).eval()
     assert "species_logits" not in no_head.decode(torch.zeros(1, 8), torch.tensor([10]))
     assert no_head.encode(x, cond, abc)[0].shape == (2, 8)
@@ -225,7 +227,7 @@ def test_vae_loss_parts() -> None:
     unet = freeze(UNet3D(UNetConfig(n_classes=3, base=4, levels=1)))
     loss, parts = vae_loss(out, dens.unsqueeze(1), labels, torch.zeros(2, 3), prop, cfg, unet=unet)
     assert math.isfinite(parts["total"]) and parts["dfc"] > 0 and parts["prop"] > 0
-    assert math.isclose(parts["kl"], float(kl_divergence(out["mu"], out["logvar"])), rel_tol=1e-6)
+    assert math.isclose(parts["kl"], float(kl_divergence(out["mu"], out["logvar"]).detach()), rel_tol=1e-6)
     loss.backward()
     assert all(p.grad is None for p in unet.parameters())  # frozen
     assert vae.decoder[1][0].weight.grad is not None
@@ -270,8 +272,11 @@ def _crystals() -> list:
     return [
         Structure(Lattice.cubic(4.12), ["Cs", "Cl"], rock),
         Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], rock),
-        Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
-                  [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]),
+        Structure(
+            Lattice.cubic(3.905),
+            ["Sr", "Ti", "O", "O", "O"],
+            [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+        ),
         Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.29), ["K", "Cl"], rock),
     ]
 

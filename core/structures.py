@@ -52,6 +52,7 @@ class Failure:
     id: str
     source: str
     reason: str
+    props: dict[str, float] = field(default_factory=dict)
 
 
 def _quiet_parse(fn, *args, **kwargs):
@@ -223,7 +224,7 @@ def _iter_csv(path: Path, limit: int | None, vocab, max_sites) -> Iterator[Entry
                 raise StructureError(source, "empty cif cell")
             structure = prepare(parse_cif(cif, source), source, vocab=vocab, max_sites=max_sites)
         except StructureError as exc:
-            yield Failure(entry_id, source, exc.reason)
+            yield Failure(entry_id, source, exc.reason, _csv_props(row))
             continue
         yield Entry(entry_id, structure, source, _csv_props(row))
 

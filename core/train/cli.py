@@ -94,6 +94,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-minutes", type=float, help="stop (resumably) after this much training time per model"
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (measure first: see the report)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.set_defaults(func=run_train)
     return p
@@ -203,7 +204,8 @@ def _train_config(args: argparse.Namespace, kind: str) -> TrainConfig:
         ckpt_every_s=args.ckpt_every,
         seed=args.seed,
         num_workers=args.workers,
-        bf16=args.bf16,
+        bf16=args.bf16 or rec.get("bf16", False),
+        channels_last=args.channels_last or rec.get("channels_last", False),
         max_minutes=args.max_minutes,
     )
 

@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     bf16: bool = False
+    channels_last: bool = False  # channels_last_3d memory format for 3-D conv models
     max_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +122,9 @@ class Trainer:
         self.info = dist.env_dist()
         self.device = dist.rank_device(device, self.info)
         self.model: nn.Module = task.model.to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+            task.channels_last = True
         self.ddp_model: nn.Module = self.model
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None

@@ -1,8 +1,7 @@
 """Resume state: RNG states, seeding, and saving/loading ``train_state.pt`` safely.
 
 The resume state holds only tensors and primitive containers, so it loads with
-``torch.load(weights_only=True)`` (no code execution). numpy's RNG state is converted from
-arrays to lists for that reason.
+``torch.load(weights_only=True)`` (no code execution); numpy's RNG key is stored as a tensor.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from core.errors import CheckpointError
 
 TRAIN_STATE_FILE = "train_state.pt"
 
@@ -76,34 +73,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_train_state(directory: Path, state: dict[str, Any]) -> Path:
-    """Write ``train_state.pt`` into a checkpoint directory (core.checkpoint's when available)."""
-    try:
-        from core.checkpoint import save_train_state as _save
-    except ImportError:  # checkpoint module without the helper: same format, written here
-        _save = None
-    if _save is not None:
-        return Path(_save(directory, state) or Path(directory) / TRAIN_STATE_FILE)
-    path = Path(directory) / TRAIN_STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+    """Write ``train_state.pt`` into a checkpoint directory (core.checkpoint's safe format)."""
+    from core.checkpoint import save_train_state as _save
+
+    return _save(Path(directory) / TRAIN_STATE_FILE, state)
 
 
 def load_train_state(directory: Path) -> dict[str, Any]:
     """Read ``train_state.pt`` with ``weights_only=True``; a bad file raises CheckpointError."""
-    try:
-        from core.checkpoint import load_train_state as _load
-    except ImportError:
-        _load = None
-    if _load is not None:
-        return _load(directory)
-    path = Path(directory) / TRAIN_STATE_FILE
-    if not path.is_file():
-        raise CheckpointError(str(path), "no resume state (train_state.pt) found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, foreign or unsafe pickle
-        raise CheckpointError(
-            str(path), f"cannot read resume state ({exc.__class__.__name__}: {exc})"
-        ) from exc
+    from core.checkpoint import load_train_state as _load
+
+    return _load(Path(directory) / TRAIN_STATE_FILE)

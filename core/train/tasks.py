@@ -56,6 +56,7 @@ class VoxelTask:
     """Shared set-up of the voxel models: vocabulary, voxeliser, normalisers, data sets."""
 
     kind = "voxel"
+    channels_last = False  # set by the Trainer when it converts the model
 
     def __init__(self, split: SplitData, opts: TaskOptions) -> None:
         from core.models.unet import class_weights_from_counts
@@ -87,6 +88,8 @@ class VoxelTask:
 
         b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         b["x"] = make_input(b["density"], b["abc"])  # (B, 4, D, D, D)
+        if self.channels_last:
+            b["x"] = b["x"].contiguous(memory_format=torch.channels_last_3d)
         return b
 
     def checkpoint_meta(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from icsg3d_gui.analysis import analyse
 from icsg3d_gui.state import AppState
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
 
@@ -73,7 +72,6 @@ class Controller(QObject):
         self.symprec = 0.1
         self.last_result_at: dict[str, float] = {}
         self.latest = LatestWins()
-        self._gallery_refs: list[tuple[str, Any]] | None = None
         self.no_model_reason: str | None = None
         self.pending_z: tuple[np.ndarray, int] | None = None  # from a session, applied on model load
         if loader is None:
@@ -97,20 +95,6 @@ class Controller(QObject):
         self.worker.stop()
 
     # ---- crystals ------------------------------------------------------------------------
-    def gallery_references(self) -> list[tuple[str, Any]]:
-        """(id, Structure) of every gallery crystal (loaded once; novelty and the latent map)."""
-        if self._gallery_refs is None:
-            from core.gallery import list_gallery, load_gallery
-
-            refs = []
-            for item in list_gallery():
-                try:
-                    refs.append((item.id, load_gallery(item.id)))
-                except Exception as exc:  # noqa: BLE001 (one bad shipped file must not stop the app)
-                    log.warning("gallery crystal %s unreadable: %s", item.id, exc)
-            self._gallery_refs = refs
-        return self._gallery_refs
-
     def open_gallery(self, item_id: str) -> bool:
         from core.gallery import load_gallery
 
@@ -165,12 +149,11 @@ class Controller(QObject):
             self._analyse(self.state.structure, self.state.properties)
 
     def _analyse(self, structure, properties: dict) -> None:  # noqa: ANN001
-        try:
-            info = analyse(structure, self.symprec, self.gallery_references())
-        except Exception as exc:  # noqa: BLE001 (analysis is informative; it must not block display)
-            log.warning("analysis failed: %s", exc)
-            info = {"formula": structure.composition.reduced_formula, "error": str(exc)}
-        self.state.set_properties(properties, info)
+        """Space group, validity and novelty are computed in the worker (spglib, smact and the
+        StructureMatcher must not stall the GUI); the dock shows the formula until they arrive."""
+        self.state.set_properties(properties, {"formula": structure.composition.reduced_formula, "pending": True})
+        payload = {"structure": structure, "symprec": self.symprec, "token": id(structure)}
+        self.worker.submit("analyse", payload, channel="analyse")
 
     # ---- latent requests -----------------------------------------------------------------
     def request_latent(self, z: np.ndarray, cond: int, full: bool = False) -> int:
@@ -195,9 +178,7 @@ class Controller(QObject):
         return self.worker.submit("batch", payload, channel="batch")
 
     def encode_gallery(self, n_components: int = 8) -> None:
-        refs = self.gallery_references()
-        payload = {"structures": [s for _, s in refs], "ids": [i for i, _ in refs], "n_components": n_components}
-        self.worker.submit("gallery", payload, channel="gallery")
+        self.worker.submit("gallery", {"n_components": n_components}, channel="gallery")
 
     # ---- worker callbacks (GUI thread) ---------------------------------------------------
     def _on_model_loaded(self, info: dict) -> None:
@@ -221,6 +202,10 @@ class Controller(QObject):
 
     def _on_result(self, result: Result) -> None:
         if result.error:
+            if result.kind == "analyse":
+                log.warning("analysis failed: %s", result.error)
+                self.state.set_properties(self.state.properties, {"error": result.error})
+                return
             if result.kind != "decode":  # a live decode failing is shown in the status bar only
                 self.error.emit(f"{result.kind} failed", result.error)
             self.status.emit(f"{result.kind} failed: {result.error}")
@@ -266,6 +251,11 @@ class Controller(QObject):
         self.state.set_latent(np.asarray(z)[0], self.state.model_info.get("n_conditions", 1) - 1)
         self.state.record(self.state.source)
         self.latentBaseChanged.emit()
+
+    def _show_analyse(self, info: dict) -> None:
+        st = self.state
+        if st.structure is not None and id(st.structure) == info.get("token"):
+            st.set_properties(st.properties, info)
 
     def _show_predict(self, props: list[dict]) -> None:
         if props and self.state.structure is not None:

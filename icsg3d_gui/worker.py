@@ -12,10 +12,15 @@ Kinds (payload keys -> Result.value):
 - decode  (z (L,), cond)                -> {density (D,D,D), abc (3,), z, cond}            fast path
 - full    (z, cond)                     -> {density, labels, abc, structure|None, error, properties, z, cond}
 - encode  (structures, cond)            -> z (B, L)
-- gallery (structures, ids, n_components) -> {z (B,L), mean (L,), components (K,L), scales (K,), xy (B,2)}
+- gallery (n_components)                -> {z (B,L), mean (L,), components (K,L), scales (K,), xy (B,2),
+                                            ids, formulas, density, n_elements}  (the shipped gallery)
 - interpolate (za, zb: z (L,) or Structure, steps, method, cond) -> list of full-like frames
 - batch   (z, n, temperature, seed, cond) -> list of full-like rows
 - predict (structures)                  -> list of property dicts
+- analyse (structure, symprec, token)   -> analysis.analyse(...) + token   (needs no model)
+
+The thread also warms up what the first crystal needs (smact, the gallery references for the
+novelty badge) right after loading the model set, so the GUI thread never imports or loads them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,28 @@ log = logging.getLogger(__name__)
 
 #: the channel served first (interactive slider decodes)
 VIEW = "view"
+#: request kinds that run without a model set
+MODEL_FREE = frozenset({"analyse"})
+
+_refs_lock = threading.Lock()
+_refs: list[tuple[str, Any]] | None = None
+
+
+def gallery_references() -> list[tuple[str, Any]]:
+    """(id, Structure) of every gallery crystal, loaded once per process (thread-safe)."""
+    global _refs
+    with _refs_lock:
+        if _refs is None:
+            from core.gallery import list_gallery, load_gallery
+
+            refs = []
+            for item in list_gallery():
+                try:
+                    refs.append((item.id, load_gallery(item.id)))
+                except Exception as exc:  # noqa: BLE001 (one bad shipped file must not stop the app)
+                    log.warning("gallery crystal %s unreadable: %s", item.id, exc)
+            _refs = refs
+        return _refs
 
 
 @dataclass
@@ -153,24 +180,34 @@ class InferenceThread(QThread):
             torch.set_num_threads(torch_threads())
         except ImportError:  # the fake models of the tests need no torch
             pass
-        if self._loader is None:
-            return
+        if self._loader is not None:
+            try:
+                t0 = time.perf_counter()
+                self.model = self._loader()
+                info = model_info(self.model)
+                info["load_ms"] = (time.perf_counter() - t0) * 1e3
+                self.modelLoaded.emit(info)
+            except Exception as exc:  # noqa: BLE001 (any loader failure becomes a message, not a crash)
+                log.warning("model set failed to load: %s", exc)
+                self.model = None
+                self.modelFailed.emit(str(exc))
+        self._warm_up()
+
+    def _warm_up(self) -> None:
         try:
-            t0 = time.perf_counter()
-            self.model = self._loader()
-            info = model_info(self.model)
-            info["load_ms"] = (time.perf_counter() - t0) * 1e3
-            self.modelLoaded.emit(info)
-        except Exception as exc:  # noqa: BLE001 (any loader failure becomes a message, not a crash)
-            log.warning("model set failed to load: %s", exc)
-            self.model = None
-            self.modelFailed.emit(str(exc))
+            import smact.screening  # noqa: F401
+
+            import core.metrics.validity  # noqa: F401  (slow first import: matminer, smact)
+
+            gallery_references()
+        except Exception as exc:  # noqa: BLE001 (warm-up is an optimisation only)
+            log.info("warm-up incomplete: %s", exc)
 
     def _execute(self, req: Request) -> Result:
         t0 = time.perf_counter()
         result = Result(req.id, req.kind, req.channel, submitted=req.submitted)
         try:
-            if self.model is None:
+            if self.model is None and req.kind not in MODEL_FREE:
                 raise RuntimeError("no model set is loaded")
             handler = HANDLERS[req.kind]
             result.value = _inference(lambda: handler(self.model, req.payload, lambda: self._stopping))
@@ -258,9 +295,20 @@ def _encode(model: Any, p: dict, cancelled: Callable[[], bool]) -> np.ndarray:
 
 
 def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
-    z = np.asarray(model.encode(list(p["structures"])), dtype=np.float64)
+    refs = gallery_references()
+    z = np.asarray(model.encode([s for _, s in refs]), dtype=np.float64)
     out = pca(z, int(p.get("n_components", 8)))
-    out.update(z=z.astype(np.float32), ids=list(p.get("ids", [])))
+    out.update(z=z.astype(np.float32), ids=[i for i, _ in refs],
+               formulas=[s.composition.reduced_formula for _, s in refs],
+               density=[float(s.density) for _, s in refs], n_elements=[len(s.composition) for _, s in refs])
+    return out
+
+
+def _analyse(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    from icsg3d_gui.analysis import analyse
+
+    out = analyse(p["structure"], float(p.get("symprec", 0.1)), gallery_references())
+    out["token"] = p.get("token")
     return out
 
 
@@ -277,9 +325,14 @@ def pca(z: np.ndarray, k: int) -> dict:
 
 
 def _as_z(model: Any, end: Any) -> np.ndarray:
-    """An interpolation end point: a latent vector (L,) as is, a Structure encoded."""
+    """An interpolation end point: a latent vector (L,) as is, "gallery:<id>" or a Structure encoded."""
     if isinstance(end, np.ndarray):
         return end.astype(np.float32)
+    if isinstance(end, str) and end.startswith("gallery:"):
+        refs = dict(gallery_references())
+        if end[8:] not in refs:
+            raise KeyError(f"no gallery crystal {end[8:]!r}")
+        end = refs[end[8:]]
     return np.asarray(model.encode([end]))[0]
 
 
@@ -319,6 +372,7 @@ HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {
     "interpolate": _interpolate,
     "batch": _batch,
     "predict": _predict,
+    "analyse": _analyse,
 }
 
 

@@ -127,8 +127,7 @@ class InterpolationDock(QWidget):
             return self.state.z if self.state.z is not None else self.state.structure
         if text in self._files:
             return self._files[text]
-        refs = dict(self.controller.gallery_references())
-        return refs.get(text)
+        return f"gallery:{text}" if text else None  # resolved and encoded in the worker
 
     def run(self) -> int | None:
         a, b = self._endpoint(self.a), self._endpoint(self.b)

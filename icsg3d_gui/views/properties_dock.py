@@ -68,6 +68,10 @@ class PropertiesDock(QWidget):
             for key in ("formula", "spacegroup", "cell", "volume", "density", "min_distance"):
                 f[key].setText("–")
             f["formula"].setText(a.get("error", "no crystal") if self.state.structure is None else a.get("formula", "–"))
+            if a.get("pending"):
+                f["spacegroup"].setText("<i>analysing …</i>")
+            elif a.get("error") and self.state.structure is not None:
+                f["spacegroup"].setText(f"<i>analysis failed: {a['error']}</i>")
             for lab in self.badges.values():
                 badge(lab, None, "", "")
         else:

@@ -1,0 +1,115 @@
+"""A small deterministic stand-in for ``core.pipeline.ModelSet`` (unit tests of the worker/GUI logic).
+
+It implements the ModelSet interface the app calls (ARCHITECTURE.md) with numpy only: the decoded
+density is a NaCl-like pair of Gaussian blobs whose positions and cell follow z[0], z[1]; the
+crystal is rock-salt NaCl with a = 5.0 + 0.2 * tanh(z[0]). ``delay`` simulates inference time and
+every call is counted (thread-safe), so the tests can check what actually ran.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Lattice, Structure
+
+from core.elements import Vocabulary
+from core.voxel import VoxelConfig
+
+FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+
+
+def rocksalt(a: float, cation: str = "Na", anion: str = "Cl") -> Structure:
+    """Conventional rock-salt cell built from coordinates (Structure.from_spacegroup takes seconds)."""
+    coords = np.concatenate([FCC, (FCC + 0.5) % 1.0])
+    return Structure(Lattice.cubic(a), [cation] * 4 + [anion] * 4, coords)
+
+
+@dataclass
+class FakeDecoded:
+    density: np.ndarray
+    labels: np.ndarray
+    structure: Structure | None
+    error: str | None
+    abc: np.ndarray
+
+
+class FakeModelSet:
+    def __init__(self, latent_dim: int = 16, d: int = 12, delay: float = 0.0, fail_decode: bool = False) -> None:
+        self.latent_dim = latent_dim
+        self.n_conditions = 11
+        self.vocab = Vocabulary(["Na", "Cl"])
+        self.voxel_cfg = VoxelConfig(d=d)
+        self.device = "cpu"
+        self.name = "fake"
+        self.property_names = ["formation_energy"]
+        self.delay = delay
+        self.fail_decode = fail_decode
+        self.calls: dict[str, int] = {}
+        self.decoded_z: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.calls[name] = self.calls.get(name, 0) + 1
+        if self.delay:
+            time.sleep(self.delay)
+
+    def _a(self, z: np.ndarray) -> float:
+        return 5.0 + 0.2 * float(np.tanh(z[0]))
+
+    def _grid(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = self.voxel_cfg.d
+        x = np.arange(d) / d
+        shift = 0.1 * float(np.tanh(z[1])) if len(z) > 1 else 0.0
+        rho = np.zeros((d, d, d), np.float32)
+        labels = np.zeros((d, d, d), np.int64)
+        for centre, (amp, cls) in zip((0.0 + shift, 0.5), ((3.0, 1), (5.0, 2)), strict=True):
+            diff = (x - centre + 0.5) % 1.0 - 0.5
+            g = np.exp(-(diff**2) / (2 * 0.08**2))
+            blob = amp * g[:, None, None] * g[None, :, None] * g[None, None, :]
+            rho += blob.astype(np.float32)
+            labels[blob > 0.5 * amp] = cls
+        return rho, labels
+
+    def encode(self, structures: list, cond: list[int] | None = None) -> np.ndarray:
+        self._count("encode")
+        out = []
+        for s in structures:
+            seed = sum(ord(c) for c in s.composition.reduced_formula)
+            out.append(np.random.default_rng(seed).standard_normal(self.latent_dim))
+        return np.asarray(out, dtype=np.float32)
+
+    def decode_density(self, z: np.ndarray, cond) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+        self._count("decode_density")
+        with self._lock:
+            self.decoded_z.append(np.asarray(z[0]).copy())
+        grids = np.stack([self._grid(zi)[0] for zi in z])
+        abc = np.array([[self._a(zi)] * 3 for zi in z], dtype=np.float32)
+        return grids, abc
+
+    def decode(self, z: np.ndarray, cond) -> list[FakeDecoded]:  # noqa: ANN001
+        self._count("decode")
+        out = []
+        for zi in z:
+            rho, labels = self._grid(zi)
+            a = self._a(zi)
+            abc = np.array([a, a, a], np.float32)
+            if self.fail_decode:
+                out.append(FakeDecoded(rho, labels, None, "no atoms found", abc))
+                continue
+            out.append(FakeDecoded(rho, labels, rocksalt(a), None, abc))
+        return out
+
+    def predict(self, structures: list) -> list[dict[str, float]]:
+        self._count("predict")
+        return [{"formation_energy": -2.0 + 0.01 * s.lattice.a} for s in structures]
+
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+        return (np.random.default_rng(seed).standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
+
+    def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        return ((1 - t) * za[None] + t * zb[None]).astype(np.float32)

@@ -1,0 +1,188 @@
+"""The app end to end under Xvfb: real window, real 3-D view, a fake (or the real) model set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Structure
+from PySide6.QtWidgets import QMessageBox
+
+from icsg3d_gui import dialogs
+from tests.gui.conftest import wait_for_model
+from tests.gui.fakes import FakeModelSet
+
+pytestmark = pytest.mark.gui
+
+
+def test_gallery_crystal_without_models(make_window, qtbot):
+    win = make_window()
+    assert win.open_gallery("NaCl_rocksalt")
+    st = win.state
+    assert st.structure.composition.reduced_formula == "NaCl"
+    assert st.density.shape == (32, 32, 32) and st.density.max() > 0
+    np.testing.assert_allclose(np.diag(st.lattice), st.structure.lattice.abc)
+    actors = win.viewer.plotter.actors
+    assert {"density_volume", "atoms", "bonds", "cell", "legend"} <= set(actors)
+    assert "No trained models" in win.model_label.toolTip()
+    assert not win.latent.sliders[0].isEnabled()
+    qtbot.waitUntil(lambda: win.properties.fields["spacegroup"].text().startswith("Fm-3m"), timeout=20000)
+    assert win.state.analysis["valid"] and win.state.analysis["match"] == "NaCl_rocksalt"
+    # layers switch off and on without leaking actors
+    n = len(actors)
+    for _ in range(3):
+        win.viewer.update_settings(show_volume=False, show_iso=True, show_slices=True, show_blobs=True)
+        win.viewer.update_settings(show_volume=True, show_iso=False, show_slices=False, show_blobs=False)
+    assert len(win.viewer.plotter.actors) == n
+
+
+def test_slider_decodes_live_then_full_on_release(make_window, qtbot):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery("NaCl_rocksalt")
+    qtbot.waitUntil(lambda: win.state.z is not None, timeout=5000)  # encoded in the worker
+    before = win.state.density.copy()
+    slider = win.latent.sliders[0]
+    with qtbot.waitSignal(win.viewer.rendered, timeout=5000):
+        slider.setValue(150)
+    qtbot.waitUntil(lambda: not np.allclose(win.state.density, before), timeout=5000)
+    assert model.calls.get("decode_density", 0) >= 1
+    slider.sliderReleased.emit()
+    qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=5000)
+    assert win.state.structure.composition.reduced_formula == "NaCl"
+    assert win.state.properties["formation_energy"] < 0
+    assert win.state.labels is not None and win.state.class_symbols[:3] == ["", "Na", "Cl"]
+    expected = win.latent.base + 1.5 * win.latent.scales[0] * win.latent.components[0]
+    np.testing.assert_allclose(win.state.z, expected, rtol=1e-5, atol=1e-6)
+    # undo goes back to the encoded crystal's point
+    win.latent.undo()
+    qtbot.waitUntil(lambda: win.latent.sliders[0].value() == 0, timeout=5000)
+
+
+def test_thousand_slider_events_are_coalesced(make_window, qtbot):
+    model = FakeModelSet(delay=0.02)
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    slider = win.latent.sliders[1]
+    for i in range(1000):
+        slider.setValue(-SLIDER_MAX + (i % (2 * SLIDER_MAX)))  # each emits valueChanged
+    slider.setValue(123)
+    qtbot.waitUntil(lambda: win.state.source == "decoded" and win.controller.worker.idle(), timeout=10000)
+    ran = model.calls.get("decode_density", 0) + model.calls.get("decode", 0)
+    assert ran < 60, f"{ran} model calls for 1001 slider events"
+    expected = win.latent.current_z()
+    np.testing.assert_allclose(win.state.z, expected, rtol=1e-5, atol=1e-6)  # the last value won
+
+
+SLIDER_MAX = 300
+
+
+def test_interpolation_frames_scrub_and_export(make_window, qtbot, tmp_path, boxes):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    dock = win.interp
+    dock.a.setCurrentText("NaCl_rocksalt")
+    dock.b.setCurrentText("KCl_rocksalt")
+    dock.steps.setValue(5)
+    dock.run()
+    qtbot.waitUntil(lambda: bool(dock.frames or boxes["critical"]), timeout=10000)
+    assert boxes["critical"] == []
+    assert len(dock.frames) == 5
+    dock.scrubber.setValue(3)
+    assert win.state.source == "interpolation 4/5"
+    a_first, a_last = dock.frames[0]["structure"].lattice.a, dock.frames[-1]["structure"].lattice.a
+    assert a_first != a_last  # the end points differ, so the frames move
+    (tmp_path / "frames").mkdir()
+    out = dock.export_frames(tmp_path / "frames", symprec=None)
+    assert len(out) == 5
+    for path in out:
+        assert Structure.from_file(path).composition.reduced_formula == "NaCl"
+
+
+def test_export_cif_roundtrip_and_overwrite_question(make_window, qtbot, tmp_path, boxes):
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    path = tmp_path / "srtio3.cif"
+    assert dialogs.save_cif(win, path, symprec=0.1) == path
+    back = Structure.from_file(path)
+    assert back.composition.reduced_formula == "SrTiO3"
+    assert "Pm-3m" in path.read_text()
+    win.open_gallery("NaCl_rocksalt")
+    boxes["answers"].append(QMessageBox.StandardButton.No)
+    assert dialogs.save_cif(win, path, symprec=None) is None  # declined: file untouched
+    assert Structure.from_file(path).composition.reduced_formula == "SrTiO3"
+    assert dialogs.save_cif(win, path, symprec=None) == path  # accepted (default Yes)
+    assert Structure.from_file(path).composition.reduced_formula == "NaCl"
+    assert len(boxes["question"]) == 2
+    assert dialogs.save_density(win, tmp_path / "CHGCAR") is not None
+    assert dialogs.save_view_image(win, tmp_path / "view.png", scale=1) is not None
+    assert (tmp_path / "view.png").stat().st_size > 5000
+
+
+def test_broken_cif_shows_error_and_app_keeps_running(make_window, qtbot, tmp_path, boxes):
+    win = make_window()
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_broken\n_cell_length_a 4.0\n_cell_length_b\nloop_\n_atom_site_label\n")
+    assert not win.open_path(bad)
+    assert boxes["critical"], "no message box"
+    title, text = boxes["critical"][-1]
+    assert "broken.cif" in text
+    assert win.open_gallery("CsCl_cscl")  # still works
+    assert str(bad) not in [Path(p).name for p in win.recent_files()]
+
+
+def test_model_load_failure_message_and_no_model_mode(make_window, qtbot, boxes):
+    def bad_loader():  # noqa: ANN202
+        raise RuntimeError("vae/model.safetensors: truncated file")
+
+    win = make_window(loader=bad_loader)
+    qtbot.waitUntil(lambda: bool(boxes["critical"]), timeout=5000)
+    assert "truncated" in boxes["critical"][-1][1]
+    assert win.open_gallery("NaCl_rocksalt") and not win.state.has_model
+
+
+def test_close_mid_inference_is_clean(make_window, qtbot):
+    model = FakeModelSet(delay=0.4)
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.controller.request_latent(np.zeros(16, np.float32), 0, full=True)
+    qtbot.waitUntil(lambda: not win.controller.worker.idle(), timeout=5000)
+    win.close()
+    assert not win.controller.worker.isRunning()
+
+
+def test_screenshot_cli_writes_a_real_image(qtbot, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from icsg3d_gui.app import main
+    from tests.gui.conftest import has_display
+
+    if not has_display():
+        pytest.skip("needs an X display")
+    out = tmp_path / "shot.png"
+    assert main(["--screenshot", str(out), "--models", str(tmp_path / "none"), "--size", "900x600"]) == 0
+    img = QImage(str(out))
+    assert img.width() == 900 and img.height() >= 600
+    colours = {img.pixel(x, y) for x in range(0, 900, 25) for y in range(0, 600, 25)}
+    assert len(colours) > 20  # not a blank window
+
+
+def test_real_model_set_when_shipped(make_window, qtbot):
+    from icsg3d_gui.controller import default_models_dir, model_problem
+
+    models = default_models_dir()
+    if model_problem(models):
+        pytest.skip(f"no shipped models: {model_problem(models)}")
+    from icsg3d_gui.controller import modelset_loader
+
+    win = make_window(loader=modelset_loader(models, "cpu"))
+    wait_for_model(qtbot, win, timeout=60000)
+    win.open_gallery("SrTiO3_perovskite")
+    qtbot.waitUntil(lambda: win.state.z is not None, timeout=30000)
+    win.latent.sliders[0].setValue(100)
+    win.latent.sliders[0].sliderReleased.emit()
+    qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=30000)
+    assert win.state.density is not None and win.state.density.ndim == 3

@@ -1,0 +1,219 @@
+"""core.segment: true density + labels -> sites -> the same crystal, for every gallery crystal and
+the hard cases (touching blobs, shoulders, atoms on faces and corners, bad inputs)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Lattice, Structure
+from scipy import ndimage
+
+from core import gallery
+from core.elements import Vocabulary
+from core.errors import SegmentationError
+from core.segment import MIN_DENSITY, Site, find_sites, grid_to_structure, sites_to_structure
+from core.voxel import VoxelConfig, Voxeliser
+
+GALLERY_IDS = [item.id for item in gallery.list_gallery()]
+MATCHER = StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
+
+
+@pytest.fixture(scope="module")
+def gallery_grids() -> dict:
+    """Every gallery crystal, translated off the grid by a random vector, voxelised at d = 32."""
+    structures = gallery.load_all()
+    rng = np.random.default_rng(7)
+    shifted = {}
+    for item_id, s in structures.items():
+        s = s.copy()
+        s.translate_sites(range(len(s)), rng.random(3), frac_coords=True, to_unit_cell=True)
+        shifted[item_id] = s
+    vocab = Vocabulary.from_structures(shifted.values())
+    density, labels, abc = Voxeliser(VoxelConfig(d=32), vocab).batch(list(shifted.values()))
+    grids = {k: (density[i], labels[i], abc[i]) for i, k in enumerate(shifted)}
+    return {"structures": shifted, "grids": grids, "vocab": vocab}
+
+
+def position_errors(truth: Structure, found: Structure) -> np.ndarray:
+    """Per true site: periodic distance (Å) to the nearest recovered site of the same element."""
+    dist = truth.lattice.get_all_distances(truth.frac_coords, found.frac_coords)
+    same = np.array([[a.specie == b.specie for b in found] for a in truth])
+    return np.where(same, dist, np.inf).min(axis=1)
+
+
+def one_crystal(lattice: Lattice, species: list[str], frac, d: int = 32, **cfg) -> tuple:
+    vocab = Vocabulary(sorted(set(species)))
+    s = Structure(lattice, species, frac)
+    sample = Voxeliser(VoxelConfig(d=d, **cfg), vocab)(s)
+    return s, sample, vocab
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, D, D, D) probabilities that put all mass on the given labels."""
+    return np.moveaxis(np.eye(n_classes, dtype=np.float32)[labels], -1, 0)
+
+
+def n_density_maxima(density: np.ndarray) -> int:
+    peaks = (density >= ndimage.maximum_filter(density, size=3, mode="wrap")) & (density > MIN_DENSITY)
+    return int(peaks.sum())
+
+
+# --- the gallery round trip -----------------------------------------------------------------
+@pytest.mark.parametrize("item_id", GALLERY_IDS)
+def test_gallery_round_trip_matches_with_accurate_positions(gallery_grids, item_id: str) -> None:
+    truth = gallery_grids["structures"][item_id]
+    density, labels, abc = gallery_grids["grids"][item_id]
+    found = grid_to_structure(density, abc, gallery_grids["vocab"], labels=labels)
+    assert found.composition == truth.composition
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert MATCHER.fit(truth, found), f"{item_id}: {found.composition} does not match"
+    # Every atom of a textbook crystal is an isolated Gaussian: sub-voxel exact positions.
+    assert position_errors(truth, found).max() < 0.02
+
+
+def test_gallery_has_the_spinel_and_about_47_crystals(gallery_grids) -> None:
+    sizes = {k: len(s) for k, s in gallery_grids["structures"].items()}
+    assert len(sizes) >= 40
+    assert max(sizes.values()) >= 56  # MgAl2O4 spinel: the crowded case
+
+
+@pytest.mark.parametrize(
+    "item_id", ["SrTiO3_perovskite", "MgAl2O4_spinel", "CaF2_fluorite", "Cu2MnAl_heusler"]
+)
+def test_class_probabilities_path_equals_labels_path(gallery_grids, item_id: str) -> None:
+    density, labels, abc = gallery_grids["grids"][item_id]
+    vocab = gallery_grids["vocab"]
+    from_labels = find_sites(density, vocab, labels=labels)
+    probs = one_hot(labels, len(vocab))
+    soft = 0.6 * probs + 0.4 / len(vocab)  # same argmax, no longer one-hot
+    for class_probs in (probs, soft):
+        from_probs = find_sites(density, vocab, class_probs=class_probs)
+        assert [s.species for s in from_probs] == [s.species for s in from_labels]
+        np.testing.assert_allclose([s.frac for s in from_probs], [s.frac for s in from_labels])
+
+
+def test_sites_carry_species_fraction_and_peak_density(gallery_grids) -> None:
+    density, labels, _ = gallery_grids["grids"]["SrTiO3_perovskite"]
+    sites = find_sites(density, gallery_grids["vocab"], labels=labels)
+    assert sorted(s.species for s in sites) == ["O", "O", "O", "Sr", "Ti"]
+    for site in sites:
+        assert site.frac.shape == (3,) and np.all((site.frac >= 0) & (site.frac < 1))
+        assert site.weight > MIN_DENSITY and site.weight <= density.max()
+
+
+# --- hard cases --------------------------------------------------------------------------------
+def test_touching_label_spheres_of_one_species_are_split_at_the_density_dip() -> None:
+    # Two O 1.8 Å apart with label radius 1.5 sigma = 0.95 Å: their label spheres merge into one
+    # connected region, but the density keeps two maxima (1.8 Å > 2 sigma = 1.26 Å).
+    a = 6.0
+    truth, sample, vocab = one_crystal(
+        Lattice.cubic(a), ["O", "O"], [[0.3, 0.3, 0.3], [0.6, 0.31, 0.3]], label_frac=1.5
+    )
+    assert ndimage.label(sample.labels == vocab.index("O"))[1] == 1
+    found = grid_to_structure(sample.density, sample.abc, vocab, labels=sample.labels)
+    assert len(found) == 2
+    # The tails of two overlapping Gaussians pull their maxima together a little.
+    assert position_errors(truth, found).max() < 0.08
+
+
+def test_light_atom_on_the_shoulder_of_a_heavy_one_is_found() -> None:
+    # Li 1.4 Å from Cs: the Cs Gaussian swamps Li, whose density has no maximum of its own.
+    a = 6.0
+    truth, sample, vocab = one_crystal(
+        Lattice.cubic(a), ["Cs", "Li"], [[0.3, 0.3, 0.3], [0.3 + 1.4 / a, 0.3, 0.3]]
+    )
+    assert n_density_maxima(sample.density) == 1
+    found = grid_to_structure(sample.density, sample.abc, vocab, labels=sample.labels)
+    assert sorted(site.specie.symbol for site in found) == ["Cs", "Li"]
+    assert position_errors(truth, found).max() < 0.05
+
+
+def test_shoulder_atom_on_the_corner_uses_a_periodic_centroid() -> None:
+    # The Li label region is split over the 8 corners of the cell; its centroid must be 0, not 0.5.
+    a = 6.0
+    truth, sample, vocab = one_crystal(Lattice.cubic(a), ["Cs", "Li"], [[1.4 / a, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert n_density_maxima(sample.density) == 1
+    found = grid_to_structure(sample.density, sample.abc, vocab, labels=sample.labels)
+    assert len(found) == 2
+    assert position_errors(truth, found).max() < 0.05
+
+
+@pytest.mark.parametrize(
+    "frac", [[0.0, 0.0, 0.0], [0.999, 0.001, 0.0], [0.0, 0.5, 0.5], [0.5, 0.998, 0.5], [1.0, 1.0, 1.0]]
+)
+def test_atom_on_a_corner_or_face_is_one_site(frac) -> None:
+    truth, sample, vocab = one_crystal(Lattice.cubic(4.0), ["Ba"], [frac], d=16)
+    # Its label region really is cut by the faces of the cell.
+    assert sample.labels[0].any() and sample.labels[-1].any() or sample.labels[:, 0].any()
+    sites = find_sites(sample.density, vocab, labels=sample.labels)
+    assert len(sites) == 1
+    found = sites_to_structure(sites, sample.abc)
+    assert position_errors(truth, found).max() < 0.02
+
+
+def test_rock_salt_with_every_atom_on_faces_and_corners() -> None:
+    fcc = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+    frac = fcc + [[x + 0.5, y, z] for x, y, z in fcc]
+    truth, sample, vocab = one_crystal(Lattice.cubic(5.64), ["Na"] * 4 + ["Cl"] * 4, frac, d=16)
+    found = grid_to_structure(sample.density, sample.abc, vocab, labels=sample.labels)
+    assert len(found) == 8 and found.composition == truth.composition
+    assert position_errors(truth, found).max() < 0.02
+
+
+def test_background_noise_below_min_density_adds_no_sites() -> None:
+    truth, sample, vocab = one_crystal(Lattice.cubic(4.0), ["Sr", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]], d=16)
+    noisy = sample.density + np.random.default_rng(0).uniform(0, 0.5 * MIN_DENSITY, sample.density.shape)
+    found = grid_to_structure(noisy.astype(np.float32), sample.abc, vocab, labels=sample.labels)
+    assert len(found) == 2
+    assert position_errors(truth, found).max() < 0.05
+
+
+# --- errors ------------------------------------------------------------------------------------
+VOCAB = Vocabulary(["O", "Sr"])
+
+
+def test_empty_density_raises() -> None:
+    empty = np.zeros((16, 16, 16), np.float32)
+    assert find_sites(empty, VOCAB, labels=np.zeros((16, 16, 16), np.uint8)) == []
+    with pytest.raises(SegmentationError, match="no atoms"):
+        grid_to_structure(empty, (4.0, 4.0, 4.0), VOCAB, labels=np.zeros((16, 16, 16), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 8), (16, 16), (2, 16, 16, 16)])
+def test_non_cubic_density_raises(shape) -> None:
+    with pytest.raises(SegmentationError, match="cubic"):
+        find_sites(np.ones(shape, np.float32), VOCAB, labels=np.zeros(shape, np.uint8))
+
+
+def test_species_grid_of_the_wrong_size_raises() -> None:
+    density = np.ones((16, 16, 16), np.float32)
+    with pytest.raises(SegmentationError, match="does not match"):
+        find_sites(density, VOCAB, labels=np.zeros((8, 8, 8), np.uint8))
+    with pytest.raises(SegmentationError, match="does not match"):
+        find_sites(density, VOCAB, class_probs=np.zeros((len(VOCAB), 8, 8, 8), np.float32))
+
+
+def test_no_species_source_raises() -> None:
+    with pytest.raises(SegmentationError, match="labels or class probabilities"):
+        find_sites(np.ones((16, 16, 16), np.float32), VOCAB)
+    with pytest.raises(SegmentationError):
+        grid_to_structure(np.ones((16, 16, 16), np.float32), (4.0, 4.0, 4.0), VOCAB)
+
+
+@pytest.mark.parametrize("abc", [(0.0, 4.0, 4.0), (4.0, -1.0, 4.0), (4.0, 4.0, float("nan"))])
+def test_implausible_lattice_raises(abc) -> None:
+    site = Site(frac=np.zeros(3), species="Sr", weight=1.0)
+    with pytest.raises(SegmentationError, match="implausible lattice"):
+        sites_to_structure([site], abc)
+
+
+def test_sites_to_structure_builds_the_cell() -> None:
+    sites = [Site(np.array([0.0, 0.0, 0.0]), "Sr", 5.0), Site(np.array([0.5, 0.5, 0.5]), "O", 2.0)]
+    s = sites_to_structure(sites, (4.0, 4.5, 5.0), angles=(90.0, 90.0, 120.0))
+    np.testing.assert_allclose(s.lattice.abc, (4.0, 4.5, 5.0))
+    np.testing.assert_allclose(s.lattice.angles, (90.0, 90.0, 120.0))
+    assert [x.specie.symbol for x in s] == ["Sr", "O"]

@@ -221,3 +221,11 @@ def test_blocked_nearest_distances_equal_full_matrix():
     a_min, b_min = _nearest(a, b, block=2)
     full = cdist(a, b)
     assert np.allclose(a_min, full.min(axis=1)) and np.allclose(b_min, full.min(axis=0))
+
+
+def test_process_pool_gives_the_same_fingerprints():
+    structures = [perovskite("Sr", "Ti", a=3.8 + 0.05 * i) for i in range(9)]  # > 8: takes the pool path
+    pooled = fingerprints(structures, n_jobs=2, cache=FingerprintCache())
+    serial = fingerprints(structures, n_jobs=1, cache=FingerprintCache())
+    for a, b in zip(pooled, serial, strict=True):
+        assert np.allclose(a[0], b[0]) and np.allclose(a[1], b[1], equal_nan=True)

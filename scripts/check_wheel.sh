@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Build the wheel, install it into a fresh venv (no system site-packages, no source tree on
+# sys.path) and check that the entry points run and that the shipped resources are found.
+#
+# Usage: bash scripts/check_wheel.sh [--wheel FILE] [--keep]
+#   --wheel FILE  test this wheel instead of building one
+#   --keep        keep the scratch folder (venv, wheel) and print its path
+# Env: PYTHON (interpreter for the new venv; default python3).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WHEEL=""
+KEEP=0
+while (($#)); do
+    case "$1" in
+        --wheel) WHEEL="$(realpath "$2")"; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        *) echo "check_wheel.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+PY="${PYTHON:-python3}"
+WORK="$(mktemp -d -t icsg3d-wheel.XXXXXX)"
+if ((KEEP)); then echo "scratch: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
+export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+quiet_pip() {  # run a pip command, dropping the harmless "Location ... is ignored" index warnings
+    "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+    return "${PIPESTATUS[0]}"
+}
+t=$SECONDS
+
+VENV="$WORK/venv"
+"$PY" -m venv "$VENV"    # no --system-site-packages: only what the wheel declares
+VPY="$VENV/bin/python"
+
+# Files of the tree as it would be committed: tracked + untracked-but-not-ignored.
+git -C "$REPO" ls-files -z --cached --others --exclude-standard >"$WORK/files.lst"
+if [[ -z "$WHEEL" ]]; then
+    # Build from a copy of those files only, so stale build/ or egg-info folders and ignored
+    # files of the working tree can neither hide nor add anything.
+    mkdir -p "$WORK/src"
+    tar -C "$REPO" --null -T "$WORK/files.lst" --ignore-failed-read -cf - 2>/dev/null | tar -C "$WORK/src" -xf -
+    "$VPY" -m pip wheel -q --no-deps -w "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1 || {
+        tail -40 "$WORK/build.log" >&2; echo "wheel build failed" >&2; exit 1; }
+    WHEEL="$(ls "$WORK"/dist/*.whl)"
+    echo "built $(basename "$WHEEL") in $((SECONDS - t)) s"
+fi
+
+# Every file of core/, icsg3d_gui/ and resources/ that is *.py or matches pyproject's
+# package-data globs must be in the wheel.
+"$VPY" - "$WHEEL" "$REPO" "$WORK/files.lst" <<'PYEOF'
+import fnmatch
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+wheel, repo, lst = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+names = set(zipfile.ZipFile(wheel).namelist())
+files = [f for f in lst.read_text().split("\0") if f and (repo / f).is_file()]
+pkg_data = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+
+
+def selected(path: str) -> bool:
+    top, _, rel = path.partition("/")
+    if top not in ("core", "icsg3d_gui", "resources") or "__pycache__" in path:
+        return False
+    if path.endswith(".py"):
+        return True
+    for glob in pkg_data.get(top, []):
+        if glob.startswith("**/") and fnmatch.fnmatch(rel.rsplit("/", 1)[-1], glob[3:]):
+            return True
+        if fnmatch.fnmatch(rel, glob):
+            return True
+    return False
+
+
+missing = [f for f in files if selected(f) and f not in names]
+if missing:
+    sys.exit(f"{len(missing)} files missing from the wheel: " + ", ".join(missing[:20]))
+for must in ("core/cli.py", "resources/__init__.py", "icsg3d_gui/app.py", "resources/gallery/index.json"):
+    assert must in names, f"{must} not in the wheel"
+n_cif = sum(n.startswith("resources/gallery/") and n.endswith(".cif") for n in names)
+print(f"wheel has {len(names)} files, {n_cif} gallery CIFs; every selected source/resource file is in it")
+PYEOF
+
+t=$SECONDS
+quiet_pip "$VPY" -m pip install -q torch==2.13.0   # the CPU build; unpinned would pull CUDA wheels
+quiet_pip "$VPY" -m pip install -q "$WHEEL"
+echo "installed wheel + deps in $((SECONDS - t)) s"
+
+# Run from a folder outside the repository so the source tree cannot be imported.
+mkdir -p "$WORK/elsewhere"
+cd "$WORK/elsewhere"
+unset PYTHONPATH
+"$VENV/bin/icsg3d" --help >/dev/null
+"$VENV/bin/icsg3d-gui" --help >/dev/null
+"$VPY" - "$REPO" "$VENV" <<'PYEOF'
+import sys
+from pathlib import Path
+
+repo, venv = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
+import core
+import icsg3d_gui
+import resources
+from core.gallery import list_gallery
+from resources import resource_path
+
+for mod in (core, icsg3d_gui, resources):
+    where = Path(mod.__file__).resolve()
+    assert venv in where.parents, f"{mod.__name__} imported from {where}, not from the wheel"
+assert repo not in resource_path().parents, resource_path()
+items = list_gallery()
+assert len(items) > 30, len(items)
+assert all(item.path.is_file() for item in items)
+models = resource_path("models")
+shipped = sorted(p.relative_to(models).as_posix() for p in models.rglob("*") if p.is_file())
+print(f"wheel OK: {len(items)} gallery crystals at {resource_path('gallery')}; "
+      f"models/: {len(shipped)} files {shipped[:6]}")
+PYEOF

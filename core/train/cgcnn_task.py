@@ -21,7 +21,7 @@ from core.errors import ICSGError
 from core.structures import Entry, Failure
 from core.train.data import SplitData, mean_std
 from core.train.loop import StepResult
-from core.train.tasks import TaskOptions, data_hash
+from core.train.tasks import TaskOptions, data_hash, make_config
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class CGCNNTask:
         if not opts.targets:
             raise ICSGError("train cgcnn needs --target NAME")
         self.targets = list(opts.targets)
-        cfg = CGCNNConfig(**{**opts.model, "targets": self.targets})
+        cfg = make_config(CGCNNConfig, opts.model, {"targets": self.targets})
         self.failures: list[tuple[Failure, str]] = []
         sets = {}
         for name, entries in (("training", split.train), ("validation", split.val)):

@@ -47,6 +47,14 @@ def data_hash(entries: list[Entry], *extra: Any) -> str:
     return h.hexdigest()
 
 
+def make_config(cls: type, overrides: dict[str, Any], fixed: dict[str, Any]) -> Any:
+    """A model config from --model-config overrides plus the fields the data fix (ICSGError if bad)."""
+    try:
+        return cls(**{**overrides, **fixed})
+    except (TypeError, ValueError) as exc:
+        raise ICSGError(f"--model-config: invalid {cls.__name__} ({exc})") from None
+
+
 def _require(entries: list[Entry], what: str) -> None:
     if not entries:
         raise ICSGError(f"no usable crystals left for {what} (see failures.csv in the run folder)")
@@ -124,7 +132,7 @@ class UNetTask(VoxelTask):
         from core.models.unet import UNet3D, UNetConfig
 
         super().__init__(split, opts)
-        cfg = UNetConfig(**{**opts.model, "in_channels": 4, "n_classes": len(self.vocab)})
+        cfg = make_config(UNetConfig, opts.model, {"in_channels": 4, "n_classes": len(self.vocab)})
         self.model = UNet3D(cfg)
 
     def step(self, model: nn.Module, batch: dict[str, torch.Tensor], train: bool) -> StepResult:
@@ -153,7 +161,7 @@ class VAETask(VoxelTask):
         if self.unet is None and overrides.get("dfc_weight", 0.5) > 0:
             log.warning("no --unet given: training the VAE without the deep-feature loss (dfc weight 0)")
             overrides["dfc_weight"] = 0.0
-        cfg = VAEConfig(**{**overrides, "in_channels": 4, "n_classes": len(self.vocab), "d": opts.d})
+        cfg = make_config(VAEConfig, overrides, {"in_channels": 4, "n_classes": len(self.vocab), "d": opts.d})
         self.model = CondVAE3D(cfg)
 
     def _load_unet(self, unet_dir: Path | None) -> nn.Module | None:

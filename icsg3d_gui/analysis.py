@@ -14,6 +14,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: larger (typically failed) decodes skip spglib and the matcher: seconds each, meaningless anyway
+MAX_SITES_ANALYSED = 200
+
 
 def space_group(structure, symprec: float = 0.1) -> tuple[str, int]:  # noqa: ANN001
     """Space-group symbol and number found with ``symprec`` (Å); ("?", 0) if spglib fails."""
@@ -70,7 +73,8 @@ def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, obje
     """
     from core.metrics.validity import composition_validity, structural_validity
 
-    symbol, number = space_group(structure, symprec)
+    big = len(structure) > MAX_SITES_ANALYSED
+    symbol, number = ("(too many sites)", 0) if big else space_group(structure, symprec)
     out = {
         "formula": structure.composition.reduced_formula,
         "n_sites": len(structure),
@@ -85,7 +89,7 @@ def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, obje
         "comp_valid": bool(composition_validity(structure)),
     }
     out["valid"] = out["struct_valid"] and out["comp_valid"]
-    match = find_match(structure, reference) if reference else None
+    match = find_match(structure, reference) if reference and not big else None
     out["match"] = match
-    out["novel"] = match is None if reference else None
+    out["novel"] = match is None if reference and not big else None
     return out

@@ -58,7 +58,8 @@ class Controller(QObject):
     status = Signal(str)  # transient status-bar text
     timing = Signal(str)  # permanent status-bar timing text
     modelStatus = Signal(str)  # "no model" reason or model description
-    latentBaseChanged = Signal()  # a new base point for the sliders (state.z / state.cond)
+    latentBaseChanged = Signal()
+    latentNotice = Signal(str)  # a note for the latent dock (e.g. a crystal the model cannot encode)  # a new base point for the sliders (state.z / state.cond)
     galleryEncoded = Signal(object)  # dict from worker.pca + z, ids
     interpolationReady = Signal(object)  # list of frames (dicts)
     batchReady = Signal(object)  # list of rows (dicts)
@@ -206,7 +207,9 @@ class Controller(QObject):
                 log.warning("analysis failed: %s", result.error)
                 self.state.set_properties(self.state.properties, {"error": result.error})
                 return
-            if result.kind != "decode":  # a live decode failing is shown in the status bar only
+            if result.kind == "encode":  # e.g. an element outside the model's vocabulary
+                self.latentNotice.emit(f"This crystal cannot be placed in the latent space: {result.error}")
+            elif result.kind != "decode":  # a live decode failing is shown in the status bar only
                 self.error.emit(f"{result.kind} failed", result.error)
             self.status.emit(f"{result.kind} failed: {result.error}")
             return

@@ -13,10 +13,12 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QPr
 from icsg3d_gui import dialogs
 from icsg3d_gui.controller import Controller
 from icsg3d_gui.state import AppState
+from icsg3d_gui.views.batch_dock import BatchDock
 from icsg3d_gui.views.display_dock import DisplayDock
 from icsg3d_gui.views.gallery_dock import GalleryDock
 from icsg3d_gui.views.interp_dock import InterpolationDock
 from icsg3d_gui.views.latent_dock import LatentDock
+from icsg3d_gui.views.latent_map_dock import LatentMapDock
 from icsg3d_gui.views.properties_dock import PropertiesDock
 from icsg3d_gui.views.viewer3d import Viewer3D
 
@@ -44,15 +46,18 @@ class MainWindow(QMainWindow):
         self.properties = PropertiesDock(self.state)
         self.latent = LatentDock(self.state, self.controller)
         self.interp = InterpolationDock(self.state, self.controller, self.gallery.ids())
-        self._add_dock("Gallery", self.gallery, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._add_dock("Display", self.display, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._add_dock("Latent space", self.latent, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._add_dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._add_dock("Interpolation", self.interp, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Gallery"], self.docks["Display"])
-        self.docks["Gallery"].raise_()
-        self.tabifyDockWidget(self.docks["Properties"], self.docks["Interpolation"])
-        self.docks["Properties"].raise_()
+        self.latent_map = LatentMapDock(self.state)
+        self.batch = BatchDock(self.state, self.controller)
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        for title, widget, area in (("Gallery", self.gallery, left), ("Display", self.display, left),
+                                    ("Latent map", self.latent_map, left), ("Latent space", self.latent, right),
+                                    ("Properties", self.properties, right), ("Interpolation", self.interp, right),
+                                    ("Batch", self.batch, right)):
+            self._add_dock(title, widget, area)
+        for first, others in (("Gallery", ("Display", "Latent map")), ("Properties", ("Interpolation", "Batch"))):
+            for other in others:
+                self.tabifyDockWidget(self.docks[first], self.docks[other])
+            self.docks[first].raise_()
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -126,6 +131,8 @@ class MainWindow(QMainWindow):
         c.modelStatus.connect(self._model_status)
         c.busy.connect(self.busy_bar.setVisible)
         self.gallery.chosen.connect(self.open_gallery)
+        self.latent_map.chosen.connect(self.open_gallery)
+        c.galleryEncoded.connect(self.latent_map.set_gallery)
         self.properties.symprecChanged.connect(c.set_symprec)
         self.state.modelChanged.connect(self._model_changed)
         self.state.historyChanged.connect(self._history_changed)

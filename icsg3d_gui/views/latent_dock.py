@@ -55,6 +55,7 @@ class LatentDock(QWidget):
         layout.addWidget(self._history_box())
         layout.addStretch(1)
         controller.latentBaseChanged.connect(self._new_base)
+        controller.latentNotice.connect(self.set_notice)
         controller.galleryEncoded.connect(self.set_directions)
         state.modelChanged.connect(self._model_changed)
         state.historyChanged.connect(self._history_changed)
@@ -95,6 +96,7 @@ class LatentDock(QWidget):
         row = QHBoxLayout(box)
         self.cond = QComboBox()
         self.cond.setToolTip("Condition: property decile bin of the conditional VAE")
+        self.cond.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.cond.currentIndexChanged.connect(self._cond_changed)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
@@ -130,6 +132,11 @@ class LatentDock(QWidget):
     def set_model_message(self, text: str) -> None:
         self.message.setText(text)
         self.message.setVisible(not self.state.has_model or "Loading" in text)
+
+    def set_notice(self, text: str) -> None:
+        """A warning shown above the sliders until the next base point."""
+        self.message.setText(text)
+        self.message.setVisible(True)
 
     def _model_changed(self) -> None:
         info = self.state.model_info
@@ -197,6 +204,8 @@ class LatentDock(QWidget):
         if self.state.z is None:
             return
         self.base = self.state.z.copy()
+        if self.state.has_model and self.components is not None:
+            self.message.setVisible(False)
         self._zero_sliders()
         if 0 <= self.state.cond < self.cond.count():
             self.cond.blockSignals(True)

@@ -92,7 +92,12 @@ class PropertiesDock(QWidget):
             self.pred_form.removeRow(0)
         props = self.state.properties
         if not props:
-            reason = "no CGCNN model loaded" if not self.state.has_model else "none for this crystal"
+            if not self.state.has_model:
+                reason = "no model set loaded"
+            elif not self.state.model_info.get("properties"):
+                reason = "this model set has no CGCNN"
+            else:
+                reason = "none for this crystal"
             self.pred_form.addRow(QLabel(f"<i>{reason}</i>"))
             return
         for name, value in props.items():

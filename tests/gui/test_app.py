@@ -186,3 +186,61 @@ def test_real_model_set_when_shipped(make_window, qtbot):
     win.latent.sliders[0].sliderReleased.emit()
     qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=30000)
     assert win.state.density is not None and win.state.density.ndim == 3
+
+
+def test_batch_table_filter_show_and_export(make_window, qtbot, tmp_path, boxes):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery("NaCl_rocksalt")
+    qtbot.waitUntil(lambda: win.state.z is not None, timeout=5000)
+    win.batch.n.setValue(6)
+    win.batch.generate()
+    qtbot.waitUntil(lambda: len(win.batch.rows) == 6, timeout=15000)
+    assert boxes["critical"] == []
+    assert win.batch.table.rowCount() == 6 and "6 generated" in win.batch.summary.text()
+    win.batch.filter.setText("KCl")
+    assert win.batch.visible_rows() == []
+    win.batch.filter.setText("nacl")
+    assert len(win.batch.visible_rows()) == 6
+    win.batch.show_row(2)
+    assert win.state.source == "batch 3/6"
+    out = win.batch.export(tmp_path)
+    assert len(out) == 6 and all(p.exists() for p in out)
+
+
+def test_latent_map_click_opens_crystal_and_marks_current(make_window, qtbot):
+    from matplotlib.backend_bases import MouseButton, MouseEvent
+
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    lm = win.latent_map
+    qtbot.waitUntil(lambda: lm.pca is not None, timeout=5000)
+    i = lm.pca["ids"].index("KCl_rocksalt")
+    lm.canvas.draw()
+    x, y = lm.ax.transData.transform(lm.pca["xy"][i])
+    lm._hover(MouseEvent("motion_notify_event", lm.canvas, x, y))
+    with qtbot.waitSignal(lm.chosen, timeout=2000) as blocker:
+        lm._click(MouseEvent("button_press_event", lm.canvas, x, y, button=MouseButton.LEFT))
+    assert blocker.args == ["KCl_rocksalt"]
+    assert win.state.source == "gallery:KCl_rocksalt"
+    qtbot.waitUntil(lambda: win.state.z is not None, timeout=5000)
+    mx, my = lm._marker.get_data()
+    np.testing.assert_allclose([mx[0], my[0]], lm.pca["xy"][i], atol=1e-4)  # star on its own point
+
+
+def test_session_roundtrip(make_window, qtbot, tmp_path):
+    import json
+
+    from icsg3d_gui import session
+
+    win = make_window()
+    win.open_gallery("CsCl_cscl")
+    win.viewer.update_settings(repeat=(2, 1, 1), show_iso=True, cmap="magma")
+    data = json.loads(json.dumps(session.to_dict(win)))
+    win2 = make_window()
+    session.apply(win2, data)
+    assert win2.state.structure.composition.reduced_formula == "CsCl"
+    assert win2.viewer.settings.repeat == (2, 1, 1) and win2.viewer.settings.cmap == "magma"
+    assert "density_iso" in win2.viewer.plotter.actors

@@ -12,9 +12,10 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from icsg3d_gui.files import chgcar_text, cube_text, export_density
+from icsg3d_gui.handlers import pca
 from icsg3d_gui.state import History, LatentPoint
 from icsg3d_gui.views import scene
-from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result, pca
+from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
 from tests.gui.fakes import FakeModelSet, rocksalt
 
 ROOT = Path(__file__).resolve().parents[2]

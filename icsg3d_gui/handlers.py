@@ -1,0 +1,199 @@
+"""Request handlers of the inference thread: plain functions of (model, payload, cancelled).
+
+They run in the worker thread only, call the ModelSet interface (ARCHITECTURE.md: encode,
+decode_density, decode, predict, sample/around, interpolate) and return numpy arrays, Structures
+and dicts that the GUI thread can show without touching torch. ``cancelled()`` is polled between
+decodes of long jobs so that closing the app waits for one decode at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_refs_lock = threading.Lock()
+_refs: list[tuple[str, Any]] | None = None
+
+
+def gallery_references() -> list[tuple[str, Any]]:
+    """(id, Structure) of every gallery crystal, loaded once per process (thread-safe)."""
+    global _refs
+    with _refs_lock:
+        if _refs is None:
+            from core.gallery import list_gallery, load_gallery
+
+            refs = []
+            for item in list_gallery():
+                try:
+                    refs.append((item.id, load_gallery(item.id)))
+                except Exception as exc:  # noqa: BLE001 (one bad shipped file must not stop the app)
+                    log.warning("gallery crystal %s unreadable: %s", item.id, exc)
+            _refs = refs
+        return _refs
+
+
+def _decode(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    z = np.asarray(p["z"], dtype=np.float32)[None]
+    dens, abc = model.decode_density(z, [int(p["cond"])])
+    return {"density": np.asarray(dens[0]), "abc": np.asarray(abc[0]), "z": z[0], "cond": int(p["cond"])}
+
+
+def _full_rows(model: Any, z: np.ndarray, cond: list[int]) -> list[dict]:
+    """Decode z (B, L) fully: density, labels, crystal and its properties (B dicts)."""
+    decoded = model.decode(np.asarray(z, dtype=np.float32), cond)
+    # core.pipeline.Decoded carries CGCNN properties already; other model sets get predict()
+    need = [d for d in decoded if d.structure is not None and not getattr(d, "properties", None)]
+    predicted: dict[int, dict] = {}
+    if need and not all(hasattr(d, "properties") for d in decoded):
+        try:
+            predicted = {id(d): dict(p) for d, p in zip(need, model.predict([d.structure for d in need]), strict=True)}
+        except Exception as exc:  # noqa: BLE001 (a failed prediction must not hide the crystal)
+            log.warning("property prediction failed: %s", exc)
+    rows = []
+    for i, d in enumerate(decoded):
+        props = dict(getattr(d, "properties", None) or predicted.get(id(d), {}))
+        rows.append({
+            "density": np.asarray(d.density),
+            "labels": None if getattr(d, "labels", None) is None else np.asarray(d.labels),
+            "abc": _abc_of(d),
+            "structure": d.structure,
+            "error": getattr(d, "error", None),
+            "properties": props,
+            "z": np.asarray(z[i]),
+            "cond": int(cond[i]),
+        })
+    return rows
+
+
+def _abc_of(decoded: Any) -> np.ndarray | None:
+    abc = getattr(decoded, "abc", None)
+    if abc is not None:
+        return np.asarray(abc, dtype=float)
+    if getattr(decoded, "structure", None) is not None:
+        return np.asarray(decoded.structure.lattice.abc, dtype=float)
+    return None
+
+
+def _full(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    return _full_rows(model, np.asarray(p["z"])[None], [int(p["cond"])])[0]
+
+
+def _encode(model: Any, p: dict, cancelled: Callable[[], bool]) -> np.ndarray:
+    return np.asarray(model.encode(list(p["structures"]), p.get("cond")))
+
+
+def _encode_each(model: Any, refs: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], np.ndarray]:
+    """Encode crystals, dropping those the model cannot take (elements outside its vocabulary)."""
+    try:
+        return refs, np.asarray(model.encode([s for _, s in refs]), dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 (fall back to one by one to find the culprits)
+        log.info("batch encode failed (%s); encoding one by one", exc)
+    kept, zs = [], []
+    for rid, s in refs:
+        try:
+            zs.append(np.asarray(model.encode([s]), dtype=np.float64)[0])
+            kept.append((rid, s))
+        except Exception as exc:  # noqa: BLE001
+            log.info("gallery crystal %s not encodable: %s", rid, exc)
+    if not kept:
+        raise RuntimeError("the model set cannot encode any gallery crystal")
+    return kept, np.stack(zs)
+
+
+def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    refs, z = _encode_each(model, gallery_references())
+    out = pca(z, int(p.get("n_components", 8)))
+    out.update(z=z.astype(np.float32), ids=[i for i, _ in refs],
+               formulas=[s.composition.reduced_formula for _, s in refs],
+               density=[float(s.density) for _, s in refs], n_elements=[len(s.composition) for _, s in refs])
+    return out
+
+
+def _analyse(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    from icsg3d_gui.analysis import analyse
+
+    out = analyse(p["structure"], float(p.get("symprec", 0.1)), gallery_references())
+    out["token"] = p.get("token")
+    return out
+
+
+def pca(z: np.ndarray, k: int) -> dict:
+    """Principal directions of encoded crystals z (B, L): mean (L,), components (K, L), scales (K,), xy (B, 2)."""
+    mean = z.mean(axis=0)
+    centred = z - mean
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    k = max(1, min(k, vt.shape[0]))
+    scales = s[:k] / np.sqrt(max(1, len(z) - 1))
+    scales = np.where(scales > 1e-8, scales, 1.0)
+    xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, np.zeros(len(z))]
+    return {"mean": mean, "components": vt[:k], "scales": scales, "xy": xy}
+
+
+def _as_z(model: Any, end: Any) -> np.ndarray:
+    """An interpolation end point: a latent vector (L,) as is, "gallery:<id>" or a Structure encoded."""
+    if isinstance(end, np.ndarray):
+        return end.astype(np.float32)
+    if isinstance(end, str) and end.startswith("gallery:"):
+        refs = dict(gallery_references())
+        if end[8:] not in refs:
+            raise KeyError(f"no gallery crystal {end[8:]!r}")
+        end = refs[end[8:]]
+    return np.asarray(model.encode([end]))[0]
+
+
+def _interpolate(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
+    za, zb = _as_z(model, p["za"]), _as_z(model, p["zb"])
+    zs = np.asarray(model.interpolate(za, zb, int(p["steps"]), method=p.get("method", "slerp")))
+    frames = []
+    for z in zs:  # frame by frame so that closing the app mid-job waits for one decode at most
+        if cancelled():
+            break
+        frames += _full_rows(model, z[None], [int(p["cond"])])
+    return frames
+
+
+def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
+    """n crystals around z: z + temperature * N(0, I) (seeded), decoded and analysed."""
+    from icsg3d_gui.analysis import analyse
+
+    n, z = int(p["n"]), np.asarray(p["z"], dtype=np.float32)
+    if hasattr(model, "around"):
+        zs = np.asarray(model.around(z, n, spread=float(p["temperature"]), seed=int(p["seed"])))
+    else:
+        zs = z[None] + np.asarray(model.sample(n, temperature=float(p["temperature"]), seed=int(p["seed"])))
+    rows: list[dict] = []
+    for start in range(0, n, 8):
+        if cancelled():
+            break
+        chunk = zs[start : start + 8]
+        rows += _full_rows(model, chunk, [int(p["cond"])] * len(chunk))
+    for row in rows:
+        if cancelled():
+            break
+        row["analysis"] = analyse(row["structure"], float(p.get("symprec", 0.1)), gallery_references()) \
+            if row["structure"] is not None else {"error": row["error"]}
+    return rows
+
+
+def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
+    return [dict(x) for x in model.predict(list(p["structures"]))]
+
+
+HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {
+    "decode": _decode,
+    "full": _full,
+    "encode": _encode,
+    "gallery": _gallery,
+    "interpolate": _interpolate,
+    "batch": _batch,
+    "predict": _predict,
+    "analyse": _analyse,
+}
+
+

@@ -1,0 +1,169 @@
+"""Batch dock: N crystals around the current latent point, in a sortable, filterable table.
+
+Double-click a row to show it; export writes the CIFs of the rows that pass the filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from icsg3d_gui.controller import Controller
+from icsg3d_gui.state import AppState
+
+COLUMNS = ("#", "formula", "space group", "sites", "valid", "novel")
+
+
+class _NumberItem(QTableWidgetItem):
+    """Sorts by the number in UserRole, not by text."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            return a < b
+        return super().__lt__(other)
+
+
+class BatchDock(QWidget):
+    def __init__(self, state: AppState, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.controller = state, controller
+        self.rows: list[dict] = []
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.n = QSpinBox()
+        self.n.setRange(1, 256)
+        self.n.setValue(16)
+        self.n.setPrefix("N ")
+        self.spread = QDoubleSpinBox()
+        self.spread.setRange(0.01, 3.0)
+        self.spread.setValue(0.5)
+        self.spread.setSingleStep(0.1)
+        self.spread.setPrefix("σ ")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        self.generate_button = QPushButton("Generate around current")
+        self.generate_button.clicked.connect(self.generate)
+        for w in (self.n, self.spread, self.seed, self.generate_button):
+            top.addWidget(w)
+        layout.addLayout(top)
+        filt = QHBoxLayout()
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("filter by formula or space group")
+        self.filter.textChanged.connect(self._apply_filter)
+        self.valid_only = QCheckBox("valid only")
+        self.valid_only.toggled.connect(self._apply_filter)
+        filt.addWidget(self.filter, 1)
+        filt.addWidget(self.valid_only)
+        layout.addLayout(filt)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.cellDoubleClicked.connect(lambda r, _c: self.show_row(r))
+        layout.addWidget(self.table, 1)
+        bottom = QHBoxLayout()
+        self.summary = QLabel("")
+        self.export_button = QPushButton("Export shown CIFs…")
+        self.export_button.clicked.connect(self.export_dialog)
+        bottom.addWidget(self.summary, 1)
+        bottom.addWidget(self.export_button)
+        layout.addLayout(bottom)
+        controller.batchReady.connect(self.set_rows)
+        state.modelChanged.connect(self._enable)
+        self._enable()
+
+    def _enable(self) -> None:
+        self.generate_button.setEnabled(self.state.has_model)
+        self.export_button.setEnabled(bool(self.rows))
+
+    def generate(self) -> int | None:
+        if self.state.z is None:
+            self.controller.error.emit("Batch", "No latent point yet: open a crystal the model can encode, or sample.")
+            return None
+        self.summary.setText("generating …")
+        return self.controller.batch(self.state.z, self.n.value(), self.spread.value(), self.seed.value(),
+                                     self.state.cond)
+
+    def set_rows(self, rows: list[dict]) -> None:
+        self.rows = list(rows)
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            a = row.get("analysis") or {}
+            s = row.get("structure")
+            cells = (r + 1, a.get("formula", "–") if s is not None else f"failed: {row.get('error')}",
+                     a.get("spacegroup", "–"), len(s) if s is not None else 0,
+                     "yes" if a.get("valid") else "no", {True: "yes", False: "no"}.get(a.get("novel"), "–"))
+            for c, value in enumerate(cells):
+                item = _NumberItem(str(value))
+                item.setData(Qt.ItemDataRole.UserRole, value if isinstance(value, int) else None)
+                if c == 0:
+                    item.setData(Qt.ItemDataRole.UserRole + 1, r)
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(0, Qt.SortOrder.AscendingOrder)  # generation order until the user sorts
+        n_valid = sum(1 for row in self.rows if (row.get("analysis") or {}).get("valid"))
+        self.summary.setText(f"{len(self.rows)} generated, {n_valid} valid")
+        self._apply_filter()
+        self._enable()
+
+    def _row_index(self, table_row: int) -> int:
+        return int(self.table.item(table_row, 0).data(Qt.ItemDataRole.UserRole + 1))
+
+    def _apply_filter(self) -> None:
+        needle = self.filter.text().strip().lower()
+        for t in range(self.table.rowCount()):
+            row = self.rows[self._row_index(t)]
+            a = row.get("analysis") or {}
+            text = f"{a.get('formula', '')} {a.get('spacegroup', '')}".lower()
+            hide = (needle and needle not in text) or (self.valid_only.isChecked() and not a.get("valid"))
+            self.table.setRowHidden(t, bool(hide))
+
+    def visible_rows(self) -> list[dict]:
+        return [self.rows[self._row_index(t)] for t in range(self.table.rowCount()) if not self.table.isRowHidden(t)]
+
+    def show_row(self, table_row: int) -> None:
+        i = self._row_index(table_row)
+        self.controller.show_frame(self.rows[i], f"batch {i + 1}/{len(self.rows)}")
+
+    def export_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export shown crystals to folder")
+        if folder:
+            self.export(folder, self.controller.symprec)
+
+    def export(self, folder: str | Path, symprec: float | None = None) -> list[Path]:
+        from core.structures import write_cif
+
+        out, failed = [], []
+        for row in self.visible_rows():
+            s = row.get("structure")
+            if s is None:
+                continue
+            i = self.rows.index(row) + 1
+            path = Path(folder) / f"batch_{i:03d}_{s.composition.reduced_formula}.cif"
+            try:
+                out.append(write_cif(s, path, symprec=symprec))
+            except Exception as exc:  # noqa: BLE001 (the rest still gets written)
+                failed.append(f"{path.name}: {exc}")
+        if failed:
+            self.controller.error.emit("Some crystals not exported", "\n".join(failed))
+        self.summary.setText(f"exported {len(out)} CIFs to {folder}")
+        return out

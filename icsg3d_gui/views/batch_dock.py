@@ -137,8 +137,12 @@ class BatchDock(QWidget):
             hide = (needle and needle not in text) or (self.valid_only.isChecked() and not a.get("valid"))
             self.table.setRowHidden(t, bool(hide))
 
+    def visible_indices(self) -> list[int]:
+        """Indices into ``rows`` of the rows the filter shows, in table order."""
+        return [self._row_index(t) for t in range(self.table.rowCount()) if not self.table.isRowHidden(t)]
+
     def visible_rows(self) -> list[dict]:
-        return [self.rows[self._row_index(t)] for t in range(self.table.rowCount()) if not self.table.isRowHidden(t)]
+        return [self.rows[i] for i in self.visible_indices()]
 
     def show_row(self, table_row: int) -> None:
         i = self._row_index(table_row)
@@ -153,12 +157,11 @@ class BatchDock(QWidget):
         from core.structures import write_cif
 
         out, failed = [], []
-        for row in self.visible_rows():
-            s = row.get("structure")
+        for i in self.visible_indices():
+            s = self.rows[i].get("structure")
             if s is None:
                 continue
-            i = self.rows.index(row) + 1
-            path = Path(folder) / f"batch_{i:03d}_{s.composition.reduced_formula}.cif"
+            path = Path(folder) / f"batch_{i + 1:03d}_{s.composition.reduced_formula}.cif"
             try:
                 out.append(write_cif(s, path, symprec=symprec))
             except Exception as exc:  # noqa: BLE001 (the rest still gets written)

@@ -36,7 +36,7 @@ class LatentMapDock(QWidget):
         self.colour.currentTextChanged.connect(self._draw)
         row.addWidget(self.colour, 1)
         layout.addLayout(row)
-        self.figure = Figure(figsize=(4, 3.2), dpi=90, tight_layout=True)
+        self.figure = Figure(figsize=(4, 3.2), dpi=90, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.ax = self.figure.add_subplot(111)
         layout.addWidget(self.canvas, 1)

@@ -82,6 +82,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--grid", type=int, default=32, metavar="D", help="grid points per cell axis")
     p.add_argument("--model-config", metavar="JSON", help="model config overrides: JSON text or a .json file")
+    p.add_argument(
+        "--voxel-config", metavar="JSON", help="VoxelConfig overrides (sigma_frac, max_voxel, ...)"
+    )
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     p.add_argument(
         "--ckpt-every",
@@ -93,6 +96,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--max-minutes", type=float, help="stop (resumably) after this much training time per model"
     )
+    p.add_argument(
+        "--epoch-size", type=int, metavar="N", help="training samples per epoch (a fresh random subset)"
+    )
+    p.add_argument("--val-size", type=int, metavar="N", help="validate on a fixed subset of N crystals")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (measure first: see the report)")
     p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -122,21 +129,21 @@ def _targets(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _model_overrides(text: str | None) -> dict[str, Any]:
+def _json_overrides(text: str | None, option: str = "--model-config") -> dict[str, Any]:
     if not text:
         return {}
     try:
         raw = Path(text).read_text() if text.endswith(".json") else text
         data = json.loads(raw)
     except (OSError, json.JSONDecodeError) as exc:
-        raise ICSGError(f"--model-config: not valid JSON or not readable ({exc})") from None
+        raise ICSGError(f"{option}: not valid JSON or not readable ({exc})") from None
     if not isinstance(data, dict):
-        raise ICSGError("--model-config: expected a JSON object of config fields")
+        raise ICSGError(f"{option}: expected a JSON object of config fields")
     return data
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "limit", "threads", "patience"):
+    for name in ("epochs", "batch_size", "limit", "threads", "patience", "epoch_size", "val_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ICSGError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -206,7 +213,9 @@ def _train_config(args: argparse.Namespace, kind: str) -> TrainConfig:
         num_workers=args.workers,
         bf16=args.bf16 or rec.get("bf16", False),
         channels_last=args.channels_last or rec.get("channels_last", False),
-        max_minutes=args.max_minutes,
+        max_minutes=args.max_minutes if args.max_minutes is not None else rec.get("max_minutes"),
+        epoch_size=args.epoch_size or rec.get("epoch_size"),
+        val_size=args.val_size or rec.get("val_size"),
     )
 
 
@@ -220,7 +229,8 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         condition=args.condition or (targets[0] if targets else None),
         targets=targets,
         unet_dir=unet_dir if unet_dir is not None else args.unet,
-        model={**RECIPE[kind].get("model", {}), **_model_overrides(args.model_config)},
+        model={**RECIPE[kind].get("model", {}), **_json_overrides(args.model_config)},
+        voxel=_json_overrides(args.voxel_config, "--voxel-config"),
     )
     task = build_task(kind, split, opts)
     if info.is_main:

@@ -56,6 +56,8 @@ class TrainConfig:
     bf16: bool = False
     channels_last: bool = False  # channels_last_3d memory format for 3-D conv models
     max_minutes: float | None = None
+    epoch_size: int | None = None  # training samples per epoch (default: all)
+    val_size: int | None = None  # validation samples per epoch (a fixed subset; default: all)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,10 +141,12 @@ class Trainer:
             self.info.rank,
             self.info.world,
             drop_last=True,
+            per_epoch=cfg.epoch_size,
         )
         self.val_sampler = EpochBatchSampler(
-            len(task.val_set), cfg.batch_size, cfg.seed, False, self.info.rank, self.info.world
-        )
+            len(task.val_set), cfg.batch_size, cfg.seed, False, self.info.rank, self.info.world,
+            per_epoch=cfg.val_size,
+        )  # fmt: skip
         self.total_steps = cfg.epochs * self.train_sampler.batches_per_epoch()
         # Short runs (tests, --limit) would otherwise spend all their steps warming up.
         self.sched = replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, self.total_steps // 10)))

@@ -21,7 +21,8 @@ from core.train.state import derive_seed
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of (index, sample_seed) for one rank; call :meth:`set_epoch` before iterating.
 
-    n: dataset size; shuffle False keeps the natural order (validation).
+    n: dataset size; shuffle False keeps the natural order (validation). per_epoch: use only this
+    many items per epoch (training: a fresh random subset each epoch; validation: a fixed subset).
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         rank: int = 0,
         world: int = 1,
         drop_last: bool = False,
+        per_epoch: int | None = None,
     ) -> None:
         if n <= 0:
             raise ValueError("cannot sample from an empty data set")
@@ -40,6 +42,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
             raise ValueError("batch size must be positive")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.shuffle, self.rank, self.world, self.drop_last = shuffle, rank, world, drop_last
+        self.size = n if per_epoch is None else max(1, min(int(per_epoch), n))
         self.epoch = 0
         self.start_batch = 0
 
@@ -51,15 +54,18 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     def _rank_indices(self) -> list[int]:
         if self.shuffle:
             g = torch.Generator().manual_seed(derive_seed(self.seed, "order", self.epoch))
-            order = torch.randperm(self.n, generator=g).tolist()
+            order = torch.randperm(self.n, generator=g).tolist()[: self.size]
+        elif self.size < self.n:  # a fixed subset (validation), in natural order
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "subset"))
+            order = sorted(torch.randperm(self.n, generator=g).tolist()[: self.size])
         else:
             order = list(range(self.n))
-        per_rank = math.ceil(self.n / self.world)
-        padded = (order * math.ceil(per_rank * self.world / self.n))[: per_rank * self.world]
+        per_rank = math.ceil(self.size / self.world)
+        padded = (order * math.ceil(per_rank * self.world / self.size))[: per_rank * self.world]
         return padded[self.rank :: self.world]
 
     def batches_per_epoch(self) -> int:
-        per_rank = math.ceil(self.n / self.world)
+        per_rank = math.ceil(self.size / self.world)
         if self.drop_last:
             return max(per_rank // self.batch_size, 1)
         return math.ceil(per_rank / self.batch_size)

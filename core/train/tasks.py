@@ -47,12 +47,14 @@ def data_hash(entries: list[Entry], *extra: Any) -> str:
     return h.hexdigest()
 
 
-def make_config(cls: type, overrides: dict[str, Any], fixed: dict[str, Any]) -> Any:
-    """A model config from --model-config overrides plus the fields the data fix (ICSGError if bad)."""
+def make_config(
+    cls: type, overrides: dict[str, Any], fixed: dict[str, Any], option: str = "--model-config"
+) -> Any:
+    """A config from command-line overrides plus the fields the data fix (ICSGError if bad)."""
     try:
         return cls(**{**overrides, **fixed})
     except (TypeError, ValueError) as exc:
-        raise ICSGError(f"--model-config: invalid {cls.__name__} ({exc})") from None
+        raise ICSGError(f"{option}: invalid {cls.__name__} ({exc})") from None
 
 
 def _require(entries: list[Entry], what: str) -> None:
@@ -73,7 +75,7 @@ class VoxelTask:
         self.opts = opts
         _require(split.train, "training")
         self.vocab = Vocabulary.from_structures(e.structure for e in split.train)
-        self.voxel_cfg = VoxelConfig(**{"d": opts.d, **opts.voxel})
+        self.voxel_cfg = make_config(VoxelConfig, opts.voxel, {"d": opts.d}, "--voxel-config")
         self.voxeliser = Voxeliser(self.voxel_cfg, self.vocab)
         train, f_train, counts = check_voxelisable(split.train, self.voxeliser, len(self.vocab))
         val, f_val, _ = check_voxelisable(split.val, self.voxeliser, len(self.vocab))

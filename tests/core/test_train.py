@@ -142,6 +142,20 @@ def test_sampler_is_a_function_of_seed_and_epoch_and_resumes_mid_epoch():
     assert len({seed for b in full for _i, seed in b}) == 10  # one augmentation seed per sample
 
 
+def test_sampler_epoch_subsets():
+    s = EpochBatchSampler(10, 2, seed=0, per_epoch=4)
+    s.set_epoch(0)
+    e0 = [i for b in s for i, _ in b]
+    s.set_epoch(1)
+    e1 = [i for b in s for i, _ in b]
+    assert len(e0) == len(e1) == 4 and len(set(e0)) == 4 and e0 != e1
+    v = EpochBatchSampler(10, 3, seed=0, shuffle=False, per_epoch=5)
+    v.set_epoch(0)
+    first = [i for b in v for i, _ in b]
+    v.set_epoch(7)
+    assert first == sorted(first) == [i for b in v for i, _ in b] and len(first) == 5
+
+
 def test_sampler_shards_ranks_evenly():
     ranks = [EpochBatchSampler(7, 2, seed=1, rank=r, world=2) for r in range(2)]
     for r in ranks:

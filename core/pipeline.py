@@ -1,0 +1,277 @@
+"""The loaded model set and everything it does: encode, decode, segment, sample, interpolate,
+optimise and predict. The CLI and the GUI's worker thread both use one ``ModelSet``.
+
+A model-set folder holds ``vae/``, ``unet/`` and ``cgcnn/`` (each a checkpoint directory, or a
+training run folder whose ``best/`` is one). Only the VAE is required; without the U-Net the VAE's
+own species head segments, without CGCNN there are no property predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.core import Structure
+
+from core.checkpoint import load_checkpoint
+from core.elements import Vocabulary
+from core.errors import CheckpointError, ICSGError, SegmentationError
+from core.models.blocks import make_input
+from core.segment import find_sites, sites_to_structure
+from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_BIN = 10
+MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
+
+
+def default_models_dir() -> Path:
+    """The shipped model set (resources/models), from a checkout or an installed wheel."""
+    from resources import resource_path
+
+    return resource_path("models")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA if available, else Apple MPS, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ICSGError("--device cuda: no CUDA GPU is available")
+    return torch.device(name)
+
+
+def _checkpoint_dir(root: Path, kind: str) -> Path | None:
+    for candidate in (root / kind, root / kind / "best"):
+        if (candidate / "meta.json").is_file():
+            return candidate
+    return None
+
+
+@dataclass
+class Decoded:
+    """One decoded latent vector: grids, the recovered crystal (or why not), properties."""
+
+    density: np.ndarray  # (D,D,D) e/Å^3
+    abc: np.ndarray  # (3,) Å
+    labels: np.ndarray | None = None  # (D,D,D) class ids (argmax of the species probabilities)
+    structure: Structure | None = None
+    error: str | None = None
+    properties: dict[str, float] = field(default_factory=dict)
+
+
+class ModelSet:
+    """The VAE (+ U-Net, + CGCNN) of one model-set folder, ready for inference."""
+
+    def __init__(self, vae, vae_meta: dict, unet=None, cgcnn=None, cgcnn_meta=None, device=None, source=""):
+        self.vae, self.unet, self.cgcnn = vae, unet, cgcnn
+        self.device = device or torch.device("cpu")
+        self.source = str(source)
+        self.vocab = Vocabulary.from_list(vae_meta["vocab"])
+        norms = vae_meta.get("normalisers") or {}
+        self.voxel_cfg = VoxelConfig.from_dict(norms.get("voxel") or {"d": vae.cfg.d})
+        self.voxeliser = Voxeliser(self.voxel_cfg, self.vocab)
+        self.abc_mean = np.asarray(norms.get("abc_mean", [0.0, 0.0, 0.0]), dtype=np.float32)
+        self.abc_std = np.asarray(norms.get("abc_std", [1.0, 1.0, 1.0]), dtype=np.float32)
+        self.prop_name = norms.get("property")
+        self.prop_edges = norms.get("prop_edges")
+        self.prop_mean = float(norms.get("prop_mean", 0.0))
+        self.prop_std = float(norms.get("prop_std", 1.0))
+        self.cgcnn_meta = cgcnn_meta or {}
+        self.metrics = vae_meta.get("metrics") or {}
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, models_dir: str | Path | None = None, device: str = "auto") -> ModelSet:
+        """Load a model set; raises CheckpointError naming what is missing or broken."""
+        root = Path(models_dir) if models_dir is not None else default_models_dir()
+        dev = resolve_device(device)
+        vae_dir = _checkpoint_dir(root, "vae")
+        if vae_dir is None:
+            raise CheckpointError(str(root), "no trained VAE here (expected vae/meta.json); train one: icsg3d train all")
+        vae, vae_meta = load_checkpoint(vae_dir, kind="vae", device=dev)
+        unet = cgcnn = cgcnn_meta = None
+        if (unet_dir := _checkpoint_dir(root, "unet")) is not None:
+            unet, unet_meta = load_checkpoint(unet_dir, kind="unet", device=dev)
+            if unet_meta.get("vocab") != vae_meta.get("vocab"):
+                log.warning("%s: U-Net vocabulary differs from the VAE's; using the VAE's species head", unet_dir)
+                unet = None
+        if (cgcnn_dir := _checkpoint_dir(root, "cgcnn")) is not None:
+            cgcnn, cgcnn_meta = load_checkpoint(cgcnn_dir, kind="cgcnn", device=dev)
+        log.info("model set %s on %s (unet: %s, cgcnn: %s)", root, dev, unet is not None, cgcnn is not None)
+        return cls(vae, vae_meta, unet, cgcnn, cgcnn_meta, dev, root)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.vae.cfg.latent)
+
+    @property
+    def n_conditions(self) -> int:
+        return int(self.vae.cfg.n_conditions)
+
+    @property
+    def property_names(self) -> list[str]:
+        return list(self.cgcnn.cfg.targets) if self.cgcnn is not None else []
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _cond(self, cond, n: int) -> torch.Tensor:
+        if cond is None:
+            values = [UNKNOWN_BIN] * n
+        elif isinstance(cond, int | np.integer):
+            values = [int(cond)] * n
+        else:
+            values = [int(c) for c in cond]
+        if len(values) != n or not all(0 <= v < self.n_conditions for v in values):
+            raise ICSGError(f"condition bins must be 0..{self.n_conditions - 1} (one per crystal)")
+        return torch.tensor(values, dtype=torch.long, device=self.device)
+
+    def condition_of(self, value: float | None) -> int:
+        """Decile bin of a property value (UNKNOWN_BIN when unknown or the model has none)."""
+        if value is None or self.prop_edges is None or not math.isfinite(value):
+            return UNKNOWN_BIN
+        return int(np.searchsorted(np.asarray(self.prop_edges), value, side="right"))
+
+    def _z(self, z) -> torch.Tensor:
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32), device=self.device)
+        return z.unsqueeze(0) if z.ndim == 1 else z
+
+    # -- encode / decode ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, structures: list[Structure], cond=None) -> np.ndarray:
+        """Mean latent vectors (B, L) of crystals (conventional cells, vocabulary elements)."""
+        density, labels, abc = self.voxeliser.batch(list(structures))
+        x = make_input(torch.from_numpy(normalise_density(density)).to(self.device), torch.from_numpy(abc))
+        abc_std = torch.from_numpy((abc - self.abc_mean) / self.abc_std).to(self.device)
+        lab = torch.from_numpy(labels.astype(np.int64)).to(self.device)
+        mu, _ = self.vae.encode(x, self._cond(cond, len(structures)), abc_std, lab)
+        return mu.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _decode_raw(self, z, cond) -> dict[str, torch.Tensor]:
+        zt = self._z(z)
+        return self.vae.decode(zt, self._cond(cond, zt.shape[0]))
+
+    def _abc(self, out: dict) -> np.ndarray:
+        return out["abc"].float().cpu().numpy() * self.abc_std + self.abc_mean
+
+    def decode_density(self, z, cond=None) -> tuple[np.ndarray, np.ndarray]:
+        """Fast path for sliders: densities (B,D,D,D) e/Å^3 and lattice lengths (B,3) Å."""
+        out = self._decode_raw(z, cond)
+        density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
+        return density, self._abc(out)
+
+    @torch.inference_mode()
+    def class_probabilities(self, density: np.ndarray, abc: np.ndarray, out: dict | None = None) -> np.ndarray:
+        """Species probabilities (B,C,D,D,D): the U-Net on the density when present, else the
+        VAE's species head (``out`` from the same decode)."""
+        if self.unet is None and out is not None and "species_logits" in out:
+            return torch.softmax(out["species_logits"].float(), dim=1).cpu().numpy()
+        if self.unet is None:
+            raise SegmentationError("this model set has neither a U-Net nor a VAE species head")
+        x = make_input(torch.from_numpy(normalise_density(density)).float().to(self.device), torch.from_numpy(abc))
+        return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
+
+    def decode(self, z, cond=None, predict: bool = True) -> list[Decoded]:
+        """Full path: density -> species probabilities -> sites -> Structure (+ CGCNN)."""
+        out = self._decode_raw(z, cond)
+        density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
+        abc = self._abc(out)
+        probs = self.class_probabilities(density, abc, out)
+        results = []
+        for k in range(len(density)):
+            item = Decoded(density=density[k], abc=abc[k], labels=probs[k].argmax(0).astype(np.uint8))
+            try:
+                sites = find_sites(density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS)
+                item.structure = sites_to_structure(sites, abc[k])
+            except SegmentationError as exc:
+                item.error = str(exc)
+            results.append(item)
+        if predict and self.cgcnn is not None:
+            ok = [r for r in results if r.structure is not None]
+            for r, props in zip(ok, self.predict([r.structure for r in ok]), strict=True):
+                r.properties = props
+        return results
+
+    def reconstruct(self, structures: list[Structure], cond=None) -> list[Decoded]:
+        """encode (mean z) -> decode -> segment, one Decoded per input."""
+        return self.decode(self.encode(structures, cond), cond)
+
+    # -- latent space -------------------------------------------------------------------------
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+        """n latent vectors from the prior N(0, T^2 I), seeded."""
+        rng = np.random.default_rng(seed)
+        return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
+
+    def around(self, z: np.ndarray, n: int, spread: float = 0.5, seed: int = 0) -> np.ndarray:
+        """n latent vectors around z: z + spread * N(0, I), seeded."""
+        rng = np.random.default_rng(seed)
+        return (np.asarray(z, np.float32)[None] + spread * rng.standard_normal((n, self.latent_dim))).astype(
+            np.float32
+        )
+
+    @staticmethod
+    def interpolate(za: np.ndarray, zb: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
+        """(steps, L) path from za to zb, linear or spherical (slerp keeps prior-typical norms)."""
+        if steps < 2:
+            raise ICSGError("interpolation needs at least 2 steps")
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
+        if method == "linear":
+            return ((1 - t) * za + t * zb).astype(np.float32)
+        if method != "slerp":
+            raise ICSGError(f"unknown interpolation method {method!r}: use slerp or linear")
+        cos = np.dot(za, zb) / max(np.linalg.norm(za) * np.linalg.norm(zb), 1e-12)
+        omega = math.acos(float(np.clip(cos, -1.0, 1.0)))
+        if omega < 1e-6:
+            return ((1 - t) * za + t * zb).astype(np.float32)
+        path = (np.sin((1 - t) * omega) * za + np.sin(t * omega) * zb) / math.sin(omega)
+        return path.astype(np.float32)
+
+    def predicted_property(self, z) -> np.ndarray:
+        """The VAE's latent property head (B,) in the property's units."""
+        with torch.inference_mode():
+            prop = self.vae.prop_head(self._z(z)).float().cpu().numpy()[:, 0]
+        return prop * self.prop_std + self.prop_mean
+
+    def optimise(self, start, direction: str = "min", steps: int = 100, lr: float = 0.05, snapshots: int = 5):
+        """Gradient steps on the latent property head from ``start`` (L,); returns (snapshots, L)."""
+        if direction not in ("min", "max"):
+            raise ICSGError("direction must be 'min' or 'max'")
+        z = torch.tensor(np.asarray(start, np.float32)[None], device=self.device, requires_grad=True)
+        opt = torch.optim.Adam([z], lr=lr)
+        sign = 1.0 if direction == "min" else -1.0
+        keep = set(np.linspace(0, steps, snapshots, dtype=int).tolist())
+        path = []
+        for step in range(steps + 1):
+            if step in keep:
+                path.append(z.detach().cpu().numpy()[0].copy())
+            if step == steps:
+                break
+            opt.zero_grad()
+            (sign * self.vae.prop_head(z).sum()).backward()
+            opt.step()
+        return np.stack(path)
+
+    # -- properties ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, structures: list[Structure]) -> list[dict[str, float]]:
+        """CGCNN predictions per crystal ({} for every crystal when no CGCNN is loaded)."""
+        if self.cgcnn is None or not structures:
+            return [{} for _ in structures]
+        from core.models.cgcnn import build_graph, collate
+
+        norms = self.cgcnn_meta.get("normalisers") or {}
+        mean = np.asarray(norms.get("target_mean", [0.0] * len(self.property_names)))
+        std = np.asarray(norms.get("target_std", [1.0] * len(self.property_names)))
+        graphs = [build_graph(s, self.cgcnn.cfg) for s in structures]
+        pred = self.cgcnn(collate(graphs).to(self.device)).float().cpu().numpy() * std + mean
+        return [dict(zip(self.property_names, map(float, row), strict=True)) for row in pred]

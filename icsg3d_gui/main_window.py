@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         if not self._closing:
             self._closing = True
             self.settings.setValue("geometry", self.saveGeometry())
+            self.hide()  # the worker may need up to one decode to finish: do not look frozen meanwhile
             self.interp.stop()
             self.controller.shutdown()
             self.viewer.close_plotter()

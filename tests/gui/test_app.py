@@ -244,3 +244,28 @@ def test_session_roundtrip(make_window, qtbot, tmp_path):
     assert win2.state.structure.composition.reduced_formula == "CsCl"
     assert win2.viewer.settings.repeat == (2, 1, 1) and win2.viewer.settings.cmap == "magma"
     assert "density_iso" in win2.viewer.plotter.actors
+
+
+def test_open_file_recent_list_drop_and_symprec(make_window, qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QUrl
+
+    from core.gallery import get_item
+
+    win = make_window()
+    src = tmp_path / "my_nacl.cif"
+    src.write_text(get_item("NaCl_rocksalt").path.read_text())
+    assert win.open_path(src)
+    assert win.recent_files()[0] == str(src.resolve())
+    assert win.recent_menu.actions()[0].text() == str(src.resolve())
+    other = tmp_path / "POSCAR"
+    other.write_text(
+        "CsCl\n1.0\n4.12 0 0\n0 4.12 0\n0 0 4.12\nCs Cl\n1 1\ndirect\n0 0 0\n0.5 0.5 0.5\n")
+    event = SimpleNamespace(mimeData=lambda: SimpleNamespace(urls=lambda: [QUrl.fromLocalFile(str(other))]))
+    win.dropEvent(event)
+    assert win.state.structure.composition.reduced_formula == "CsCl"
+    assert win.recent_files()[:2] == [str(other.resolve()), str(src.resolve())]
+    qtbot.waitUntil(lambda: win.state.analysis.get("spacegroup") == "Pm-3m", timeout=20000)
+    win.properties.symprec.setValue(0.01)
+    qtbot.waitUntil(lambda: win.state.analysis.get("symprec") == 0.01, timeout=20000)

@@ -228,7 +228,8 @@ class Controller(QObject):
 
     def _show_full(self, v: dict) -> None:
         self.show_decoded(v, source="decoded")
-        self.state.record()
+        s = v.get("structure")
+        self.state.record(s.composition.reduced_formula if s is not None else "no crystal")
 
     def show_frame(self, v: dict, source: str) -> None:
         """Show a stored frame (interpolation, batch row): in-flight slider results become stale."""

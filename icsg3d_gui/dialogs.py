@@ -108,6 +108,36 @@ def save_density(win: MainWindow, path: str | Path) -> Path | None:
     return out
 
 
+def export_latent(win: MainWindow) -> None:
+    if win.state.z is None:
+        win.show_error("Nothing to export", "The shown crystal has no latent vector (no model, or not encodable).")
+        return
+    path = _ask_save(win, "Export latent vector", _default_stem(win) + "_z.npy", "NumPy (*.npy)")
+    if path:
+        save_latent(win, path)
+
+
+def save_latent(win: MainWindow, path: str | Path) -> Path | None:
+    """z (L,) float32 as .npy; the condition bin is reported in the status bar."""
+    import io
+
+    import numpy as np
+
+    path = Path(path)
+    force = _confirm_overwrite(win, path)
+    if force is None:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(win.state.z, dtype=np.float32))
+    try:
+        out = files.atomic_write_bytes(path, buf.getvalue(), force=force)
+    except Exception as exc:  # noqa: BLE001
+        win.show_error("Latent export failed", f"{path}: {exc}")
+        return None
+    win.statusBar().showMessage(f"Wrote {out} (condition bin {win.state.cond})", 8000)
+    return out
+
+
 # ---- images and sessions ---------------------------------------------------------------------
 def save_image(win: MainWindow) -> None:
     path = _ask_save(win, "Save image", _default_stem(win) + ".png", "PNG image (*.png)")

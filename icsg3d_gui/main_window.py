@@ -16,6 +16,7 @@ from icsg3d_gui.state import AppState
 from icsg3d_gui.views.batch_dock import BatchDock
 from icsg3d_gui.views.display_dock import DisplayDock
 from icsg3d_gui.views.gallery_dock import GalleryDock
+from icsg3d_gui.views.history_dock import HistoryDock
 from icsg3d_gui.views.interp_dock import InterpolationDock
 from icsg3d_gui.views.latent_dock import LatentDock
 from icsg3d_gui.views.latent_map_dock import LatentMapDock
@@ -48,13 +49,14 @@ class MainWindow(QMainWindow):
         self.interp = InterpolationDock(self.state, self.controller, self.gallery.ids())
         self.latent_map = LatentMapDock(self.state)
         self.batch = BatchDock(self.state, self.controller)
+        self.history = HistoryDock(self.state, self.controller)
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         for title, widget, area in (("Gallery", self.gallery, left), ("Display", self.display, left),
                                     ("Latent map", self.latent_map, left), ("Latent space", self.latent, right),
                                     ("Properties", self.properties, right), ("Interpolation", self.interp, right),
-                                    ("Batch", self.batch, right)):
+                                    ("Batch", self.batch, right), ("History", self.history, right)):
             self._add_dock(title, widget, area)
-        for first, others in (("Gallery", ("Display", "Latent map")), ("Properties", ("Interpolation", "Batch"))):
+        for first, others in (("Gallery", ("Display", "Latent map")), ("Properties", ("Interpolation", "Batch", "History"))):
             for other in others:
                 self.tabifyDockWidget(self.docks[first], self.docks[other])
             self.docks[first].raise_()
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self._action(m, "Export &CIF…", lambda: dialogs.export_cif(self), "Ctrl+E")
         self._action(m, "Export &density (CHGCAR, cube, npy)…", lambda: dialogs.export_density(self))
+        self._action(m, "Export &latent vector (.npy)…", lambda: dialogs.export_latent(self))
         self._action(m, "Save &image of the 3-D view…", lambda: dialogs.save_image(self), "Ctrl+P")
         m.addSeparator()
         self._action(m, "Save &session…", lambda: dialogs.save_session(self))

@@ -245,9 +245,7 @@ class LatentDock(QWidget):
             self.controller.set_base(point.z, point.cond, record=False)
 
     def bookmark(self) -> None:
-        name = f"{len(self.state.bookmarks) + 1}: {self.state.analysis.get('formula', '?')}"
-        if self.state.add_bookmark(name) is not None:
-            self.bookmarks.addItem(name)
+        self.state.add_bookmark(f"{len(self.state.bookmarks) + 1}: {self.state.analysis.get('formula', '?')}")
 
     def _goto_bookmark(self, index: int) -> None:
         if 0 <= index < len(self.state.bookmarks):
@@ -255,6 +253,10 @@ class LatentDock(QWidget):
             self.controller.set_base(point.z, point.cond)
 
     def _history_changed(self) -> None:
+        names = [p.label for p in self.state.bookmarks]
+        if names != [self.bookmarks.itemText(i) for i in range(self.bookmarks.count())]:
+            self.bookmarks.clear()
+            self.bookmarks.addItems(names)
         h = self.state.history
         on = self.state.has_model
         self.undo_button.setEnabled(on and h.can_undo())

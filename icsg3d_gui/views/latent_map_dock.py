@@ -79,8 +79,13 @@ class LatentMapDock(QWidget):
         comps = np.asarray(self.pca["components"])[:2]
         return (np.asarray(z, dtype=float) - np.asarray(self.pca["mean"])) @ comps.T
 
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        super().showEvent(event)
+        self._update_marker()
+
     def _update_marker(self) -> None:
-        if self.pca is None or self._marker is None:
+        # a matplotlib redraw costs tens of ms: skip it while the map is hidden (slider drags)
+        if self.pca is None or self._marker is None or not self.isVisible():
             return
         if self.state.z is None or len(self.state.z) != len(self.pca["mean"]):
             self._marker.set_data([], [])

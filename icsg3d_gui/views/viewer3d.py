@@ -182,7 +182,7 @@ class Viewer3D(QWidget):
         st, s = self.state, self.settings
         if st.structure is None:
             self._remove(CRYSTAL_ACTORS)
-            self._update_legend([])
+            self._update_legend(self._legend_symbols())
             self.request_render()
             return
         lat = np.asarray(st.structure.lattice.matrix)
@@ -194,7 +194,7 @@ class Viewer3D(QWidget):
                         if s.show_bonds and s.show_atoms else None, scalars="rgb", rgb=True, smooth_shading=True)
         self._show_mesh("cell", scene.cell_mesh(lat, s.repeat) if s.show_cell else None,
                         color="#333333", line_width=2)
-        self._update_legend(sorted(set(symbols), key=symbols.index))
+        self._update_legend(self._legend_symbols())
         self._first_camera()
         self.request_render()
 
@@ -206,7 +206,20 @@ class Viewer3D(QWidget):
         if s.show_blobs and st.labels is not None and st.lattice is not None:
             mesh = scene.label_blobs(st.labels, st.lattice, st.class_symbols, s.repeat, s.scheme)
         self._show_mesh(BLOB_ACTOR, mesh, scalars="rgb", rgb=True, opacity=0.55, smooth_shading=True)
+        self._update_legend(self._legend_symbols())
         self.request_render()
+
+    def _legend_symbols(self) -> list[str]:
+        """Elements of the crystal, then those only the shown segmentation has (decoded grids)."""
+        st = self.state
+        out: list[str] = []
+        if st.structure is not None:
+            out = list(dict.fromkeys(scene.frac_and_symbols(st.structure)[1]))
+        if self.settings.show_blobs and st.labels is not None:
+            for cls in np.unique(st.labels):
+                if 0 < cls < len(st.class_symbols) and st.class_symbols[int(cls)] not in out:
+                    out.append(st.class_symbols[int(cls)])
+        return out
 
     def _show_volume(self, grid: pv.ImageData, clim: tuple[float, float]) -> None:
         """Volume layer. Fast path while dragging: same grid geometry and transfer-function

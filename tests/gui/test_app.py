@@ -216,7 +216,8 @@ def test_latent_map_click_opens_crystal_and_marks_current(make_window, qtbot):
     win = make_window(model)
     wait_for_model(qtbot, win)
     lm = win.latent_map
-    qtbot.waitUntil(lambda: lm.pca is not None, timeout=5000)
+    win.docks["Latent map"].raise_()
+    qtbot.waitUntil(lambda: lm.pca is not None and lm.isVisible(), timeout=5000)
     i = lm.pca["ids"].index("KCl_rocksalt")
     lm.canvas.draw()
     x, y = lm.ax.transData.transform(lm.pca["xy"][i])
@@ -269,3 +270,22 @@ def test_open_file_recent_list_drop_and_symprec(make_window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: win.state.analysis.get("spacegroup") == "Pm-3m", timeout=20000)
     win.properties.symprec.setValue(0.01)
     qtbot.waitUntil(lambda: win.state.analysis.get("symprec") == 0.01, timeout=20000)
+
+
+def test_history_dock_goes_back_and_bookmarks(make_window, qtbot):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery("NaCl_rocksalt")
+    qtbot.waitUntil(lambda: win.state.z is not None, timeout=5000)
+    first = win.state.z.copy()
+    for n, value in ((2, 100), (3, -120)):
+        win.latent.sliders[0].setValue(value)
+        win.latent.sliders[0].sliderReleased.emit()
+        qtbot.waitUntil(lambda n=n: len(win.state.history.items) == n, timeout=5000)
+    assert win.history.history.count() == 3
+    win.history.bookmark()
+    assert win.history.bookmarks.count() == 1 and win.latent.bookmarks.count() == 1
+    win.history.goto(0)
+    qtbot.waitUntil(lambda: np.allclose(win.state.z, first), timeout=5000)
+    assert win.state.history.can_redo()

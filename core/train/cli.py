@@ -94,7 +94,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="save last/ this often within an epoch",
     )
     p.add_argument(
-        "--max-minutes", type=float, help="stop (resumably) after this much training time per model"
+        "--max-minutes", type=float, help="stop after this much training time per model (0 = no limit)"
     )
     p.add_argument(
         "--epoch-size", type=int, metavar="N", help="training samples per epoch (a fresh random subset)"
@@ -143,10 +143,14 @@ def _json_overrides(text: str | None, option: str = "--model-config") -> dict[st
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "limit", "threads", "patience", "epoch_size", "val_size"):
+    for name in ("epochs", "batch_size", "limit", "threads", "patience"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ICSGError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    for name in ("epoch_size", "val_size", "max_minutes"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ICSGError(f"--{name.replace('_', '-')} must be >= 0 (0 = no limit), got {value}")
     if args.lr is not None and args.lr <= 0:
         raise ICSGError(f"--lr must be positive, got {args.lr}")
     if not 0 < args.val_frac < 1:
@@ -200,6 +204,13 @@ def load_split(args: argparse.Namespace, info: dist.DistInfo) -> SplitData:
     return split
 
 
+def _limit(value: float | None, default: Any) -> Any:
+    """Command-line limit over the recipe's; 0 means no limit."""
+    if value is None:
+        return default
+    return None if value == 0 else value
+
+
 def _train_config(args: argparse.Namespace, kind: str) -> TrainConfig:
     rec = RECIPE[kind]
     return TrainConfig(
@@ -211,11 +222,11 @@ def _train_config(args: argparse.Namespace, kind: str) -> TrainConfig:
         ckpt_every_s=args.ckpt_every,
         seed=args.seed,
         num_workers=args.workers,
-        bf16=args.bf16 or rec.get("bf16", False),
+        bf16=(args.precision or ("bf16" if rec.get("bf16") else "fp32")) == "bf16",
         channels_last=args.channels_last or rec.get("channels_last", False),
-        max_minutes=args.max_minutes if args.max_minutes is not None else rec.get("max_minutes"),
-        epoch_size=args.epoch_size or rec.get("epoch_size"),
-        val_size=args.val_size or rec.get("val_size"),
+        max_minutes=_limit(args.max_minutes, rec.get("max_minutes")),
+        epoch_size=_limit(args.epoch_size, rec.get("epoch_size")),
+        val_size=_limit(args.val_size, rec.get("val_size")),
     )
 
 

@@ -267,7 +267,7 @@ class Trainer:
         return dist.broadcast_flag(spent > 60 * self.cfg.max_minutes, self.info, self.device)
 
     def _epoch(self, epoch: int, callback: Callable[[dict], None] | None) -> bool:
-        """Train one epoch (from step_in_epoch on). Returns False when stopped by the time budget."""
+        """Train one epoch (from step_in_epoch on). Returns False when the time budget ran out."""
         self.ddp_model.train()
         self.train_sampler.set_epoch(epoch, self.state["step_in_epoch"])
         sums = _Sums(self.state["sums"])
@@ -297,8 +297,6 @@ class Trainer:
                 if callback is not None:
                     callback(dict(self.state))
                 if self._time_up():
-                    if self.info.is_main:
-                        self._save_last({"train": sums.means(), "partial_epoch": True})
                     return False
         finally:
             bar.close()
@@ -342,15 +340,18 @@ class Trainer:
         stopped = "epochs"
         while self.state["epoch"] < self.cfg.epochs and not self.state["done"]:
             epoch = self.state["epoch"]
-            if not self._epoch(epoch, callback):
-                stopped = "time budget"
-                break
+            completed = self._epoch(epoch, callback)
+            # A budget stop still ends the (partial) epoch: validation, metrics and best/ exist
+            # afterwards; a resume with a larger --max-minutes goes on with the next epoch.
             metrics = self._end_epoch(epoch)
             if self.state["bad_epochs"] >= self.cfg.patience:
                 stopped = "early stopping"
                 self.state["done"] = True
             if self.info.is_main:
                 self._save_last(metrics)
+            if not completed:
+                stopped = "time budget"
+                break
         dist.barrier(self.info)
         return {
             "stopped": stopped, "epochs_done": self.state["epoch"], "best_val_loss": self.state["best"],

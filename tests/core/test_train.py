@@ -277,9 +277,11 @@ def test_early_stopping_and_time_budget(tiny_split, tmp_path):
     assert summary["stopped"] == "early stopping" and summary["epochs_done"] < 50
     task = build_task("cgcnn", tiny_split, _opts("cgcnn"))
     summary = Trainer(task, _cfg(epochs=50, max_minutes=0.0), tmp_path / "tb", torch.device("cpu")).fit()
-    assert summary["stopped"] == "time budget"
+    assert summary["stopped"] == "time budget" and summary["epochs_done"] == 1
     state = torch.load(tmp_path / "tb" / "last" / "train_state.pt", weights_only=True)
-    assert state["loop"]["step_in_epoch"] == 1  # stopped (resumably) after the first step
+    assert state["loop"]["global_step"] == 1  # stopped after the first step, then validated
+    load_checkpoint(tmp_path / "tb" / "best", kind="cgcnn")
+    assert len(_metric_rows(tmp_path / "tb")) == 2
 
 
 # -- command line -----------------------------------------------------------------------------

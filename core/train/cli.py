@@ -81,7 +81,11 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--val-train-frac", type=float, help="move this fraction of --val (by id) into training (all: 0.5)"
     )
     p.add_argument("--grid", type=int, default=32, metavar="D", help="grid points per cell axis")
-    p.add_argument("--model-config", metavar="JSON", help="model config overrides: JSON text or a .json file")
+    p.add_argument(
+        "--model-config",
+        metavar="JSON",
+        help='model config overrides: JSON text or a .json file; for all: {"unet": {...}, "vae": {...}, "cgcnn": {...}}',
+    )
     p.add_argument(
         "--voxel-config", metavar="JSON", help="VoxelConfig overrides (sigma_frac, max_voxel, ...)"
     )
@@ -97,10 +101,19 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-minutes", type=float, help="stop after this much training time per model (0 = no limit)"
     )
     p.add_argument(
-        "--epoch-size", type=int, metavar="N", help="training samples per epoch (a fresh random subset)"
+        "--epoch-size",
+        type=int,
+        metavar="N",
+        help="training samples per epoch, a fresh random subset (0 = all)",
     )
-    p.add_argument("--val-size", type=int, metavar="N", help="validate on a fixed subset of N crystals")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (measure first: see the report)")
+    p.add_argument(
+        "--val-size", type=int, metavar="N", help="validate on a fixed subset of N crystals (0 = all)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        help="bf16 autocast or fp32 (default: per model, see recipe.py)",
+    )
     p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.set_defaults(func=run_train)
@@ -139,6 +152,14 @@ def _json_overrides(text: str | None, option: str = "--model-config") -> dict[st
         raise ICSGError(f"{option}: not valid JSON or not readable ({exc})") from None
     if not isinstance(data, dict):
         raise ICSGError(f"{option}: expected a JSON object of config fields")
+    return data
+
+
+def _model_overrides(text: str | None, kind: str) -> dict[str, Any]:
+    """--model-config for one kind: a flat object, or {"unet": {...}, "vae": {...}, ...} for all."""
+    data = _json_overrides(text)
+    if data and set(data) <= {"unet", "vae", "cgcnn"}:
+        return dict(data.get(kind) or {})
     return data
 
 
@@ -240,7 +261,7 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         condition=args.condition or (targets[0] if targets else None),
         targets=targets,
         unet_dir=unet_dir if unet_dir is not None else args.unet,
-        model={**RECIPE[kind].get("model", {}), **_json_overrides(args.model_config)},
+        model={**RECIPE[kind].get("model", {}), **_model_overrides(args.model_config, kind)},
         voxel=_json_overrides(args.voxel_config, "--voxel-config"),
     )
     task = build_task(kind, split, opts)

@@ -306,6 +306,24 @@ def test_cli_train_unet_records_failures_and_split(tiny_csv, tmp_path, capsys):
     assert [r["epoch"] for r in _metric_rows(out)] == ["1", "1", "2", "2"]
 
 
+def test_cli_train_all_trains_three_stages_and_resumes(tiny_csv, tmp_path):
+    out = tmp_path / "all"
+    models = {"unet": TINY_UNET, "vae": TINY_VAE, "cgcnn": TINY_CGCNN}
+    args = ["train", "all", "--data", str(tiny_csv), "--out", str(out), "--epochs", "1", "--grid", "8",
+            "--target", "heat_ref", "--batch-size", "4", "--val-frac", "0.25", "--threads", "1",
+            "--voxel-config", json.dumps(TINY_VOXEL), "--model-config", json.dumps(models)]  # fmt: skip
+    assert main(args) == 0
+    for kind in ("unet", "vae", "cgcnn"):
+        load_checkpoint(out / kind / "best", kind=kind)
+    assert load_checkpoint(out / "vae" / "best")[1]["config"]["dfc_weight"] > 0  # DFC through the U-Net
+    val_ids = set(json.loads((out / "split.json").read_text())["val"])
+    for kind in ("unet", "vae", "cgcnn"):
+        assert not set(json.loads((out / kind / "split.json").read_text())["train"]) & val_ids
+    before = {k: _metric_rows(out / k) for k in models}
+    assert main([*args, "--resume"]) == 0  # finished stages: nothing retrains
+    assert {k: _metric_rows(out / k) for k in models} == before
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -223,6 +223,7 @@ class Controller(QObject):
             handler(result.value)
 
     def _show_decode(self, v: dict) -> None:
+        self.state.latent_property = v.get("latent_property")
         self.state.set_density(v["density"], np.diag(v["abc"]))
         self.state.set_latent(v["z"], v["cond"])
 
@@ -249,6 +250,7 @@ class Controller(QObject):
         else:
             st.set_properties({}, {"error": v.get("error") or "segmentation gave no crystal"})
             self.status.emit(f"No crystal recovered: {v.get('error')}")
+        st.latent_property = v.get("latent_property")
         st.set_latent(v.get("z"), v.get("cond"))
 
     def _show_encode(self, z: np.ndarray) -> None:

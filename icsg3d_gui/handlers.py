@@ -41,7 +41,20 @@ def gallery_references() -> list[tuple[str, Any]]:
 def _decode(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     z = np.asarray(p["z"], dtype=np.float32)[None]
     dens, abc = model.decode_density(z, [int(p["cond"])])
-    return {"density": np.asarray(dens[0]), "abc": np.asarray(abc[0]), "z": z[0], "cond": int(p["cond"])}
+    return {"density": np.asarray(dens[0]), "abc": np.asarray(abc[0]), "z": z[0], "cond": int(p["cond"]),
+            "latent_property": latent_property(model, z)}
+
+
+def latent_property(model: Any, z: np.ndarray) -> float | None:
+    """The VAE's latent property head at z (1, L), when the model set has one (a few µs)."""
+    head = getattr(model, "predicted_property", None)
+    if head is None or not getattr(model, "prop_name", None):
+        return None
+    try:
+        return float(np.asarray(head(z))[0])
+    except Exception as exc:  # noqa: BLE001 (a missing/odd head only hides the read-out)
+        log.debug("latent property head failed: %s", exc)
+        return None
 
 
 def _full_rows(model: Any, z: np.ndarray, cond: list[int]) -> list[dict]:
@@ -67,6 +80,7 @@ def _full_rows(model: Any, z: np.ndarray, cond: list[int]) -> list[dict]:
             "properties": props,
             "z": np.asarray(z[i]),
             "cond": int(cond[i]),
+            "latent_property": latent_property(model, np.asarray(z[i : i + 1], dtype=np.float32)),
         })
     return rows
 

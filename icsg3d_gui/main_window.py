@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         c.busy.connect(self.busy_bar.setVisible)
         self.gallery.chosen.connect(self.open_gallery)
         self.latent_map.chosen.connect(self.open_gallery)
+        self.viewer.atomPicked.connect(lambda text: self.statusBar().showMessage(text, 20000))
         c.galleryEncoded.connect(self.latent_map.set_gallery)
         self.properties.symprecChanged.connect(c.set_symprec)
         self.state.modelChanged.connect(self._model_changed)

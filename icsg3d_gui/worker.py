@@ -220,6 +220,8 @@ def model_info(model: Any) -> dict:
         "name": str(getattr(model, "name", "") or getattr(model, "source", "") or "model set"),
         "vocab": [""] + list(getattr(getattr(model, "vocab", None), "symbols", []) or []),
         "properties": list(getattr(model, "property_names", []) or []),
+        "prop_name": getattr(model, "prop_name", None),  # the conditioning property (decile bins)
+        "prop_edges": list(getattr(model, "prop_edges", None) or []),
     }
 
 

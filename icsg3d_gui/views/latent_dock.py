@@ -34,6 +34,19 @@ SLIDER_RANGE = 300  # slider units; 100 = one standard deviation of the gallery
 SETTLE_MS = 250
 
 
+def condition_labels(n: int, prop_name: str | None, edges: list[float]) -> list[str]:
+    """Combo labels of the n condition bins: value ranges when the bin edges are known."""
+    labels = []
+    for i in range(n - 1):
+        if prop_name and len(edges) == n - 2:
+            lo = f"{edges[i - 1]:.2f}" if i > 0 else "−∞"
+            hi = f"{edges[i]:.2f}" if i < len(edges) else "∞"
+            labels.append(f"{prop_name} {lo} … {hi}")
+        else:
+            labels.append(f"decile {i}")
+    return labels + ["unknown"]
+
+
 class LatentDock(QWidget):
     def __init__(self, state: AppState, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +69,7 @@ class LatentDock(QWidget):
         layout.addStretch(1)
         controller.latentBaseChanged.connect(self._new_base)
         controller.latentNotice.connect(self.set_notice)
+        state.latentChanged.connect(self._show_latent_property)
         controller.galleryEncoded.connect(self.set_directions)
         state.modelChanged.connect(self._model_changed)
         state.historyChanged.connect(self._history_changed)
@@ -85,6 +99,9 @@ class LatentDock(QWidget):
         self.live = QCheckBox("Live density while dragging")
         self.live.setChecked(True)
         grid.addWidget(self.live, N_SLIDERS, 0, 1, 2)
+        self.prop_label = QLabel("")
+        self.prop_label.setToolTip("The VAE's latent property head at the current point (no decoding needed)")
+        grid.addWidget(self.prop_label, N_SLIDERS + 1, 0, 1, 3)
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Sliders back to the base crystal")
         self.reset_button.clicked.connect(self.reset)
@@ -133,6 +150,10 @@ class LatentDock(QWidget):
         self.message.setText(text)
         self.message.setVisible(not self.state.has_model or "Loading" in text)
 
+    def _show_latent_property(self) -> None:
+        name, value = self.state.model_info.get("prop_name"), self.state.latent_property
+        self.prop_label.setText(f"latent {name} head: {value:.3f}" if name and value is not None else "")
+
     def set_notice(self, text: str) -> None:
         """A warning shown above the sliders until the next base point."""
         self.message.setText(text)
@@ -143,7 +164,7 @@ class LatentDock(QWidget):
         self.cond.blockSignals(True)
         self.cond.clear()
         n = int(info.get("n_conditions", 1))
-        self.cond.addItems([f"decile {i}" for i in range(n - 1)] + ["unknown"])
+        self.cond.addItems(condition_labels(n, info.get("prop_name"), info.get("prop_edges") or []))
         self.cond.setCurrentIndex(n - 1)
         self.cond.blockSignals(False)
         self.message.setText("Encoding the gallery for the principal directions …")

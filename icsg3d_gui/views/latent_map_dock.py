@@ -38,6 +38,7 @@ class LatentMapDock(QWidget):
         layout.addLayout(row)
         self.figure = Figure(figsize=(4, 3.2), dpi=90, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumSize(240, 200)  # a collapsed canvas makes constrained layout warn
         self.ax = self.figure.add_subplot(111)
         layout.addWidget(self.canvas, 1)
         self.hint = QLabel("Needs a trained model set (the gallery is encoded with it).")

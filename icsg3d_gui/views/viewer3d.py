@@ -58,6 +58,7 @@ class Viewer3D(QWidget):
     """Subscribes to ``AppState``; ``rendered`` is emitted after each render (for timing)."""
 
     rendered = Signal(float)  # time.perf_counter() at the end of the render
+    atomPicked = Signal(str)  # description of the right-clicked atom (and distance to the previous one)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,6 +78,11 @@ class Viewer3D(QWidget):
         self._camera_set = False
         self._closed = False
         self._legend_key: tuple = ()
+        self._shown: tuple[np.ndarray, list[str]] = (np.zeros((0, 3)), [])  # displayed atom centres
+        self._last_pick: int | None = None
+        # right click picks an atom (left drag keeps rotating the camera)
+        self.plotter.enable_point_picking(callback=self.pick, show_message=False, show_point=False,
+                                          left_clicking=False, picker="cell", use_picker=False)
         state.densityChanged.connect(self.update_density)
         state.structureChanged.connect(self.update_crystal)
         state.segmentationChanged.connect(self.update_blobs)
@@ -188,6 +194,7 @@ class Viewer3D(QWidget):
         lat = np.asarray(st.structure.lattice.matrix)
         frac, symbols = scene.frac_and_symbols(st.structure)
         cart, shown = scene.display_atoms(frac, symbols, lat, s.repeat)
+        self._shown, self._last_pick = (cart, shown), None
         self._show_mesh("atoms", scene.atoms_mesh(cart, shown, s.radius_scale, s.scheme) if s.show_atoms else None,
                         scalars="rgb", rgb=True, smooth_shading=True, specular=0.3)
         self._show_mesh("bonds", scene.bonds_mesh(cart, shown, s.bond_tolerance, radius=0.07, scheme=s.scheme)
@@ -247,6 +254,27 @@ class Viewer3D(QWidget):
         actor = self.plotter.actors["density_volume"]
         actor.prop.interpolation_type = "linear"  # trilinear, not blocky nearest-voxel
         self._volume_grid, self._volume_key = grid, key
+
+    def pick(self, point) -> str | None:  # noqa: ANN001 (pyvista passes a (3,) array)
+        """Describe the displayed atom nearest to ``point`` (within 1 Å): element, Cartesian and
+        fractional position, and its distance to the previously picked atom."""
+        cart, symbols = self._shown
+        st = self.state
+        if point is None or len(cart) == 0 or st.structure is None:
+            return None
+        dist = np.linalg.norm(cart - np.asarray(point, dtype=float)[None], axis=1)
+        i = int(np.argmin(dist))
+        if dist[i] > 1.0:
+            return None
+        frac = st.structure.lattice.get_fractional_coords(cart[i])
+        text = (f"{symbols[i]} #{i}: ({cart[i][0]:.3f}, {cart[i][1]:.3f}, {cart[i][2]:.3f}) Å, "
+                f"frac ({frac[0]:.3f}, {frac[1]:.3f}, {frac[2]:.3f})")
+        if self._last_pick is not None and self._last_pick != i and self._last_pick < len(cart):
+            j = self._last_pick
+            text += f"; distance to {symbols[j]} #{j}: {np.linalg.norm(cart[i] - cart[j]):.3f} Å"
+        self._last_pick = i
+        self.atomPicked.emit(text)
+        return text
 
     # ---- helpers -------------------------------------------------------------------------
     def _show_mesh(self, name: str, mesh: pv.DataSet | None, **kwargs) -> None:  # noqa: ANN003

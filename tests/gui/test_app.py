@@ -29,12 +29,17 @@ def test_gallery_crystal_without_models(make_window, qtbot):
     assert not win.latent.sliders[0].isEnabled()
     qtbot.waitUntil(lambda: win.properties.fields["spacegroup"].text().startswith("Fm-3m"), timeout=20000)
     assert win.state.analysis["valid"] and win.state.analysis["match"] == "NaCl_rocksalt"
+    # right-click picking: an atom and the distance to the previous one (Na-Cl = a/2)
+    assert win.viewer.pick((0.05, 0.0, 0.0)).startswith("Na")
+    text = win.viewer.pick((2.82, 0.0, 0.0))
+    assert text.startswith("Cl") and "distance to Na" in text and "2.820 Å" in text
+    assert win.viewer.pick((1.4, 1.4, 1.4)) is None  # empty space
     # layers switch off and on without leaking actors
     n = len(actors)
-    for _ in range(3):
+    for _ in range(2):
         win.viewer.update_settings(show_volume=False, show_iso=True, show_slices=True, show_blobs=True)
         win.viewer.update_settings(show_volume=True, show_iso=False, show_slices=False, show_blobs=False)
-    assert len(win.viewer.plotter.actors) == n
+    assert len(win.viewer.plotter.actors) == n and len(win.viewer.plotter.scalar_bars) == 1
 
 
 def test_slider_decodes_live_then_full_on_release(make_window, qtbot):

@@ -105,6 +105,29 @@ def norm3d(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; expected one of {_NORMS}")
 
 
+class PointwiseConv3d(nn.Conv3d):
+    """1x1x1 Conv3d computed as one matrix product (same state dict as ``nn.Conv3d``).
+
+    PyTorch's batch-1 CPU path for a 1x1x1 conv goes through im2col (7 ms for 8 -> 57 channels
+    at 32^3); a batched GEMM takes well under 1 ms and is 2.5x faster in training than matmul.
+    """
+
+    def __init__(self, cin: int, cout: int, bias: bool = True) -> None:
+        super().__init__(cin, cout, 1, bias=bias)
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        b, c, *spatial = x.shape
+        cout = weight.shape[0]
+        w = weight.view(cout, c).expand(b, cout, c)
+        xf = x.reshape(b, c, -1)
+        # bmm writes (B, Cout, N) directly; torch.matmul would go through a transposed copy
+        if bias is None:
+            y = torch.bmm(w, xf)
+        else:
+            y = torch.baddbmm(bias.view(1, cout, 1).to(xf.dtype), w.to(xf.dtype), xf)
+        return y.view(b, cout, *spatial)
+
+
 class ConvBlock(nn.Sequential):
     """Circular-padded Conv3d(k=3) -> norm -> LeakyReLU. (B, Cin, D, D, D) -> (B, Cout, D, D, D)."""
 

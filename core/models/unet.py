@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.models.blocks import ConvStack, Down, Up
+from core.models.blocks import ConvStack, Down, PointwiseConv3d, Up
 
 
 @dataclass
@@ -70,8 +70,8 @@ class UNet3D(nn.Module):
         self.ups = nn.ModuleList(
             Up(w[i + 1], w[i], w[i], cfg.convs, cfg.norm) for i in reversed(range(cfg.levels))
         )
-        self.head = nn.Conv3d(w[0], cfg.n_classes, 1)
-        self.occ_head = nn.Conv3d(w[0], 1, 1)
+        self.head = PointwiseConv3d(w[0], cfg.n_classes)
+        self.occ_head = PointwiseConv3d(w[0], 1)
 
     def _check(self, x: Tensor) -> None:
         if x.ndim != 5 or x.shape[1] != self.cfg.in_channels:
@@ -111,13 +111,14 @@ def unet_loss(
     The CE is the weighted mean (sum w_y * ce / sum w_y), so the weights change which voxels
     dominate the gradient. Occupancy target = labels != 0. Returns (loss, {'ce', 'bce'}).
     """
-    logits = out["logits"]
+    # float32 losses even when the network ran under bf16 autocast
+    logits = out["logits"].float()
     weight = None
     if class_weights is not None:
-        weight = class_weights.to(device=logits.device, dtype=logits.dtype)
+        weight = class_weights.to(device=logits.device, dtype=torch.float32)
     ce = F.cross_entropy(logits, labels, weight=weight)
-    occ_target = (labels != 0).to(out["occupancy"].dtype).unsqueeze(1)
-    bce = F.binary_cross_entropy_with_logits(out["occupancy"], occ_target)
+    occ_target = (labels != 0).float().unsqueeze(1)
+    bce = F.binary_cross_entropy_with_logits(out["occupancy"].float(), occ_target)
     loss = ce + occ_weight * bce
     return loss, {"ce": float(ce.detach()), "bce": float(bce.detach())}
 

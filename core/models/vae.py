@@ -10,7 +10,7 @@ Encoder input: x (B, in_channels, D, D, D) = [normalised density, 3 coordinate c
 
 Decoder: z (B, L) + condition embedding -> dense -> small 3-D grid -> transposed-conv upsampling
 with few channels at full resolution (a single decode must take <= 30 ms on a 2-core CPU) ->
-heads: density (softplus, non-negative, normalised units), species logits, lattice (standardised
+heads: density (ReLU, non-negative, normalised units), species logits, lattice (standardised
 a, b, c) and property (standardised) from z.
 
 Deviations from docs/ARCHITECTURE.md (additive, keyword-compatible):
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.models.blocks import ConvBlock, PeriodicConv3d, UpSample
+from core.models.blocks import ConvBlock, PointwiseConv3d, UpSample
 
 
 @dataclass
@@ -79,6 +79,20 @@ class VAEConfig:
         return cls(**data)
 
 
+def nonneg(h: Tensor, slope: float = 0.2) -> Tensor:
+    """ReLU forward (exact zeros for empty space), leaky gradient backward.
+
+    A plain ReLU would give no gradient to a voxel predicted negative where the target density is
+    positive; softplus never reaches the zero background (a floor of ~0.03 after overfitting two
+    toy grids: 1.4-2.1 % relative MSE against 0.1-0.4 % with this at slope 0.1-0.3). The
+    straight-through form keeps the ReLU values and passes a 'slope' gradient below 0.
+    """
+    if not (torch.is_grad_enabled() and h.requires_grad):
+        return F.relu(h)
+    leaky = F.leaky_relu(h, slope)
+    return leaky + (F.relu(h) - leaky).detach()
+
+
 def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(cin, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, cout))
 
@@ -109,8 +123,8 @@ class CondVAE3D(nn.Module):
         for a, b in zip(dw[:-1], dw[1:], strict=True):
             dec += [UpSample(a, b, cfg.norm), ConvBlock(b, b, cfg.norm)]
         self.decoder = nn.Sequential(*dec)
-        self.density_head = PeriodicConv3d(dw[-1], 1, 3)
-        self.species_out = nn.Conv3d(dw[-1], cfg.n_classes, 1) if cfg.species_head else None
+        self.density_head = PointwiseConv3d(dw[-1], 1)
+        self.species_out = PointwiseConv3d(dw[-1], cfg.n_classes) if cfg.species_head else None
         self.abc_head = _mlp(cfg.latent + cfg.cond_dim, 64, 3)
         self.prop_head = _mlp(cfg.latent, 64, 1)
 
@@ -155,7 +169,7 @@ class CondVAE3D(nn.Module):
         h = self.dec_fc(zc).view(z.shape[0], self.cfg.dec_widths[0], s, s, s)
         h = self.decoder(h)
         out = {
-            "density": F.softplus(self.density_head(h)),
+            "density": nonneg(self.density_head(h)),
             "abc": self.abc_head(zc),
             "prop": self.prop_head(z),
         }
@@ -221,25 +235,28 @@ def vae_loss(
            + beta KL + dfc_weight * deep-feature loss (only when ``unet`` is given; its input is
            [density, coords], coords defaulting to out['coords']).
     """
-    pred = out["density"]
+    # float32 losses even when the network ran under bf16 autocast
+    pred = out["density"].float()
+    target_density = target_density.float()
     if target_density.ndim == 4:
         target_density = target_density.unsqueeze(1)
     zero = pred.new_zeros(())
     terms: dict[str, Tensor] = {"density": F.mse_loss(pred, target_density)}
     terms["species"] = zero
     if labels is not None and "species_logits" in out:
-        w = None if class_weights is None else class_weights.to(pred.device, pred.dtype)
-        terms["species"] = F.cross_entropy(out["species_logits"], labels.long(), weight=w)
-    terms["lattice"] = F.mse_loss(out["abc"], abc_target.to(pred.dtype))
+        w = None if class_weights is None else class_weights.to(pred.device, torch.float32)
+        terms["species"] = F.cross_entropy(out["species_logits"].float(), labels.long(), weight=w)
+    terms["lattice"] = F.mse_loss(out["abc"].float(), abc_target.float())
     terms["prop"] = zero
     if prop_target is not None:
         known = ~torch.isnan(prop_target)
         if bool(known.any()):
-            terms["prop"] = F.mse_loss(out["prop"][:, 0][known], prop_target[known].to(pred.dtype))
-    terms["kl"] = kl_divergence(out["mu"], out["logvar"])
+            terms["prop"] = F.mse_loss(out["prop"][:, 0].float()[known], prop_target[known].float())
+    terms["kl"] = kl_divergence(out["mu"].float(), out["logvar"].float())
     terms["dfc"] = zero
     if unet is not None and cfg.dfc_weight > 0:
         cc = out.get("coords") if coords is None else coords
+        cc = None if cc is None else cc.float()
         x_hat = pred if cc is None else torch.cat([pred, cc], dim=1)
         x_true = target_density if cc is None else torch.cat([target_density, cc], dim=1)
         terms["dfc"] = deep_feature_loss(unet, x_hat, x_true)

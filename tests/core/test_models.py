@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.blocks import COORD_SCALE, PeriodicConv3d, coord_channels, make_input
+from core.models.blocks import COORD_SCALE, PeriodicConv3d, PointwiseConv3d, coord_channels, make_input
 from core.models.unet import UNet3D, UNetConfig, class_weights_from_counts, unet_loss
 from core.models.vae import CondVAE3D, VAEConfig, freeze, kl_divergence, vae_loss
 
@@ -79,6 +79,22 @@ def test_periodic_conv_matches_torch_circular(batch: int) -> None:
     # periodic: rolling the input rolls the output
     xr = torch.roll(x.detach(), shifts=(3, -2, 5), dims=(2, 3, 4))
     assert torch.allclose(ours(xr), torch.roll(y.detach(), shifts=(3, -2, 5), dims=(2, 3, 4)), atol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_conv_matches_conv3d(bias: bool) -> None:
+    torch.manual_seed(0)
+    ours = PointwiseConv3d(3, 7, bias=bias)
+    ref = nn.Conv3d(3, 7, 1, bias=bias)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 4, 6, 8, requires_grad=True)
+    y = ours(x)
+    assert y.shape == (2, 7, 4, 6, 8) and torch.allclose(y, ref(x), atol=1e-5)
+    y.square().sum().backward()
+    gx, gw = x.grad.clone(), ours.weight.grad.clone()
+    x.grad = None
+    ref(x).square().sum().backward()
+    assert torch.allclose(gx, x.grad, atol=1e-4) and torch.allclose(gw, ref.weight.grad, atol=1e-3)
 
 
 # -- U-Net ---------------------------------------------------------------------------------
@@ -200,7 +216,7 @@ def test_vae_shapes_and_modes() -> None:
     mu2, _ = vae.encode(x, cond, abc, (labels + 1) % 3)
     assert not torch.allclose(mu, mu2)
     assert not torch.allclose(
-        vae.decode(mu, cond)["density"], vae.decode(mu, torch.tensor([0, 0]))["density"]
+        vae.decode(mu, cond)["species_logits"], vae.decode(mu, torch.tensor([0, 0]))["species_logits"]
     )
     no_head = CondVAE3D(_tiny_vae_cfg(species_head=False, species_embed=0)).eval()
     assert "species_logits" not in no_head.decode(torch.zeros(1, 8), torch.tensor([10]))
@@ -352,3 +368,38 @@ def test_cgcnn_overfits_four_crystals() -> None:
     _train_cgcnn(model, batch, y, steps=300)
     with torch.no_grad():
         assert F.mse_loss(model(batch), y) < 0.01 * y.var()
+
+
+def test_bf16_autocast_and_channels_last() -> None:
+    """The trainer's --bf16 / --channels-last options: same results (to precision), finite losses."""
+    torch.manual_seed(0)
+    dens, labels, abc = _toy_grids(8, n=2)
+    x = make_input(dens, abc)
+    unet = UNet3D(UNetConfig(n_classes=3, base=4, levels=2)).eval()
+    ref = unet(x)["logits"]
+    cl = unet.to(memory_format=torch.channels_last_3d)
+    got = cl(x.contiguous(memory_format=torch.channels_last_3d))["logits"]
+    assert torch.allclose(ref, got, atol=1e-4)
+    cfg = _tiny_vae_cfg()
+    vae = CondVAE3D(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vae(x, torch.tensor([0, 10]), torch.zeros(2, 3), labels)
+        loss, parts = vae_loss(out, dens, labels, torch.zeros(2, 3), None, cfg, unet=freeze(unet))
+        uloss, _ = unet_loss(UNet3D(UNetConfig(n_classes=3, base=4, levels=2))(x), labels, torch.ones(3))
+    assert out["density"].dtype == torch.bfloat16
+    assert loss.dtype == torch.float32 and uloss.dtype == torch.float32
+    assert math.isfinite(parts["total"])
+    (loss + uloss).backward()
+    assert vae.decoder[1][0].weight.grad is not None
+
+
+def test_nonneg_density_activation() -> None:
+    from core.models.vae import nonneg
+
+    h = torch.tensor([-2.0, 0.5], requires_grad=True)
+    y = nonneg(h)
+    assert torch.equal(y.detach(), torch.tensor([0.0, 0.5]))
+    y.sum().backward()
+    assert torch.allclose(h.grad, torch.tensor([0.2, 1.0]))  # negative voxels can still recover
+    with torch.no_grad():
+        assert torch.equal(nonneg(h), torch.tensor([0.0, 0.5]))

@@ -179,7 +179,7 @@ def load_checkpoint(
     try:
         cfg = cfg_cls.from_dict(meta["config"])
         model = model_cls(cfg)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(str(path / META), f"invalid {meta['kind']} config ({exc})") from exc
     weights = path / WEIGHTS
     if not weights.is_file():

@@ -292,7 +292,7 @@ def test_cli_train_unet_records_failures_and_split(tiny_csv, tmp_path, capsys):
     # d = 8 cannot represent 4 Å cells with the default voxel limit: every crystal fails to grid.
     assert main(args) == 2
     assert "no usable crystals" in capsys.readouterr().err
-    args[args.index("--grid") + 1] = "16"
+    args += ["--voxel-config", json.dumps(TINY_VOXEL), "--threads", "1"]
     assert main(args) == 0
     with (out / "failures.csv").open() as fh:
         failures = list(csv.DictReader(fh))

@@ -85,11 +85,12 @@ print(f"wheel has {len(names)} files, {n_cif} gallery CIFs; every selected sourc
 PYEOF
 
 t=$SECONDS
-quiet_pip "$VPY" -m pip install -q torch==2.13.0   # the CPU build; unpinned would pull CUDA wheels
-quiet_pip "$VPY" -m pip install -q "$WHEEL"
+quiet_pip "$VPY" -m pip install -q --no-compile torch==2.13.0   # the CPU build; unpinned would pull CUDA wheels
+quiet_pip "$VPY" -m pip install -q --no-compile "$WHEEL"
 echo "installed wheel + deps in $((SECONDS - t)) s"
 
 # Run from a folder outside the repository so the source tree cannot be imported.
+t=$SECONDS
 mkdir -p "$WORK/elsewhere"
 cd "$WORK/elsewhere"
 unset PYTHONPATH
@@ -118,3 +119,4 @@ shipped = sorted(p.relative_to(models).as_posix() for p in models.rglob("*") if 
 print(f"wheel OK: {len(items)} gallery crystals at {resource_path('gallery')}; "
       f"models/: {len(shipped)} files {shipped[:6]}")
 PYEOF
+echo "entry points and resources checked in $((SECONDS - t)) s"

@@ -294,6 +294,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         if info.is_main:
             _file_logging(args.out)
+        else:  # one log for the run: other ranks only report problems
+            logging.getLogger().setLevel(logging.WARNING)
         split = load_split(args, info)
         if args.kind != "all":
             train_one(args.kind, split, args, args.out, device)

@@ -120,9 +120,12 @@ class Trainer:
     ``collate`` method (used as the DataLoader collate_fn)."""
 
     def __init__(self, task: Any, cfg: TrainConfig, out_dir: Path, device: torch.device) -> None:
-        self.task, self.cfg, self.out = task, cfg, Path(out_dir)
         self.info = dist.env_dist()
         self.device = dist.rank_device(device, self.info)
+        if cfg.bf16 and self.device.type not in ("cpu", "cuda"):
+            log.warning("bf16 autocast is not used on %s: training in fp32", self.device.type)
+            cfg = replace(cfg, bf16=False)
+        self.task, self.cfg, self.out = task, cfg, Path(out_dir)
         self.model: nn.Module = task.model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)

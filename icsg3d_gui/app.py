@@ -81,11 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings()
     window = MainWindow(models_dir=args.models, device=args.device, settings=settings)
     if args.screenshot is not None:
-        w, h = (int(x) for x in args.size.lower().split("x"))
-        window.resize(w, h)
         window.interactive = False
     window.show()
     app.processEvents()
+    if args.screenshot is not None:
+        # after show: the dock layout's minimum size is only right once the tabs exist
+        w, h = (int(x) for x in args.size.lower().split("x"))
+        window.resize(w, h)
+        app.processEvents()
     opened = False
     if args.state is not None:
         from icsg3d_gui import session

@@ -8,7 +8,17 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QTabBar,
+    QWidget,
+)
 
 from icsg3d_gui import dialogs
 from icsg3d_gui.controller import Controller
@@ -51,15 +61,15 @@ class MainWindow(QMainWindow):
         self.batch = BatchDock(self.state, self.controller)
         self.history = HistoryDock(self.state, self.controller)
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        for title, widget, area in (("Gallery", self.gallery, left), ("Display", self.display, left),
-                                    ("Latent map", self.latent_map, left), ("Latent space", self.latent, right),
-                                    ("Properties", self.properties, right), ("Interpolation", self.interp, right),
-                                    ("Batch", self.batch, right), ("History", self.history, right)):
-            self._add_dock(title, widget, area)
-        for first, others in (("Gallery", ("Display", "Latent map")), ("Properties", ("Interpolation", "Batch", "History"))):
-            for other in others:
-                self.tabifyDockWidget(self.docks[first], self.docks[other])
-            self.docks[first].raise_()
+        self._add_dock("Latent space", self.latent, right)
+        for area, group in ((left, (("Gallery", self.gallery), ("Display", self.display), ("Latent map", self.latent_map))),
+                            (right, (("Properties", self.properties), ("Interpolation", self.interp),
+                                     ("Batch", self.batch), ("History", self.history)))):
+            for i, (title, widget) in enumerate(group):
+                self._add_dock(title, widget, area)
+                if i:
+                    self.tabifyDockWidget(self.docks[group[0][0]], self.docks[title])
+            self.docks[group[0][0]].raise_()
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -76,7 +86,11 @@ class MainWindow(QMainWindow):
     def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title}")
-        dock.setWidget(widget)
+        scroll = QScrollArea()  # docks scroll rather than force a tall window on small screens
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        dock.setWidget(scroll)
         self.addDockWidget(area, dock)
         self.docks[title] = dock
 
@@ -223,6 +237,21 @@ class MainWindow(QMainWindow):
                           "(Court et al. 2020, with fixes). Density, segmentation, atoms, latent space.")
 
     # ---- lifecycle -----------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        super().showEvent(event)
+        self._hide_stale_tab_bars()
+
+    def _hide_stale_tab_bars(self) -> None:
+        """Qt 6.12 leaves an orphan tab bar (the first two tabs of the second tab group) visible
+        over the docks when two dock areas are tabified; hide bars whose tabs are a prefix of
+        another bar's (Qt never moves or shows that orphan again)."""
+        bars = self.findChildren(QTabBar)
+        tabs = {id(tb): [tb.tabText(i) for i in range(tb.count())] for tb in bars}
+        for tb in bars:
+            mine = tabs[id(tb)]
+            if any(o is not tb and len(tabs[id(o)]) > len(mine) and tabs[id(o)][: len(mine)] == mine for o in bars):
+                tb.hide()
+
     def closeEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
         """Stop the worker (after its current request), then release VTK; never the reverse."""
         if not self._closing:

@@ -253,6 +253,10 @@ class Viewer3D(QWidget):
         )
         actor = self.plotter.actors["density_volume"]
         actor.prop.interpolation_type = "linear"  # trilinear, not blocky nearest-voxel
+        # VTK's default ray step is 1 world unit (1 Å here): coarser than an atom, which slices the
+        # blobs into rings; step below the voxel spacing instead
+        actor.mapper.SetAutoAdjustSampleDistances(False)
+        actor.mapper.SetSampleDistance(0.8 * float(min(grid.spacing)))
         self._volume_grid, self._volume_key = grid, key
 
     def pick(self, point) -> str | None:  # noqa: ANN001 (pyvista passes a (3,) array)

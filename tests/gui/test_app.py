@@ -26,6 +26,10 @@ def test_gallery_crystal_without_models(make_window, qtbot):
     actors = win.viewer.plotter.actors
     assert {"density_volume", "atoms", "bonds", "cell", "legend"} <= set(actors)
     assert "No trained models" in win.model_label.toolTip()
+    from PySide6.QtWidgets import QTabBar
+
+    visible = [tuple(tb.tabText(i) for i in range(tb.count())) for tb in win.findChildren(QTabBar) if tb.isVisible()]
+    assert sorted(visible) == [("Gallery", "Display", "Latent map"), ("Properties", "Interpolation", "Batch", "History")]
     assert not win.latent.sliders[0].isEnabled()
     qtbot.waitUntil(lambda: win.properties.fields["spacegroup"].text().startswith("Fm-3m"), timeout=20000)
     assert win.state.analysis["valid"] and win.state.analysis["match"] == "NaCl_rocksalt"

@@ -113,6 +113,33 @@ def test_orthogonal_fast_path_equals_general_path(name: str) -> None:
     np.testing.assert_array_equal(fast.labels, labels)
 
 
+def explicit_image_sum(structure: Structure, cfg: VoxelConfig, images: int = 3) -> np.ndarray:
+    """Reference density: the definition in core.voxel, summed over (2 images + 1)^3 cell copies."""
+    d = cfg.d
+    grid = np.stack(np.meshgrid(*(np.arange(d) / d,) * 3, indexing="ij"), -1).reshape(-1, 3)
+    shifts = np.stack(np.meshgrid(*(np.arange(-images, images + 1),) * 3, indexing="ij"), -1).reshape(-1, 3)
+    rho = np.zeros(d**3)
+    for site in structure:
+        sigma = cfg.sigma(site.specie.symbol)
+        for shift in shifts:
+            r2 = np.sum(((grid - site.frac_coords - shift) @ structure.lattice.matrix) ** 2, axis=1)
+            rho += site.specie.Z * GAUSS_NORM / sigma**3 * np.exp(-r2 / (2 * sigma**2))
+    return rho.reshape(d, d, d)
+
+
+def skewed() -> Structure:
+    """The primitive cell of an fcc lattice (60° angles): far from orthogonal."""
+    return Structure(Lattice.from_parameters(3.0, 3.0, 3.0, 60, 60, 60), ["Cs", "Cl"], [[0, 0, 0], [0.5] * 3])
+
+
+@pytest.mark.parametrize("make", [hexagonal, monoclinic, skewed, srtio3])
+def test_density_equals_the_definition_summed_over_images(make) -> None:
+    s = make()
+    vox = voxeliser(d=12)
+    expected = explicit_image_sum(s, vox.cfg)
+    np.testing.assert_allclose(vox(s).density, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
 @pytest.mark.parametrize("name", ["CsCl", "NaCl", "SrTiO3", "hexagonal"])
 def test_density_on_a_site_is_its_gaussian_peak(name: str) -> None:
     """On a site's grid point the density is Z (2 pi)^-3/2 sigma^-3 plus neighbour tails (< 2 %)."""

@@ -2,18 +2,26 @@
 # Build the wheel, install it into a fresh venv (no system site-packages, no source tree on
 # sys.path) and check that the entry points run and that the shipped resources are found.
 #
-# Usage: bash scripts/check_wheel.sh [--wheel FILE] [--keep]
-#   --wheel FILE  test this wheel instead of building one
-#   --keep        keep the scratch folder (venv, wheel) and print its path
+# Usage: bash scripts/check_wheel.sh [--wheel FILE] [--deps-from VENV] [--keep]
+#   --wheel FILE      test this wheel instead of building one
+#   --deps-from VENV  do not install the dependencies again (3 GB: minutes of disk I/O to write
+#                     and to delete): put VENV's site-packages *behind* the new venv's own via a
+#                     .pth line, install the wheel with --no-deps, then check that every declared
+#                     requirement is met. A plain path line in a .pth does not process VENV's own
+#                     .pth files, so an editable install there stays invisible; the checks below
+#                     also assert that core, icsg3d_gui and resources come from the new venv.
+#   --keep            keep the scratch folder (venv, wheel) and print its path
 # Env: PYTHON (interpreter for the new venv; default python3).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHEEL=""
+DEPS_FROM=""
 KEEP=0
 while (($#)); do
     case "$1" in
         --wheel) WHEEL="$(realpath "$2")"; shift 2 ;;
+        --deps-from) DEPS_FROM="$(realpath "$2")"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         *) echo "check_wheel.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -85,9 +93,43 @@ print(f"wheel has {len(names)} files, {n_cif} gallery CIFs; every selected sourc
 PYEOF
 
 t=$SECONDS
-quiet_pip "$VPY" -m pip install -q --no-compile torch==2.13.0   # the CPU build; unpinned would pull CUDA wheels
-quiet_pip "$VPY" -m pip install -q --no-compile "$WHEEL"
-echo "installed wheel + deps in $((SECONDS - t)) s"
+if [[ -n "$DEPS_FROM" ]]; then
+    purelib() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
+    DEPS_SP="$(purelib "$DEPS_FROM/bin/python")"
+    NEW_SP="$(purelib "$VPY")"
+    [[ "$(basename "$(dirname "$DEPS_SP")")" == "$(basename "$(dirname "$NEW_SP")")" ]] || {
+        echo "--deps-from $DEPS_FROM: different Python ($DEPS_SP vs $NEW_SP)" >&2; exit 1; }
+    echo "$DEPS_SP" >"$NEW_SP/zz_icsg3d_deps_from.pth"
+    quiet_pip "$VPY" -m pip install -q --no-compile --no-deps "$WHEEL"
+    # Every requirement the wheel declares must be installed in a version it accepts.
+    "$VPY" - <<'PYEOF'
+import sys
+from importlib.metadata import PackageNotFoundError, requires, version
+
+from packaging.requirements import Requirement
+
+bad = []
+for line in requires("icsg3d-studio") or []:
+    req = Requirement(line)
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        continue  # an optional extra
+    try:
+        have = version(req.name)
+    except PackageNotFoundError:
+        bad.append(f"{req} (not installed)")
+        continue
+    if not req.specifier.contains(have, prereleases=True):
+        bad.append(f"{req} (have {have})")
+if bad:
+    sys.exit("unmet requirements of the wheel: " + "; ".join(bad))
+print("every declared requirement is met")
+PYEOF
+    echo "installed wheel (deps from $DEPS_FROM) in $((SECONDS - t)) s"
+else
+    quiet_pip "$VPY" -m pip install -q --no-compile torch==2.13.0   # CPU build; unpinned pulls CUDA wheels
+    quiet_pip "$VPY" -m pip install -q --no-compile "$WHEEL"
+    echo "installed wheel + deps in $((SECONDS - t)) s"
+fi
 
 # Run from a folder outside the repository so the source tree cannot be imported.
 t=$SECONDS
@@ -120,3 +162,16 @@ print(f"wheel OK: {len(items)} gallery crystals at {resource_path('gallery')}; "
       f"models/: {len(shipped)} files {shipped[:6]}")
 PYEOF
 echo "entry points and resources checked in $((SECONDS - t)) s"
+
+# With a shipped model set, the installed wheel must load it and run the whole pipeline.
+MODELS="$("$VPY" -c 'from resources import resource_path; print(resource_path("models"))')"
+if [[ -f "$MODELS/vae/meta.json" ]]; then
+    t=$SECONDS
+    CIF="$("$VPY" -c 'from resources import resource_path; print(resource_path("gallery", "SrTiO3_perovskite.cif"))')"
+    "$VENV/bin/icsg3d" reconstruct "$CIF" --out "$WORK/rec"
+    rows=$(($(wc -l <"$WORK/rec/summary.csv") - 1))
+    [[ $rows -eq 1 ]] || { echo "reconstruct wrote $rows summary rows, expected 1" >&2; exit 1; }
+    echo "shipped models ran from the wheel (icsg3d reconstruct) in $((SECONDS - t)) s"
+else
+    echo "no shipped model set in the wheel ($MODELS/vae/meta.json missing): model check skipped"
+fi

@@ -26,17 +26,18 @@ from core.train.data import SplitData
 log = logging.getLogger(__name__)
 
 # Measured on the 2-core CPU (process CPU seconds per training sample at d = 32, batch 8, one
-# thread): U-Net 0.29 fp32 / 0.16 bf16; VAE 0.19 fp32 / 0.15 bf16, 0.26 fp32 with the DFC loss.
-# bf16 autocast is therefore on for the voxel models; channels_last_3d was not faster (0.22 U-Net
-# and 0.17 VAE with it) and stays off. Budgets: U-Net ~18k samples (<= 35 min), VAE ~48k samples
-# (<= 110 min), CGCNN (<= 10 min), plus reading and checking the crystals (~10 min): <= 3 h.
+# thread): U-Net 0.29-0.32 fp32 / 0.13-0.16 bf16; VAE 0.19 fp32 / 0.15 bf16; VAE with the DFC
+# loss 0.26 fp32 / 0.17 bf16. bf16 autocast is therefore on for the voxel models; channels_last_3d
+# was not faster (U-Net 0.30 fp32 / 0.22 bf16, VAE+DFC 0.24 / 0.16) and stays off. Budgets (2
+# threads ~1.7x one): U-Net 18k samples (~25 min, <= 35), VAE 60k samples (~100 min, <= 110),
+# CGCNN (<= 10 min), plus reading and checking the crystals (~10 min): <= 3 h.
 RECIPE: dict[str, dict[str, Any]] = {
     "unet": {
         "epochs": 3, "epoch_size": 6000, "val_size": 512, "batch_size": 8, "lr": 2e-3,
         "patience": 3, "bf16": True, "max_minutes": 35, "model": {},
     },
     "vae": {
-        "epochs": 8, "epoch_size": 6000, "val_size": 512, "batch_size": 16, "lr": 1e-3,
+        "epochs": 10, "epoch_size": 6000, "val_size": 512, "batch_size": 16, "lr": 1e-3,
         "patience": 4, "bf16": True, "max_minutes": 110, "model": {},
     },
     "cgcnn": {

@@ -342,6 +342,9 @@ class Trainer:
         metrics: dict[str, Any] = {}
         stopped = "epochs"
         while self.state["epoch"] < self.cfg.epochs and not self.state["done"]:
+            if self._time_up():  # resumed with the budget already spent: nothing to do
+                stopped = "time budget"
+                break
             epoch = self.state["epoch"]
             completed = self._epoch(epoch, callback)
             # A budget stop still ends the (partial) epoch: validation, metrics and best/ exist

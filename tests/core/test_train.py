@@ -282,6 +282,11 @@ def test_early_stopping_and_time_budget(tiny_split, tmp_path):
     assert state["loop"]["global_step"] == 1  # stopped after the first step, then validated
     load_checkpoint(tmp_path / "tb" / "best", kind="cgcnn")
     assert len(_metric_rows(tmp_path / "tb")) == 2
+    task = build_task("cgcnn", tiny_split, _opts("cgcnn"))
+    summary = Trainer(task, _cfg(epochs=50, max_minutes=0.0), tmp_path / "tb", torch.device("cpu")).fit(
+        resume=True
+    )
+    assert summary["stopped"] == "time budget" and len(_metric_rows(tmp_path / "tb")) == 2  # budget spent
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -37,88 +37,91 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "kind", choices=KINDS, help="model to train; 'all' = unet -> vae (DFC through it) -> cgcnn"
     )
-    p.add_argument(
-        "--data", action="append", required=True, metavar="STRUCTURES", help="training crystals (repeatable)"
-    )
-    p.add_argument(
+    _add_data_args(p)
+    _add_model_args(p)
+    _add_loop_args(p)
+    p.set_defaults(func=run_train)
+    return p
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--data", action="append", required=True, metavar="STRUCTURES", help="training crystals (repeatable)")
+    a(
         "--val",
         action="append",
         metavar="STRUCTURES",
         help="validation crystals (repeatable); default: split --data by id",
     )
-    p.add_argument(
+    a(
         "--out",
         required=True,
         type=Path,
         metavar="DIR",
         help="run folder (best/, last/, metrics.csv, split.json)",
     )
-    p.add_argument("--epochs", type=int, help="epochs (default: per model, see core/train/recipe.py)")
-    p.add_argument("--batch-size", type=int, help="batch size per process")
-    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, warmup + cosine)")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--limit", type=int, help="read at most N crystals from each input")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from last/")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
+    a("--limit", type=int, help="read at most N crystals from each input")
+    a("--val-frac", type=float, default=0.1, help="validation fraction when --val is not given")
+    a("--val-train-frac", type=float, help="move this fraction of --val (by id) into training (all: 0.5)")
+    a(
         "--target",
         action="append",
         default=[],
         metavar="NAME",
         help="CGCNN target column(s) (repeatable or comma list)",
     )
-    p.add_argument(
+    a(
         "--condition",
         metavar="NAME",
         help="property whose training deciles condition the VAE (default: first --target)",
     )
-    p.add_argument(
-        "--unet", type=Path, metavar="DIR", help="trained U-Net checkpoint for the VAE's deep-feature loss"
-    )
-    p.add_argument("--threads", type=int, help="torch CPU threads per process")
-    p.add_argument("--val-frac", type=float, default=0.1, help="validation fraction when --val is not given")
-    p.add_argument(
-        "--val-train-frac", type=float, help="move this fraction of --val (by id) into training (all: 0.5)"
-    )
-    p.add_argument("--grid", type=int, default=32, metavar="D", help="grid points per cell axis")
-    p.add_argument(
+    a("--grid", type=int, default=32, metavar="D", help="grid points per cell axis")
+    a("--voxel-config", metavar="JSON", help="VoxelConfig overrides (sigma_frac, max_voxel, ...)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--unet", type=Path, metavar="DIR", help="trained U-Net checkpoint for the VAE's deep-feature loss")
+    a(
         "--model-config",
         metavar="JSON",
         help='model config overrides: JSON text or a .json file; for all: {"unet": {...}, "vae": {...}, "cgcnn": {...}}',
     )
-    p.add_argument(
-        "--voxel-config", metavar="JSON", help="VoxelConfig overrides (sigma_frac, max_voxel, ...)"
+
+
+def _add_loop_args(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--epochs", type=int, help="epochs (default: per model, see core/train/recipe.py)")
+    a("--batch-size", type=int, help="batch size per process")
+    a("--lr", type=float, help="peak learning rate (AdamW, warmup + cosine)")
+    a("--weight-decay", type=float, default=1e-4)
+    a("--patience", type=int, help="early-stopping patience in epochs")
+    a(
+        "--epoch-size",
+        type=int,
+        metavar="N",
+        help="training samples per epoch, a fresh random subset (0 = all)",
     )
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument(
+    a("--val-size", type=int, metavar="N", help="validate on a fixed subset of N crystals (0 = all)")
+    a("--max-minutes", type=float, help="stop after this much training time per model (0 = no limit)")
+    a(
         "--ckpt-every",
         type=float,
         default=300.0,
         metavar="SECONDS",
         help="save last/ this often within an epoch",
     )
-    p.add_argument(
-        "--max-minutes", type=float, help="stop after this much training time per model (0 = no limit)"
-    )
-    p.add_argument(
-        "--epoch-size",
-        type=int,
-        metavar="N",
-        help="training samples per epoch, a fresh random subset (0 = all)",
-    )
-    p.add_argument(
-        "--val-size", type=int, metavar="N", help="validate on a fixed subset of N crystals (0 = all)"
-    )
-    p.add_argument(
+    a("--resume", action="store_true", help="continue the run in --out from last/")
+    a("--seed", type=int, default=0)
+    a("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    a("--threads", type=int, help="torch CPU threads per process (default: all cores, 1 on a busy machine)")
+    a(
         "--precision",
         choices=("bf16", "fp32"),
         help="bf16 autocast or fp32 (default: per model, see recipe.py)",
     )
-    p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.set_defaults(func=run_train)
-    return p
+    a("--channels-last", action="store_true", help="channels_last_3d memory format")
+    a("--workers", type=int, default=0, help="DataLoader worker processes")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -274,7 +274,10 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         write_split(out / "split.json", task.train_set.entries, task.val_set.entries, seed=args.seed)
         write_failures(out / "failures.csv", split.failures + getattr(task, "failures", []))
     trainer = Trainer(task, _train_config(args, kind), out, device)
-    summary = trainer.fit(resume=args.resume and (out / "last").exists())
+    resume = args.resume and ((out / "last").exists() or (out / "last.old").exists())
+    if args.resume and not resume:
+        log.info("%s: no checkpoint to resume from, starting a new run", out)
+    summary = trainer.fit(resume=resume)
     log.info("%s done: %s", kind, json.dumps({k: v for k, v in summary.items() if k != "last"}))
     return summary
 

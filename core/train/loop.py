@@ -216,6 +216,15 @@ class Trainer:
         self.opt.load_state_dict(ts["optimizer"])
         self.state.update(ts["loop"])
         set_rng_state(ts["rng"])
+        saved = ts.get("train_config") or {}
+        benign = {"epochs", "max_minutes", "patience", "ckpt_every_s", "ckpt_every_steps", "num_workers"}
+        changed = sorted(
+            k for k, v in self.cfg.to_dict().items() if k in saved and saved[k] != v and k not in benign
+        )
+        if changed:  # e.g. batch size or seed: the data order of the resumed epoch differs
+            log.warning(
+                "resuming with changed settings %s: the run is no longer an exact continuation", changed
+            )
         log.info(
             "resumed %s at epoch %d, step %d (best val loss %.5g)",
             self.out, self.state["epoch"] + 1, self.state["step_in_epoch"], self.state["best"],

@@ -212,6 +212,10 @@ def load_split(args: argparse.Namespace, info: dist.DistInfo) -> SplitData:
         if frac > 0:
             moved, val = split_by_id(val, 1.0 - frac, args.seed)
             entries = entries + moved
+        overlap = {e.id for e in entries} & {e.id for e in val}
+        if overlap:
+            log.warning("%d material ids are in both --data and --val (e.g. %s): validation is not held out",
+                        len(overlap), sorted(overlap)[:3])  # fmt: skip
         split = SplitData(entries, val, fails)
     else:
         train, val = split_by_id(entries, args.val_frac, args.seed)

@@ -261,3 +261,24 @@ def test_density_export_is_atomic_and_refuses_overwrite(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
     with pytest.raises(ValueError, match="needs a crystal"):
         export_density(tmp_path / "x.cube", rho, None)
+
+
+def test_pyside_keeps_reference_counts(qapp):
+    """PySide6 6.12.0 wheels on Python 3.11 lose a reference to None on every void Qt call and to
+    True on every signal emit: a long session then dies with 'deallocating None'. Pinned <6.12."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QLabel
+
+    class Emitter(QObject):
+        fired = Signal(float)
+
+    label, emitter = QLabel(), Emitter()
+    emitter.fired.connect(lambda _v: None)
+    none0, true0 = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(2000):
+        label.setText("x")
+        emitter.fired.emit(1.0)
+    assert sys.getrefcount(None) - none0 > -100
+    assert sys.getrefcount(True) - true0 > -100

@@ -7,6 +7,7 @@ Prints one JSON object:
   (worker decode_density + GUI update + VTK render);
 - slider_to_crystal_ms_median: slider release -> atoms, segmentation and properties shown
   (decode + segmentation + CGCNN in the worker, space group/validity analysis, render);
+- worker_decode_ms / worker_full_ms: the model's share (compute inside the worker thread);
 - render_ms_median: one render of the current scene (software GL under Xvfb on CI machines);
 - "models": the model-set folder, or null when none is found (then the slider figures are null:
   there is nothing to decode; render_ms_median is still measured on a gallery crystal).
@@ -57,8 +58,11 @@ class Probe:
             self.crystal_at = time.perf_counter()
 
 
-def measure(app, win, n: int) -> dict:  # noqa: ANN001
+def measure(app, win, n: int, crystal: bool = True) -> dict:  # noqa: ANN001
     probe = Probe(win)
+    compute: dict[str, list[float]] = {"decode": [], "full": []}
+    win.controller.worker.resultReady.connect(
+        lambda r: compute[r.kind].append(r.compute_ms) if r.kind in compute and not r.error else None)
     slider = win.latent.sliders[0]
     density, crystal = [], []
     for i in range(n):
@@ -70,6 +74,8 @@ def measure(app, win, n: int) -> dict:  # noqa: ANN001
         if ok:
             density.append((probe.render_at - t0) * 1e3)
         _wait(app, win.controller.worker.idle)
+        if not crystal:
+            continue
         t0 = time.perf_counter()
         slider.setValue(value + 3)
         slider.sliderReleased.emit()
@@ -77,7 +83,8 @@ def measure(app, win, n: int) -> dict:  # noqa: ANN001
         if ok:
             crystal.append((probe.render_at - t0) * 1e3)
         _wait(app, win.controller.worker.idle)
-    return {"slider_to_density_ms": density, "slider_to_crystal_ms": crystal}
+    return {"slider_to_density_ms": density, "slider_to_crystal_ms": crystal,
+            "decode_compute_ms": compute["decode"], "full_compute_ms": compute["full"]}
 
 
 def render_times(app, win, n: int = 10) -> list[float]:  # noqa: ANN001
@@ -101,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", type=Path, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--n", type=int, default=20)
+    p.add_argument("--density-only", action="store_true", help="skip the full-decode measurement")
     args = p.parse_args(argv)
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -124,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         _wait(app, lambda: win.state.z is not None, timeout=120)
         _wait(app, win.controller.worker.idle, timeout=120)
         result["device"] = win.state.model_info.get("device")
-        times = measure(app, win, args.n)
+        times = measure(app, win, args.n, crystal=not args.density_only)
         result.update(_stats(times["slider_to_density_ms"], "slider_to_density_ms"))
         result.update(_stats(times["slider_to_crystal_ms"], "slider_to_crystal_ms"))
-        result["measured"] = {k: len(v) for k, v in times.items()}
+        result.update(_stats(times["decode_compute_ms"], "worker_decode_ms"))
+        result.update(_stats(times["full_compute_ms"], "worker_full_ms"))
+        result["measured"] = {k: len(v) for k, v in times.items() if k.startswith("slider")}
     else:
         result["note"] = problem
         result.update({"slider_to_density_ms_median": None, "slider_to_crystal_ms_median": None})

@@ -133,6 +133,7 @@ class Controller(QObject):
         # anything the worker is still computing for the previous view is now stale
         self.latest.invalidate(VIEW, self.worker.peek_next_id())
         st = self.state
+        st.preview = False
         st.set_density(sample.density, np.asarray(structure.lattice.matrix))
         st.set_segmentation(sample.labels, [""] + list(vocab.symbols))
         st.set_structure(structure, source)
@@ -223,6 +224,7 @@ class Controller(QObject):
             handler(result.value)
 
     def _show_decode(self, v: dict) -> None:
+        self.state.preview = True  # a live slider decode: coarser volume sampling until it settles
         self.state.latent_property = v.get("latent_property")
         self.state.set_density(v["density"], np.diag(v["abc"]))
         self.state.set_latent(v["z"], v["cond"])
@@ -240,6 +242,7 @@ class Controller(QObject):
     def show_decoded(self, v: dict, source: str) -> None:
         """Show a decoded frame/row (density, segmentation, crystal, properties)."""
         st = self.state
+        st.preview = False
         abc = v.get("abc")
         lattice = np.diag(abc) if abc is not None else None
         st.set_density(v["density"], lattice)

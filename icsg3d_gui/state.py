@@ -91,6 +91,7 @@ class AppState(QObject):
         self.analysis: dict = {}  # formula, space group, validity badges (see analysis.py)
         self.z: np.ndarray | None = None  # (L,) latent vector of what is shown, None if not encoded
         self.cond: int = 0
+        self.preview = False  # True while a slider drags: the views may trade quality for speed
         self.latent_property: float | None = None  # the VAE's property head at z (model_info["prop_name"])
         self.model_info: dict = {}  # filled when a model set is loaded; empty = "no model" mode
         self.history = History()

@@ -107,7 +107,8 @@ def atoms_mesh(
     pts = pv.PolyData(np.asarray(cart, dtype=float))
     pts.point_data["radius"] = np.array([(atomic_radius(s) + 0.5) * radius_scale for s in symbols])
     pts.point_data["rgb"] = (np.array([element_rgb(s, scheme) for s in symbols]) * 255).astype(np.uint8)
-    sphere = pv.Sphere(radius=1.0, theta_resolution=24, phi_resolution=24)
+    # 20 x 20 facets: smooth at typical zoom, and half the triangles of 28 x 28 in software GL
+    sphere = pv.Sphere(radius=1.0, theta_resolution=20, phi_resolution=20)
     # factor=1 with a unit sphere of radius 1 -> glyph radius == point's "radius" value
     return pts.glyph(scale="radius", geom=sphere, orient=False, factor=1.0)
 
@@ -163,7 +164,7 @@ def bonds_mesh(
     colours = [element_rgb(symbols[i], scheme) for i in pairs[:, 0]]
     colours += [element_rgb(symbols[j], scheme) for j in pairs[:, 1]]
     poly.cell_data["rgb"] = (np.asarray(colours) * 255).astype(np.uint8)
-    return poly.tube(radius=radius, n_sides=12)
+    return poly.tube(radius=radius, n_sides=10)
 
 
 def cell_mesh(lattice: np.ndarray, repeat: Sequence[int] = (1, 1, 1)) -> pv.PolyData:

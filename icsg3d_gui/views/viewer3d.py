@@ -241,6 +241,7 @@ class Viewer3D(QWidget):
             lut.scalar_range = clim
             actor.mapper.scalar_range = clim
             actor.prop.apply_lookup_table(lut)
+            self._volume_quality(actor, grid)
             return
         cell = float(np.mean(np.asarray(grid.bounds).reshape(3, 2)[:, 1]))
         self.plotter.add_volume(
@@ -253,11 +254,18 @@ class Viewer3D(QWidget):
         )
         actor = self.plotter.actors["density_volume"]
         actor.prop.interpolation_type = "linear"  # trilinear, not blocky nearest-voxel
-        # VTK's default ray step is 1 world unit (1 Å here): coarser than an atom, which slices the
-        # blobs into rings; step below the voxel spacing instead
         actor.mapper.SetAutoAdjustSampleDistances(False)
-        actor.mapper.SetSampleDistance(0.8 * float(min(grid.spacing)))
+        self._volume_quality(actor, grid)
         self._volume_grid, self._volume_key = grid, key
+
+    def _volume_quality(self, actor, grid: pv.ImageData) -> None:  # noqa: ANN001
+        """Ray step below the voxel spacing (VTK's default step, 1 world unit = 1 Å, slices the
+        blobs into rings); while a slider drags (state.preview) half the rays and twice the step,
+        about 2x faster in software GL, back to full quality when the decode settles."""
+        step = 0.8 * float(min(grid.spacing))
+        preview = self.state.preview
+        actor.mapper.SetSampleDistance(2 * step if preview else step)
+        actor.mapper.SetImageSampleDistance(2.0 if preview else 1.0)
 
     def pick(self, point) -> str | None:  # noqa: ANN001 (pyvista passes a (3,) array)
         """Describe the displayed atom nearest to ``point`` (within 1 Å): element, Cartesian and

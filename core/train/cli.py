@@ -271,6 +271,7 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         unet_dir=unet_dir if unet_dir is not None else args.unet,
         model={**RECIPE[kind].get("model", {}), **_model_overrides(args.model_config, kind)},
         voxel=_json_overrides(args.voxel_config, "--voxel-config"),
+        seed=args.seed,
     )
     task = build_task(kind, split, opts)
     if info.is_main:

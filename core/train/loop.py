@@ -151,6 +151,7 @@ class Trainer:
             per_epoch=cfg.val_size,
         )  # fmt: skip
         self.total_steps = cfg.epochs * self.train_sampler.batches_per_epoch()
+        self._loaders: dict[int, DataLoader] = {}
         # Short runs (tests, --limit) would otherwise spend all their steps warming up.
         self.sched = replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, self.total_steps // 10)))
         self.state: dict[str, Any] = {
@@ -160,15 +161,24 @@ class Trainer:
 
     # -- data -------------------------------------------------------------------------------
     def _loader(self, dataset: Any, sampler: EpochBatchSampler) -> DataLoader:
-        # A private generator: creating a DataLoader iterator must not consume the global torch
-        # RNG, or a resumed epoch would draw different VAE noise than the uninterrupted run.
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=getattr(dataset, "collate", None),
-            num_workers=self.cfg.num_workers,
-            generator=torch.Generator().manual_seed(self.cfg.seed),
-        )
+        """One DataLoader per data set, kept for the whole run (persistent workers)."""
+        key = id(dataset)
+        if key not in self._loaders:
+            workers = self.cfg.num_workers
+            # A private generator: creating a DataLoader iterator must not consume the global torch
+            # RNG, or a resumed epoch would draw different VAE noise than the uninterrupted run.
+            # Workers are spawned, not forked: the voxeliser's numba threads are not fork-safe.
+            self._loaders[key] = DataLoader(
+                dataset,
+                batch_sampler=sampler,
+                collate_fn=getattr(dataset, "collate", None),
+                num_workers=workers,
+                generator=torch.Generator().manual_seed(self.cfg.seed),
+                multiprocessing_context="spawn" if workers > 0 else None,
+                persistent_workers=workers > 0,
+                pin_memory=self.device.type == "cuda",
+            )
+        return self._loaders[key]
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_model(self, name: str, metrics: dict[str, Any], train_state: dict | None = None) -> None:

@@ -22,6 +22,7 @@ from core.errors import ICSGError
 from core.structures import Entry
 from core.train.data import SplitData, VoxelDataset, check_voxelisable, voxel_normalisers
 from core.train.loop import StepResult
+from core.train.state import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class TaskOptions:
     unet_dir: Path | None = None  # frozen U-Net for the VAE's deep-feature loss
     model: dict[str, Any] = field(default_factory=dict)
     voxel: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0  # seeds the model initialisation (python, numpy and torch RNGs)
 
 
 def data_hash(entries: list[Entry], *extra: Any) -> str:
@@ -206,7 +208,8 @@ class VAETask(VoxelTask):
 
 
 def build_task(kind: str, split: SplitData, opts: TaskOptions) -> Any:
-    """The task object of a model kind ('unet', 'vae', 'cgcnn')."""
+    """The task object of a model kind ('unet', 'vae', 'cgcnn'); its model is seeded by opts.seed."""
+    seed_everything(opts.seed)
     if kind == "unet":
         return UNetTask(split, opts)
     if kind == "vae":

@@ -236,8 +236,8 @@ class Trainer:
                 "resuming with changed settings %s: the run is no longer an exact continuation", changed
             )
         log.info(
-            "resumed %s at epoch %d, step %d (best val loss %.5g)",
-            self.out, self.state["epoch"] + 1, self.state["step_in_epoch"], self.state["best"],
+            "resumed %s: %d epochs + %d steps done (best val loss %.5g)",
+            self.out, self.state["epoch"], self.state["step_in_epoch"], self.state["best"],
         )  # fmt: skip
 
     # -- metrics ----------------------------------------------------------------------------

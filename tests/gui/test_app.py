@@ -317,3 +317,37 @@ def test_hexagonal_cell_follows_the_lattice(make_window, qtbot, tmp_path):
     peak = grid.points[int(np.argmax(grid.point_data["rho"]))]
     zn = [site.coords for site in st.structure if site.specie.symbol == "Zn"]
     assert min(np.linalg.norm(np.asarray(zn) - peak, axis=1)) < 0.2  # the density peak sits on a Zn atom
+
+
+def test_random_interaction_smoke(make_window, qtbot, boxes):
+    """A seeded burst of mixed user actions; pytest-qt fails the test on any exception in a slot."""
+    rng = np.random.default_rng(7)
+    model = FakeModelSet(delay=0.005)
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    ids = win.gallery.ids()
+    dd = win.display
+    for _ in range(15):
+        action = rng.integers(0, 8)
+        if action == 0:
+            win.open_gallery(ids[int(rng.integers(len(ids)))])
+        elif action == 1:
+            win.latent.sliders[int(rng.integers(8))].setValue(int(rng.integers(-300, 301)))
+        elif action == 2:
+            win.latent.sliders[0].sliderReleased.emit()
+        elif action == 3:
+            key = list(dd.layer_checks)[int(rng.integers(len(dd.layer_checks)))]
+            dd.layer_checks[key].toggle()
+        elif action == 4:
+            dd.repeat[int(rng.integers(3))].setValue(int(rng.integers(1, 3)))
+        elif action == 5:
+            win.latent.random()
+        elif action == 6:
+            win.latent.undo() if rng.random() < 0.5 else win.latent.redo()
+        else:
+            win.viewer.view_along(int(rng.integers(3)))
+        qtbot.wait(int(rng.integers(0, 30)))
+    qtbot.waitUntil(win.controller.worker.idle, timeout=20000)
+    qtbot.wait(50)
+    assert [b for b in boxes["critical"] if "failed" in b[0]] == []
+    assert win.state.density is not None

@@ -152,6 +152,13 @@ class Trainer:
         )  # fmt: skip
         self.total_steps = cfg.epochs * self.train_sampler.batches_per_epoch()
         self._loaders: dict[int, DataLoader] = {}
+        if self.info.is_main:
+            n_params = sum(p.numel() for p in params)
+            log.info(
+                "%s: %.2fM parameters on %s x %d process(es); %d epochs x %d steps of %d; lr %.3g; %s",
+                task.kind, n_params / 1e6, self.device, self.info.world, cfg.epochs,
+                self.train_sampler.batches_per_epoch(), cfg.batch_size, cfg.lr, "bf16" if cfg.bf16 else "fp32",
+            )  # fmt: skip
         # Short runs (tests, --limit) would otherwise spend all their steps warming up.
         self.sched = replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, self.total_steps // 10)))
         self.state: dict[str, Any] = {

@@ -9,7 +9,7 @@ with no ionic radius in pymatgen (noble gases, H) fall back to the atomic radius
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache
 
 from pymatgen.core import Element
 
@@ -17,13 +17,13 @@ FALLBACK_RADIUS = 1.2  # Å, used when pymatgen knows neither an ionic nor an at
 MAX_Z = 94  # Pu: the default vocabulary covers H..Pu
 
 
-@lru_cache(maxsize=None)
+@cache
 def atomic_number(symbol: str) -> int:
     """Atomic number of an element symbol ("Sr" -> 38); raises ValueError for unknown symbols."""
     return int(Element(symbol).Z)
 
 
-@lru_cache(maxsize=None)
+@cache
 def ionic_radius(symbol: str) -> float:
     """Mean ionic radius over the oxidation states pymatgen tabulates (Å), with fallbacks."""
     element = Element(symbol)

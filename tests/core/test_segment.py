@@ -173,11 +173,6 @@ def test_background_noise_below_min_density_adds_no_sites() -> None:
     assert position_errors(truth, found).max() < 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core.segment._periodic_maxima keeps one peak per 3x3x3 block of a plateau of equal maxima "
-    "(and its de-duplication is O(K^2) in Python); a vectorised fix is in the voxel/segment test report",
-)
 def test_flat_topped_blob_is_one_site() -> None:
     density = np.zeros((8, 8, 8))
     density[2:6, 2:6, 2:6] = 1.0  # e.g. a saturated decoder output: 64 tied maxima, one blob

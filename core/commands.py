@@ -1,0 +1,233 @@
+"""The model commands of `icsg3d`: reconstruct, generate, interpolate, predict.
+
+Each writes one CIF per result (named by id; atomic; refuses to overwrite without --force) and a
+summary.csv with columns id, formula_in, formula_out, status, error for EVERY input or sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.errors import ICSGError, OutputExistsError
+from core.structures import atomic_write_text, cif_text
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = ("id", "formula_in", "formula_out", "status", "error")
+BATCH = 64
+
+
+@dataclass
+class Row:
+    id: str
+    formula_in: str = ""
+    formula_out: str = ""
+    status: str = "ok"
+    error: str = ""
+
+
+def load_model_set(args: argparse.Namespace):
+    from core.pipeline import ModelSet
+
+    return ModelSet.load(getattr(args, "models", None), device=getattr(args, "device", "auto"))
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    summary = out / "summary.csv"
+    if summary.exists() and not force:
+        raise OutputExistsError(str(summary))
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write_result(out: Path, row: Row, structure, symprec: float | None, force: bool) -> None:
+    """Write <id>.cif for a successful row; a write failure turns the row into an error row."""
+    if structure is None:
+        return
+    try:
+        atomic_write_text(out / f"{row.id}.cif", cif_text(structure, symprec), force=force)
+        row.formula_out = structure.composition.reduced_formula
+    except OutputExistsError:
+        raise
+    except Exception as exc:  # e.g. symmetrisation failure on a noisy structure: record it
+        row.status, row.error = "error", f"could not write CIF: {exc}"
+
+
+def write_summary(out: Path, rows: Sequence[Row]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(SUMMARY_COLUMNS)
+    for r in rows:
+        writer.writerow([r.id, r.formula_in, r.formula_out, r.status, r.error])
+    path = atomic_write_text(out / "summary.csv", buffer.getvalue(), force=True)
+    ok = sum(r.status == "ok" for r in rows)
+    log.info("%d of %d ok; summary: %s", ok, len(rows), path)
+    return path
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _decoded_rows(ids, decoded, formulas_in=None) -> list[tuple[Row, object]]:
+    rows = []
+    for k, (rid, item) in enumerate(zip(ids, decoded, strict=True)):
+        row = Row(rid, formula_in=formulas_in[k] if formulas_in else "")
+        if item.structure is None:
+            row.status, row.error = "error", item.error or "no structure"
+        rows.append((row, item.structure))
+    return rows
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from core.structures import load_entries
+
+    ms = load_model_set(args)
+    out = Path(args.out)
+    _prepare_out(out, args.force)
+    entries, failures = load_entries(args.structures, limit=args.limit, vocab=ms.vocab)
+    rows = [Row(f.id, status="error", error=f.reason) for f in failures]
+    for chunk in tqdm(list(_chunks(entries, BATCH)), desc="reconstruct", unit="batch"):
+        try:
+            decoded = ms.reconstruct([e.structure for e in chunk])
+        except ICSGError as exc:
+            rows += [Row(e.id, e.structure.composition.reduced_formula, "", "error", str(exc)) for e in chunk]
+            continue
+        formulas = [e.structure.composition.reduced_formula for e in chunk]
+        for row, structure in _decoded_rows([e.id for e in chunk], decoded, formulas):
+            _write_result(out, row, structure, args.symprec, args.force)
+            rows.append(row)
+    write_summary(out, rows)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    ms = load_model_set(args)
+    out = Path(args.out)
+    _prepare_out(out, args.force)
+    if args.around:
+        from core.structures import read_structure
+
+        centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
+        z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
+    else:
+        z = ms.sample(args.n, temperature=args.temperature, seed=args.seed)
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
+        decoded = ms.decode(z[first : first + BATCH], args.condition)
+        ids = [f"sample-{i:05d}" for i in range(first, first + len(decoded))]
+        for row, structure in _decoded_rows(ids, decoded):
+            _write_result(out, row, structure, args.symprec, args.force)
+            rows.append(row)
+    seconds = time.perf_counter() - start
+    write_summary(out, rows)
+    log.info("generated %d crystals in %.1f s (%.1f per second, including CIF writing)", args.n, seconds, args.n / seconds)
+    return 0
+
+
+def _structure_arg(text: str, vocab):
+    """A CIF/POSCAR path or a gallery id."""
+    from core.structures import read_structure
+
+    if Path(text).exists():
+        return read_structure(text, vocab=vocab)
+    from core.gallery import load_gallery
+
+    try:
+        return load_gallery(text)
+    except KeyError as exc:
+        raise ICSGError(f"{text}: neither a file nor a gallery id ({exc.args[0]})") from None
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    ms = load_model_set(args)
+    out = Path(args.out)
+    _prepare_out(out, args.force)
+    a, b = _structure_arg(args.a, ms.vocab), _structure_arg(args.b, ms.vocab)
+    za, zb = ms.encode([a, b])
+    path = ms.interpolate(za, zb, args.steps, args.method)
+    decoded = ms.decode(path)
+    ids = [f"step-{i:03d}" for i in range(len(path))]
+    rows = []
+    for row, structure in _decoded_rows(ids, decoded):
+        _write_result(out, row, structure, args.symprec, args.force)
+        rows.append(row)
+    np.save(out / "latent_path.npy", path)
+    write_summary(out, rows)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.structures import load_entries
+
+    ms = load_model_set(args)
+    if ms.cgcnn is None:
+        raise ICSGError(f"{ms.source}: this model set has no CGCNN (cgcnn/)")
+    entries, failures = load_entries(args.structures, limit=args.limit)
+    results = [{"id": f.id, "status": "error", "error": f.reason} for f in failures]
+    for chunk in _chunks(entries, 256):
+        for e, props in zip(chunk, ms.predict([x.structure for x in chunk]), strict=True):
+            results.append({"id": e.id, "formula": e.structure.composition.reduced_formula, "status": "ok", **props})
+    text = json.dumps(results, indent=2)
+    if args.json:
+        atomic_write_text(args.json, text + "\n", force=True)
+    else:
+        print(text)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, out: bool = True) -> None:
+    p.add_argument("--models", type=Path, help="model set folder (default: the shipped one in resources/models)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    if out:
+        p.add_argument("--out", required=True, type=Path, help="output folder (CIFs + summary.csv)")
+        p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        p.add_argument("--symprec", type=float, default=None, help="symmetrise CIFs with this tolerance (Å); default P1")
+
+
+def add_model_commands(sub) -> None:
+    """Register reconstruct / generate / interpolate / predict on the `icsg3d` sub-parsers."""
+    from core.cli import STRUCTURES_HELP
+
+    p = sub.add_parser("reconstruct", help="encode (mean z) -> decode -> segment -> CIF per crystal")
+    p.add_argument("structures", help=STRUCTURES_HELP)
+    p.add_argument("--limit", type=int)
+    _common(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("generate", help="sample crystals from the prior (or around a crystal)")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0, help="prior std (or spread with --around)")
+    p.add_argument("--around", help="sample around this CIF's latent vector")
+    p.add_argument("--condition", type=int, default=None, help="property decile 0-9 (default: unknown)")
+    _common(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("interpolate", help="decode a latent path between two crystals")
+    p.add_argument("a", help="CIF/POSCAR file or gallery id")
+    p.add_argument("b", help="CIF/POSCAR file or gallery id")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--method", choices=["slerp", "linear"], default="slerp")
+    _common(p)
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("predict", help="CGCNN properties per crystal")
+    p.add_argument("structures", help=STRUCTURES_HELP)
+    p.add_argument("--json", help="write the predictions here instead of stdout")
+    p.add_argument("--limit", type=int)
+    _common(p, out=False)
+    p.set_defaults(func=cmd_predict)

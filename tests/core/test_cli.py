@@ -1,0 +1,95 @@
+"""`icsg3d` end to end on tiny inputs: exit codes, summaries, outputs, errors without tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.structures import write_cif
+from tests.tiny_models import tiny_crystals, write_tiny_model_set
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    return write_tiny_model_set(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture()
+def inputs(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    for name, s in zip(["cscl", "nacl", "srtio3"], tiny_crystals(), strict=True):
+        write_cif(s, folder / f"{name}.cif")
+    (folder / "broken.cif").write_text("data_broken\n_cell_length_a 4.0\n")
+    return folder
+
+
+def _summary(path: Path) -> list[dict]:
+    with open(path / "summary.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys) -> None:
+    assert main(["evaluate", "roundtrip", "--data", str(tmp_path / "missing.cif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"icsg3d: error: {tmp_path / 'missing.cif'}: no such file or folder"]
+
+
+def test_roundtrip_json_counts_broken_input_as_miss(inputs, tmp_path, capsys) -> None:
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "roundtrip", "--data", str(inputs), "--json", str(out), "--report", str(tmp_path / "r.md")]) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 4 and result["n_matched"] == 3
+    assert result["match_rate"] == pytest.approx(0.75)
+    assert [f["id"] for f in result["failures"]] == ["broken"]
+    assert "| **Ours** |" in (tmp_path / "r.md").read_text()
+
+
+def test_voxelise_writes_npz_and_refuses_overwrite(inputs, tmp_path) -> None:
+    out = tmp_path / "grids.npz"
+    assert main(["voxelise", str(inputs), "--out", str(out), "--d", "16"]) == 0
+    data = np.load(out)
+    assert data["density"].shape == (3, 16, 16, 16) and list(data["ids"]) == ["cscl", "nacl", "srtio3"]
+    assert main(["voxelise", str(inputs), "--out", str(out)]) == 2
+    assert main(["voxelise", str(inputs), "--out", str(out), "--force"]) == 0
+
+
+def test_reconstruct_lists_every_input(models, inputs, tmp_path) -> None:
+    out = tmp_path / "rec"
+    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out)]) == 0
+    rows = _summary(out)
+    assert sorted(r["id"] for r in rows) == ["broken", "cscl", "nacl", "srtio3"]
+    broken = next(r for r in rows if r["id"] == "broken")
+    assert broken["status"] == "error" and "malformed CIF" in broken["error"]
+    for r in rows:
+        assert (out / f"{r['id']}.cif").exists() == (r["status"] == "ok")
+    # a second run must not overwrite without --force
+    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out)]) == 2
+    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out), "--force"]) == 0
+
+
+def test_generate_and_interpolate(models, inputs, tmp_path) -> None:
+    gen = tmp_path / "gen"
+    assert main(["generate", "--n", "5", "--seed", "1", "--models", str(models), "--out", str(gen)]) == 0
+    assert [r["id"] for r in _summary(gen)] == [f"sample-{i:05d}" for i in range(5)]
+    path = tmp_path / "path"
+    args = ["interpolate", str(inputs / "cscl.cif"), str(inputs / "nacl.cif"), "--steps", "4"]
+    assert main([*args, "--models", str(models), "--out", str(path)]) == 0
+    assert len(_summary(path)) == 4 and np.load(path / "latent_path.npy").shape[0] == 4
+
+
+def test_predict_json(models, inputs, tmp_path) -> None:
+    out = tmp_path / "p.json"
+    assert main(["predict", str(inputs), "--models", str(models), "--json", str(out)]) == 0
+    rows = {r["id"]: r for r in json.loads(out.read_text())}
+    assert rows["broken"]["status"] == "error"
+    assert np.isfinite(rows["nacl"]["heat_ref"])
+
+
+def test_missing_models_is_a_clear_error(inputs, tmp_path, capsys) -> None:
+    assert main(["reconstruct", str(inputs), "--models", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "no trained VAE" in capsys.readouterr().err

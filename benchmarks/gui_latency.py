@@ -6,7 +6,8 @@ Prints one JSON object:
 - slider_to_density_ms_median: slider value change -> decoded density rendered in the 3-D view
   (worker decode_density + GUI update + VTK render);
 - slider_to_crystal_ms_median: slider release -> atoms, segmentation and properties shown
-  (decode + segmentation + CGCNN in the worker, space group/validity analysis, render);
+  (decode + segmentation + CGCNN in the worker, space group/validity analysis, render), or the
+  "no crystal recovered" state when segmentation finds none (counted in full_decodes_with_a_crystal);
 - worker_decode_ms / worker_full_ms: the model's share (compute inside the worker thread);
 - render_ms_median: one render of the current scene (software GL under Xvfb on CI machines);
 - "models": the model-set folder, or null when none is found (then the slider figures are null:
@@ -45,6 +46,7 @@ class Probe:
     def __init__(self, win) -> None:  # noqa: ANN001
         self.win = win
         self.density_at = self.crystal_at = self.render_at = 0.0
+        self.recovered = 0
         win.state.densityChanged.connect(lambda: self._mark("density_at"))
         win.state.propertiesChanged.connect(self._props)
         win.viewer.rendered.connect(lambda t: setattr(self, "render_at", t))
@@ -53,12 +55,14 @@ class Probe:
         setattr(self, name, time.perf_counter())
 
     def _props(self) -> None:
-        a = self.win.state.analysis
-        if self.win.state.source == "decoded" and "spacegroup" in a:
+        """The full decode is on screen: its analysis arrived, or it recovered no crystal."""
+        st = self.win.state
+        if st.source == "decoded" and ("spacegroup" in st.analysis or st.structure is None):
             self.crystal_at = time.perf_counter()
+            self.recovered += st.structure is not None
 
 
-def measure(app, win, n: int, crystal: bool = True) -> dict:  # noqa: ANN001
+def measure(app, win, n: int, full: bool = True) -> dict:  # noqa: ANN001
     probe = Probe(win)
     compute: dict[str, list[float]] = {"decode": [], "full": []}
     win.controller.worker.resultReady.connect(
@@ -74,7 +78,7 @@ def measure(app, win, n: int, crystal: bool = True) -> dict:  # noqa: ANN001
         if ok:
             density.append((probe.render_at - t0) * 1e3)
         _wait(app, win.controller.worker.idle)
-        if not crystal:
+        if not full:
             continue
         t0 = time.perf_counter()
         slider.setValue(value + 3)
@@ -83,7 +87,7 @@ def measure(app, win, n: int, crystal: bool = True) -> dict:  # noqa: ANN001
         if ok:
             crystal.append((probe.render_at - t0) * 1e3)
         _wait(app, win.controller.worker.idle)
-    return {"slider_to_density_ms": density, "slider_to_crystal_ms": crystal,
+    return {"slider_to_density_ms": density, "slider_to_crystal_ms": crystal, "recovered": probe.recovered,
             "decode_compute_ms": compute["decode"], "full_compute_ms": compute["full"]}
 
 
@@ -132,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         _wait(app, lambda: win.state.z is not None, timeout=120)
         _wait(app, win.controller.worker.idle, timeout=120)
         result["device"] = win.state.model_info.get("device")
-        times = measure(app, win, args.n, crystal=not args.density_only)
+        times = measure(app, win, args.n, full=not args.density_only)
         result.update(_stats(times["slider_to_density_ms"], "slider_to_density_ms"))
         result.update(_stats(times["slider_to_crystal_ms"], "slider_to_crystal_ms"))
         result.update(_stats(times["decode_compute_ms"], "worker_decode_ms"))
         result.update(_stats(times["full_compute_ms"], "worker_full_ms"))
         result["measured"] = {k: len(v) for k, v in times.items() if k.startswith("slider")}
+        result["full_decodes_with_a_crystal"] = times["recovered"]
     else:
         result["note"] = problem
         result.update({"slider_to_density_ms_median": None, "slider_to_crystal_ms_median": None})

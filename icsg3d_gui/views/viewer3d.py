@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 DENSITY_ACTORS = ("density_volume", "density_iso", "density_slices")
 CRYSTAL_ACTORS = ("atoms", "bonds", "cell")
 BLOB_ACTOR = "blobs"
+DENSITY_BAR = "density (e/Å³)"
+DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
 
 @dataclass
@@ -152,7 +154,9 @@ class Viewer3D(QWidget):
             self._remove(DENSITY_ACTORS)
             return
         grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho")
-        vmax = float(st.density.max()) or 1.0
+        # colour range relative to the peak, but never to a peak below DENSITY_FLOOR: a blurred,
+        # nearly flat decode then shows as a faint fog instead of a saturated opaque block
+        vmax = max(float(st.density.max()), DENSITY_FLOOR)
         lo = max(s.clim_fraction[0], 1e-3) if s.log_scale else s.clim_fraction[0]  # log needs lo > 0
         clim = (lo * vmax, max(s.clim_fraction[1], lo + 1e-3) * vmax)
         volume_ok = isinstance(grid, pv.ImageData)
@@ -160,6 +164,8 @@ class Viewer3D(QWidget):
             self._show_volume(grid, clim)
         else:
             self._remove(("density_volume",))
+            if DENSITY_BAR in self.plotter.scalar_bars:
+                self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
             self._volume_key = None
         show_iso = s.show_iso or (s.show_volume and not volume_ok)
         if show_iso:
@@ -186,8 +192,11 @@ class Viewer3D(QWidget):
         if self._closed:
             return
         st, s = self.state, self.settings
-        if st.structure is None:
-            self._remove(CRYSTAL_ACTORS)
+        if st.structure is None:  # a decode without a crystal: keep the cell of its density grid
+            self._remove(("atoms", "bonds"))
+            self._shown = (np.zeros((0, 3)), [])
+            cell = scene.cell_mesh(st.lattice, s.repeat) if s.show_cell and st.lattice is not None else None
+            self._show_mesh("cell", cell, color="#333333", line_width=2)
             self._update_legend(self._legend_symbols())
             self.request_render()
             return
@@ -244,11 +253,14 @@ class Viewer3D(QWidget):
             self._volume_quality(actor, grid)
             return
         cell = float(np.mean(np.asarray(grid.bounds).reshape(3, 2)[:, 1]))
+        # pyvista keeps an existing scalar bar of the same title bound to the OLD lookup table
+        if DENSITY_BAR in self.plotter.scalar_bars:
+            self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
         self.plotter.add_volume(
             grid, scalars="rho", cmap=s.cmap, opacity=s.opacity, clim=clim, name="density_volume",
             render=False, reset_camera=False, shade=False, log_scale=s.log_scale, mapper="gpu",
             opacity_unit_distance=cell / 10.0 / max(s.volume_opacity, 0.05),
-            scalar_bar_args={"title": "density (e/Å³)", "vertical": True, "position_x": 0.88,
+            scalar_bar_args={"title": DENSITY_BAR, "vertical": True, "position_x": 0.88,
                              "position_y": 0.25, "height": 0.5, "width": 0.06, "fmt": "%.2f",
                              "color": "black", "title_font_size": 14, "label_font_size": 12},
         )

@@ -44,6 +44,12 @@ def test_gallery_crystal_without_models(make_window, qtbot):
         win.viewer.update_settings(show_volume=False, show_iso=True, show_slices=True, show_blobs=True)
         win.viewer.update_settings(show_volume=True, show_iso=False, show_slices=False, show_blobs=False)
     assert len(win.viewer.plotter.actors) == n and len(win.viewer.plotter.scalar_bars) == 1
+    # a crystal with another cell rebuilds the volume: the colour bar must follow its new range
+    win.open_gallery("KCl_rocksalt")
+    bar = next(iter(win.viewer.plotter.scalar_bars.values()))
+    lut = win.viewer.plotter.actors["density_volume"].mapper.lookup_table
+    assert bar.GetLookupTable().GetRange() == pytest.approx(lut.GetRange())
+    assert lut.GetRange()[1] == pytest.approx(0.5 * max(win.state.density.max(), 4.0), rel=1e-4)
 
 
 def test_slider_decodes_live_then_full_on_release(make_window, qtbot):

@@ -185,22 +185,31 @@ def test_screenshot_cli_writes_a_real_image(qtbot, tmp_path):
     assert len(colours) > 20  # not a blank window
 
 
-def test_real_model_set_when_shipped(make_window, qtbot):
-    from icsg3d_gui.controller import default_models_dir, model_problem
+def test_real_model_set_when_shipped(make_window, qtbot, boxes):
+    """The real ModelSet behind the same window: shipped models, or ICSG3D_TEST_MODELS=DIR."""
+    import os
 
-    models = default_models_dir()
+    from icsg3d_gui.controller import default_models_dir, model_problem, modelset_loader
+
+    models = Path(os.environ.get("ICSG3D_TEST_MODELS", "") or default_models_dir())
     if model_problem(models):
         pytest.skip(f"no shipped models: {model_problem(models)}")
-    from icsg3d_gui.controller import modelset_loader
-
     win = make_window(loader=modelset_loader(models, "cpu"))
     wait_for_model(qtbot, win, timeout=60000)
     win.open_gallery("SrTiO3_perovskite")
     qtbot.waitUntil(lambda: win.state.z is not None, timeout=30000)
+    d = win.state.model_info["voxel_cfg"].d
     win.latent.sliders[0].setValue(100)
     win.latent.sliders[0].sliderReleased.emit()
     qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=30000)
-    assert win.state.density is not None and win.state.density.ndim == 3
+    assert win.state.density.shape == (d, d, d)
+    assert win.state.lattice.shape == (3, 3) and np.all(np.diag(win.state.lattice) > 1.0)
+    win.interp.a.setCurrentText("SrTiO3_perovskite")
+    win.interp.b.setCurrentText("BaTiO3_perovskite")
+    win.interp.steps.setValue(3)
+    win.interp.run()
+    qtbot.waitUntil(lambda: len(win.interp.frames) == 3, timeout=60000)
+    assert [t for t, _ in boxes["critical"]] == []
 
 
 def test_batch_table_filter_show_and_export(make_window, qtbot, tmp_path, boxes):

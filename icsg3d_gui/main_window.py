@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.properties.symprecChanged.connect(c.set_symprec)
         self.state.modelChanged.connect(self._model_changed)
         self.state.historyChanged.connect(self._history_changed)
+        self.state.structureChanged.connect(self._title)
         self._history_changed()
 
     # ---- actions -------------------------------------------------------------------------
@@ -221,6 +222,11 @@ class MainWindow(QMainWindow):
         self.model_label.setText(text if len(text) < 90 else text[:87] + "…")
         self.model_label.setToolTip(text)
         self.latent.set_model_message(text)
+
+    def _title(self) -> None:
+        st = self.state
+        what = st.structure.composition.reduced_formula if st.structure is not None else "no crystal"
+        self.setWindowTitle(f"ICSG3D Studio — {what} ({st.source})" if st.source else "ICSG3D Studio")
 
     def _model_changed(self) -> None:
         info = self.state.model_info

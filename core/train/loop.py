@@ -232,6 +232,9 @@ class Trainer:
         ts = load_train_state(last)
         self.opt.load_state_dict(ts["optimizer"])
         self.state.update(ts["loop"])
+        if not self.info.is_main:
+            # the saved running sums are rank 0's; summed over ranks they would count it twice
+            self.state["sums"] = {}
         set_rng_state(ts["rng"])
         saved = ts.get("train_config") or {}
         benign = {"epochs", "max_minutes", "patience", "ckpt_every_s", "ckpt_every_steps", "num_workers"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from icsg3d_gui import dialogs
+from icsg3d_gui import dialogs, session
 from icsg3d_gui.controller import Controller
 from icsg3d_gui.state import AppState
 from icsg3d_gui.views.batch_dock import BatchDock
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("geometry", None)
         if geometry is not None:
             self.restoreGeometry(geometry)
+        self._restore_display()
         self._closing = False
         self.interactive = True  # False for --screenshot: errors are logged, no modal boxes
         self.controller.start()
@@ -223,6 +226,15 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(text)
         self.latent.set_model_message(text)
 
+    def _restore_display(self) -> None:
+        """Display settings of the last session (layers, colour map, radii...), if readable."""
+        try:
+            saved = json.loads(self.settings.value("display", "{}", type=str) or "{}")
+            if saved:
+                session.apply(self, {"display": saved})
+        except (ValueError, TypeError) as exc:
+            log.info("display settings not restored: %s", exc)
+
     def _title(self) -> None:
         st = self.state
         what = st.structure.composition.reduced_formula if st.structure is not None else "no crystal"
@@ -263,6 +275,7 @@ class MainWindow(QMainWindow):
         if not self._closing:
             self._closing = True
             self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("display", json.dumps(dataclasses.asdict(self.viewer.settings)))
             self.hide()  # the worker may need up to one decode to finish: do not look frozen meanwhile
             self.interp.stop()
             self.controller.shutdown()

@@ -42,6 +42,7 @@ def apply(win: MainWindow, data: dict[str, Any]) -> None:
             display[key] = tuple(display[key])
     if display:
         win.viewer.update_settings(**display)
+        win.display.refresh()
     if "symprec" in data:
         win.properties.symprec.setValue(float(data["symprec"]))
     source = str(data.get("source") or "")

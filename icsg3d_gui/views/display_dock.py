@@ -142,6 +142,27 @@ class DisplayDock(QWidget):
         row.addWidget(reset)
         return box
 
+    def refresh(self) -> None:
+        """Show ``viewer.settings`` in the widgets (after a session restore), without feedback."""
+        s = self.viewer.settings
+        values = [(cb, getattr(s, key)) for key, cb in self.layer_checks.items()]
+        values += [(self.log_scale, s.log_scale), (self.range_lo, s.clim_fraction[0]),
+                   (self.range_hi, s.clim_fraction[1]), (self.vol_opacity, int(s.volume_opacity * 100)),
+                   (self.iso, int(s.iso_fraction * 100)), (self.radius, int(s.radius_scale * 100)),
+                   (self.bond_tol, s.bond_tolerance), (self.cmap, s.cmap), (self.opacity, s.opacity),
+                   (self.scheme, s.scheme)]
+        values += [(sl, int(f * 100)) for sl, f in zip(self.slice_sliders, s.slice_frac, strict=True)]
+        values += [(sp, int(r)) for sp, r in zip(self.repeat, s.repeat, strict=True)]
+        for widget, value in values:
+            widget.blockSignals(True)
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            elif isinstance(widget, QComboBox):
+                widget.setCurrentText(str(value))
+            else:
+                widget.setValue(value)
+            widget.blockSignals(False)
+
     def _range_changed(self) -> None:
         self.viewer.update_settings(clim_fraction=(self.range_lo.value(), self.range_hi.value()))
 

@@ -269,6 +269,8 @@ def test_session_roundtrip(make_window, qtbot, tmp_path):
     assert win2.state.structure.composition.reduced_formula == "CsCl"
     assert win2.viewer.settings.repeat == (2, 1, 1) and win2.viewer.settings.cmap == "magma"
     assert "density_iso" in win2.viewer.plotter.actors
+    assert win2.display.layer_checks["show_iso"].isChecked() and win2.display.cmap.currentText() == "magma"
+    assert [sp.value() for sp in win2.display.repeat] == [2, 1, 1]
 
 
 def test_open_file_recent_list_drop_and_symprec(make_window, qtbot, tmp_path):

@@ -158,9 +158,12 @@ class Controller(QObject):
         self.worker.submit("analyse", payload, channel="analyse")
 
     # ---- latent requests -----------------------------------------------------------------
-    def request_latent(self, z: np.ndarray, cond: int, full: bool = False) -> int:
-        """Decode ``z`` (L,): density only while dragging, everything when ``full``."""
-        return self.worker.submit("full" if full else "decode", {"z": np.asarray(z, np.float32), "cond": cond})
+    def request_latent(self, z: np.ndarray, cond: int, full: bool = False, notify: bool = False) -> int:
+        """Decode ``z`` (L,): density only while dragging, everything when ``full``. ``notify``: a
+        failed segmentation gets a message box (discrete actions; slider moves only get the
+        status bar and the Properties dock, a box per drag would be unbearable)."""
+        payload = {"z": np.asarray(z, np.float32), "cond": cond, "notify": notify}
+        return self.worker.submit("full" if full else "decode", payload)
 
     def set_base(self, z: np.ndarray, cond: int, decode: bool = True, record: bool = True) -> None:
         """Make ``z`` the sliders' base point (random sample, undo, bookmark, map click)."""
@@ -169,7 +172,7 @@ class Controller(QObject):
             self.state.record()
         self.latentBaseChanged.emit()
         if decode:
-            self.request_latent(z, cond, full=True)
+            self.request_latent(z, cond, full=True, notify=True)
 
     def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str, cond: int) -> int:
         payload = {"za": za, "zb": zb, "steps": steps, "method": method, "cond": cond}
@@ -232,6 +235,8 @@ class Controller(QObject):
     def _show_full(self, v: dict) -> None:
         self.show_decoded(v, source="decoded")
         s = v.get("structure")
+        if s is None and v.get("notify"):
+            self.error.emit("Segmentation failed", f"No crystal recovered from this latent point: {v.get('error')}")
         self.state.record(s.composition.reduced_formula if s is not None else "no crystal")
 
     def show_frame(self, v: dict, source: str) -> None:

@@ -95,7 +95,9 @@ def _abc_of(decoded: Any) -> np.ndarray | None:
 
 
 def _full(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
-    return _full_rows(model, np.asarray(p["z"])[None], [int(p["cond"])])[0]
+    row = _full_rows(model, np.asarray(p["z"])[None], [int(p["cond"])])[0]
+    row["notify"] = bool(p.get("notify", False))  # a discrete action: report a failed segmentation
+    return row
 
 
 def _encode(model: Any, p: dict, cancelled: Callable[[], bool]) -> np.ndarray:

@@ -368,3 +368,19 @@ def test_random_interaction_smoke(make_window, qtbot, boxes):
     qtbot.wait(50)
     assert [b for b in boxes["critical"] if "failed" in b[0]] == []
     assert win.state.density is not None
+
+
+def test_failed_segmentation_is_reported(make_window, qtbot, boxes):
+    model = FakeModelSet(fail_decode=True)
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.latent.sliders[0].setValue(50)
+    win.latent.sliders[0].sliderReleased.emit()  # a drag: no box, the status bar and the dock say it
+    qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=5000)
+    assert win.state.structure is None and "no atoms found" in win.properties.fields["formula"].text()
+    assert boxes["critical"] == []
+    assert "cell" in win.viewer.plotter.actors and "atoms" not in win.viewer.plotter.actors
+    win.latent.random()  # a discrete action: a message box names the reason
+    qtbot.waitUntil(lambda: bool(boxes["critical"]), timeout=5000)
+    assert boxes["critical"][-1] == ("Segmentation failed",
+                                     "No crystal recovered from this latent point: no atoms found")

@@ -9,6 +9,7 @@ Prints one JSON object:
   (decode + segmentation + CGCNN in the worker, space group/validity analysis, render), or the
   "no crystal recovered" state when segmentation finds none (counted in full_decodes_with_a_crystal);
 - worker_decode_ms / worker_full_ms: the model's share (compute inside the worker thread);
+- density_result_to_render_ms: the GUI's share of the density path (result received -> rendered);
 - render_ms_median: one render of the current scene (software GL under Xvfb on CI machines);
 - "models": the model-set folder, or null when none is found (then the slider figures are null:
   there is nothing to decode; render_ms_median is still measured on a gallery crystal).
@@ -31,13 +32,23 @@ sys.path.insert(0, str(ROOT))
 
 
 def _wait(app, cond, timeout: float = 60.0) -> bool:  # noqa: ANN001
+    """Run the event loop until cond() (no busy spinning: on a 2-core machine a spinning waiter
+    would steal the CPU from the worker and the renderer it is timing)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    tick = QTimer()
+    tick.setInterval(2)  # wakes the blocking wait below so that cond() is checked often
+    tick.start()
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        app.processEvents()
-        if cond():
-            return True
-        time.sleep(0.0005)
-    return False
+    try:
+        while time.monotonic() < end:
+            if cond():
+                return True
+            loop.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+        return cond()
+    finally:
+        tick.stop()
 
 
 class Probe:
@@ -47,6 +58,8 @@ class Probe:
         self.win = win
         self.density_at = self.crystal_at = self.render_at = 0.0
         self.recovered = 0
+        self.result_at = 0.0
+        win.controller.worker.resultReady.connect(lambda _r: self._mark("result_at"))
         win.state.densityChanged.connect(lambda: self._mark("density_at"))
         win.state.propertiesChanged.connect(self._props)
         win.viewer.rendered.connect(lambda t: setattr(self, "render_at", t))
@@ -68,7 +81,7 @@ def measure(app, win, n: int, full: bool = True) -> dict:  # noqa: ANN001
     win.controller.worker.resultReady.connect(
         lambda r: compute[r.kind].append(r.compute_ms) if r.kind in compute and not r.error else None)
     slider = win.latent.sliders[0]
-    density, crystal = [], []
+    density, crystal, gui = [], [], []
     for i in range(n):
         value = (-1) ** i * (30 + 7 * i) % 300
         t0 = time.perf_counter()
@@ -77,6 +90,7 @@ def measure(app, win, n: int, full: bool = True) -> dict:  # noqa: ANN001
         ok = _wait(app, lambda t0=t0: probe.density_at > t0 and probe.render_at > probe.density_at)
         if ok:
             density.append((probe.render_at - t0) * 1e3)
+            gui.append((probe.render_at - probe.result_at) * 1e3)
         _wait(app, win.controller.worker.idle)
         if not full:
             continue
@@ -87,7 +101,7 @@ def measure(app, win, n: int, full: bool = True) -> dict:  # noqa: ANN001
         if ok:
             crystal.append((probe.render_at - t0) * 1e3)
         _wait(app, win.controller.worker.idle)
-    return {"slider_to_density_ms": density, "slider_to_crystal_ms": crystal, "recovered": probe.recovered,
+    return {"slider_to_density_ms": density, "result_to_render_ms": gui, "slider_to_crystal_ms": crystal, "recovered": probe.recovered,
             "decode_compute_ms": compute["decode"], "full_compute_ms": compute["full"]}
 
 
@@ -140,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         result.update(_stats(times["slider_to_density_ms"], "slider_to_density_ms"))
         result.update(_stats(times["slider_to_crystal_ms"], "slider_to_crystal_ms"))
         result.update(_stats(times["decode_compute_ms"], "worker_decode_ms"))
+        result.update(_stats(times["result_to_render_ms"], "density_result_to_render_ms"))
         result.update(_stats(times["full_compute_ms"], "worker_full_ms"))
         result["measured"] = {k: len(v) for k, v in times.items() if k.startswith("slider")}
         result["full_decodes_with_a_crystal"] = times["recovered"]

@@ -105,6 +105,12 @@ class MainWindow(QMainWindow):
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
         self.busy_bar.setMaximumWidth(80)
+        self.busy_bar.setMaximumHeight(self.timing_label.sizeHint().height())
+        # keep its place when hidden: showing/hiding it on every decode must not relayout the
+        # window (a relayout resizes the 3-D view, which then renders again)
+        policy = self.busy_bar.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.busy_bar.setSizePolicy(policy)
         self.busy_bar.setVisible(False)
         for w in (self.model_label, self.device_label, self.timing_label, self.busy_bar):
             bar.addPermanentWidget(w)
@@ -152,6 +158,7 @@ class MainWindow(QMainWindow):
         c.busy.connect(self.busy_bar.setVisible)
         self.gallery.chosen.connect(self.open_gallery)
         self.latent_map.chosen.connect(self.open_gallery)
+        self.docks["Latent map"].visibilityChanged.connect(self.latent_map.set_shown)
         self.viewer.atomPicked.connect(lambda text: self.statusBar().showMessage(text, 20000))
         c.galleryEncoded.connect(self.latent_map.set_gallery)
         self.properties.symprecChanged.connect(c.set_symprec)

@@ -46,6 +46,7 @@ class LatentMapDock(QWidget):
         layout.addWidget(self.hint)
         self._scatter = None
         self._marker = None
+        self._on_screen = False
         self._colorbar = None
         self.canvas.mpl_connect("motion_notify_event", self._hover)
         self.canvas.mpl_connect("button_press_event", self._click)
@@ -80,13 +81,17 @@ class LatentMapDock(QWidget):
         comps = np.asarray(self.pca["components"])[:2]
         return (np.asarray(z, dtype=float) - np.asarray(self.pca["mean"])) @ comps.T
 
-    def showEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
-        super().showEvent(event)
-        self._update_marker()
+    def set_shown(self, shown: bool) -> None:
+        """Connected to the dock's visibilityChanged: a tabbed-away dock stays isVisible() in Qt,
+        so the dock's own signal says whether the map is on screen."""
+        self._on_screen = shown
+        if shown:
+            self._update_marker()
 
     def _update_marker(self) -> None:
-        # a matplotlib redraw costs tens of ms: skip it while the map is hidden (slider drags)
-        if self.pca is None or self._marker is None or not self.isVisible():
+        # a matplotlib redraw costs 100-250 ms on a busy 2-core machine: never while the map is
+        # off screen (each slider step would pay it)
+        if self.pca is None or self._marker is None or not self._on_screen:
             return
         if self.state.z is None or len(self.state.z) != len(self.pca["mean"]):
             self._marker.set_data([], [])

@@ -120,6 +120,34 @@ def _split_components(components: np.ndarray, n: int) -> list[np.ndarray]:
     return [order[bounds[k] : bounds[k + 1]] for k in range(n)]
 
 
+def _neighbourhood_mass(class_probs: np.ndarray, idx: np.ndarray, reach: int = 1) -> np.ndarray:
+    """Probability mass (C,) of each class in the periodic (2 reach + 1)^3 block around idx."""
+    d = class_probs.shape[-1]
+    ranges = [np.arange(i - reach, i + reach + 1) % d for i in idx]
+    block = class_probs[:, ranges[0][:, None, None], ranges[1][None, :, None], ranges[2][None, None, :]]
+    return block.reshape(class_probs.shape[0], -1).sum(axis=1)
+
+
+def _sites_from_probabilities(density, class_probs, vocab, min_density, rel_density, max_sites) -> list[Site]:
+    """Decoded grids: every clear density maximum is an atom; its element is the class with the
+    most probability mass around it (background excluded). Argmax components are not used here:
+    a decoder's species map is only trustworthy where there is density."""
+    d = density.shape[0]
+    threshold = max(min_density, rel_density * float(density.max()))
+    sites = []
+    for idx in _periodic_maxima(density, threshold):
+        mass = _neighbourhood_mass(class_probs, idx)
+        mass[0] = -np.inf
+        cls = int(mass.argmax())
+        if cls >= len(vocab):
+            continue
+        pos = idx + _subvoxel_offset(density, idx)
+        sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(cls), weight=float(density[tuple(idx)])))
+        if max_sites is not None and len(sites) > max_sites:
+            raise SegmentationError(f"more than {max_sites} atoms found: the grid is noise, not a crystal")
+    return sites
+
+
 def find_sites(
     density: np.ndarray,
     vocab: Vocabulary,
@@ -128,12 +156,15 @@ def find_sites(
     min_density: float = MIN_DENSITY,
     min_voxels: int = 1,
     max_sites: int | None = 200,
+    rel_density: float = 0.05,
 ) -> list[Site]:
     """Sites from a density grid (D,D,D) and species labels (D,D,D) or probabilities (C,D,D,D).
 
-    Species regions (labels, or the argmax of the probabilities) are split into periodic
-    connected components; each component holds one atom per density maximum inside it (at
-    least one). Components smaller than ``min_voxels`` are dropped as noise.
+    With labels (true grids): species regions are split into periodic connected components;
+    each holds one atom per density maximum inside it (at least one, at its centroid when the
+    atom is only a shoulder of a heavier neighbour); components smaller than ``min_voxels`` are
+    dropped. With probabilities (decoded grids): atoms are the density maxima above
+    ``max(min_density, rel_density * max)``, typed by the probability mass around them.
     Raises SegmentationError when neither species source is given or the shapes disagree.
     """
     density = np.asarray(density, dtype=np.float64)
@@ -145,7 +176,9 @@ def find_sites(
     if species_grid.shape[-3:] != density.shape:
         raise SegmentationError(f"species grid {species_grid.shape} does not match density {density.shape}")
     if labels is None:
-        labels = np.asarray(class_probs).argmax(axis=0)
+        return _sites_from_probabilities(
+            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites
+        )
     d = density.shape[0]
     peaks = _periodic_maxima(density, min_density)
     peak_flat = np.ravel_multi_index(tuple(peaks.T), density.shape) if len(peaks) else np.zeros(0, int)

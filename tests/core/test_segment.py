@@ -91,10 +91,13 @@ def test_class_probabilities_path_equals_labels_path(gallery_grids, item_id: str
     from_labels = find_sites(density, vocab, labels=labels)
     probs = one_hot(labels, len(vocab))
     soft = 0.6 * probs + 0.4 / len(vocab)  # same argmax, no longer one-hot
+    def ordered(sites):  # the two paths find the same atoms, in a different order
+        return sorted(sites, key=lambda s: (s.species, *np.round(s.frac, 4)))
+
     for class_probs in (probs, soft):
-        from_probs = find_sites(density, vocab, class_probs=class_probs)
-        assert [s.species for s in from_probs] == [s.species for s in from_labels]
-        np.testing.assert_allclose([s.frac for s in from_probs], [s.frac for s in from_labels])
+        from_probs = ordered(find_sites(density, vocab, class_probs=class_probs))
+        assert [s.species for s in from_probs] == [s.species for s in ordered(from_labels)]
+        np.testing.assert_allclose([s.frac for s in from_probs], [s.frac for s in ordered(from_labels)], atol=1e-3)
 
 
 def test_sites_carry_species_fraction_and_peak_density(gallery_grids) -> None:

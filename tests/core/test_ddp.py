@@ -62,4 +62,4 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 4
     load_checkpoint(out / "last", kind="vae")
-    assert elapsed < 60, f"DDP smoke run took {elapsed:.0f} s"
+    assert elapsed < 300, f"DDP smoke run took {elapsed:.0f} s"  # generous: CI machines are shared

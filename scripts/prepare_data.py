@@ -1,33 +1,57 @@
-"""Write the cubic part of mp_20_biternary val (spacegroup >= 195) for the mixed model set.
+"""Data files derived from ../shared/data for the shipped model set (written under runs/, git-ignored).
 
-    python scripts/prepare_data.py [--src ../shared/data/mp_20_biternary/val.csv.gz] [--out runs/data/mp20_cubic.csv.gz]
+    python scripts/prepare_data.py                       # cubic mp_20_biternary val -> runs/data/mp20_cubic.csv.gz
+    python scripts/prepare_data.py --heldout runs/shipped/vae/split.json
+        # the held-out validation rows of a training run -> runs/data/heldout_{perov5,mp20_cubic}.csv.gz
 
-The shared data stays where it is; this derived file lives under runs/ (git-ignored).
+The shared data stay where they are; nothing derived from them is committed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 log = logging.getLogger("prepare_data")
+PEROV_VAL = "../shared/data/perov_5/val.csv.gz"
+MP_VAL = "../shared/data/mp_20_biternary/val.csv.gz"
+
+
+def write_cubic(src: str, out: Path) -> Path:
+    frame = pd.read_csv(src)
+    cubic = frame[frame["spacegroup.number"] >= 195]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cubic.to_csv(out, index=False)
+    log.info("%s: %d of %d rows are cubic -> %s", src, len(cubic), len(frame), out)
+    return out
+
+
+def write_heldout(split_json: Path, sources: dict[str, str], folder: Path) -> None:
+    held = {str(i) for i in json.loads(split_json.read_text())["val"]}
+    for name, src in sources.items():
+        frame = pd.read_csv(src)
+        rows = frame[frame["material_id"].astype(str).isin(held)]
+        out = folder / f"heldout_{name}.csv.gz"
+        rows.to_csv(out, index=False)
+        log.info("%s: %d held-out rows -> %s", src, len(rows), out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--src", default="../shared/data/mp_20_biternary/val.csv.gz")
+    parser.add_argument("--src", default=MP_VAL)
     parser.add_argument("--out", default="runs/data/mp20_cubic.csv.gz")
+    parser.add_argument("--heldout", type=Path, help="split.json of a training run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    frame = pd.read_csv(args.src)
-    cubic = frame[frame["spacegroup.number"] >= 195]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cubic.to_csv(out, index=False)
-    log.info("%s: %d of %d rows are cubic -> %s", args.src, len(cubic), len(frame), out)
+    cubic = Path(args.out)
+    if not cubic.exists():
+        write_cubic(args.src, cubic)
+    if args.heldout:
+        write_heldout(args.heldout, {"perov5": PEROV_VAL, "mp20_cubic": str(cubic)}, cubic.parent)
 
 
 if __name__ == "__main__":

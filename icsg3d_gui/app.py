@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def wait_until(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
-    """Process events until ``done()`` or timeout (only for --screenshot; the GUI never blocks)."""
+    """Run the event loop until ``done()`` or timeout (only for --screenshot; the GUI never blocks).
+
+    Blocks in the event loop between checks (a 5 ms timer wakes it) instead of spinning, so the
+    worker thread keeps the CPU on small machines.
+    """
+    loop = QEventLoop()
+    tick = QTimer()
+    tick.setInterval(5)
+    tick.start()
     end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        app.processEvents()
-        if done():
-            return True
-        time.sleep(0.01)
-    return False
+    try:
+        while time.monotonic() < end:
+            if done():
+                return True
+            loop.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+        return done()
+    finally:
+        tick.stop()
 
 
 def settled(window) -> Callable[[], bool]:  # noqa: ANN001

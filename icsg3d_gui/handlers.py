@@ -125,10 +125,34 @@ def _encode_each(model: Any, refs: list[tuple[str, Any]]) -> tuple[list[tuple[st
 def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     refs, z = _encode_each(model, gallery_references())
     out = pca(z, int(p.get("n_components", 8)))
+    structures = [s for _, s in refs]
     out.update(z=z.astype(np.float32), ids=[i for i, _ in refs],
-               formulas=[s.composition.reduced_formula for _, s in refs],
-               density=[float(s.density) for _, s in refs], n_elements=[len(s.composition) for _, s in refs])
+               formulas=[s.composition.reduced_formula for s in structures])
+    # colourings of the latent map: label -> one value per crystal (NaN where unknown)
+    colours = {"density (g/cm³)": [float(s.density) for s in structures],
+               "number of elements": [float(len(s.composition)) for s in structures]}
+    name = getattr(model, "prop_name", None)
+    if name:
+        head = [latent_property(model, zi[None].astype(np.float32)) for zi in z]
+        colours[f"{name} (VAE latent head)"] = [np.nan if v is None else v for v in head]
+    colours.update(_predicted_colours(model, structures))
+    out["colours"] = colours
     return out
+
+
+def _predicted_colours(model: Any, structures: list) -> dict[str, list[float]]:
+    """CGCNN predictions per gallery crystal, one entry per property (crystal by crystal: a
+    crystal CGCNN cannot featurise gets NaN instead of failing the whole map)."""
+    if not getattr(model, "property_names", None):
+        return {}
+    rows = []
+    for s in structures:
+        try:
+            rows.append(dict(model.predict([s])[0]))
+        except Exception as exc:  # noqa: BLE001
+            log.info("CGCNN cannot predict %s: %s", s.composition.reduced_formula, exc)
+            rows.append({})
+    return {f"{n} (CGCNN)": [float(r.get(n, np.nan)) for r in rows] for n in model.property_names}
 
 
 def _analyse(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:

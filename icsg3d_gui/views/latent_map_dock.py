@@ -6,6 +6,7 @@ the crystal, clicking opens it; a star marks the latent point on screen, updated
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -15,7 +16,6 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolTip, QVBoxLay
 
 from icsg3d_gui.state import AppState
 
-COLOUR_BY = {"density (g/cm³)": "density", "number of elements": "n_elements"}
 PICK_RADIUS_PX = 8
 
 
@@ -31,8 +31,7 @@ class LatentMapDock(QWidget):
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         row.addWidget(QLabel("Colour by"))
-        self.colour = QComboBox()
-        self.colour.addItems(list(COLOUR_BY))
+        self.colour = QComboBox()  # filled from the gallery result's "colours"
         self.colour.currentTextChanged.connect(self._draw)
         row.addWidget(self.colour, 1)
         layout.addLayout(row)
@@ -53,21 +52,28 @@ class LatentMapDock(QWidget):
         state.latentChanged.connect(self._update_marker)
 
     def set_gallery(self, pca: dict) -> None:
-        """pca: worker 'gallery' result (xy (B, 2), ids, formulas, density, n_elements, mean, components)."""
+        """pca: worker 'gallery' result (xy (B, 2), ids, formulas, colours {label: (B,)}, mean, components)."""
         self.pca = pca
+        current = self.colour.currentText()
+        self.colour.blockSignals(True)
+        self.colour.clear()
+        self.colour.addItems(list(pca["colours"]))
+        if current in pca["colours"]:
+            self.colour.setCurrentText(current)
+        self.colour.blockSignals(False)
         self.hint.setText("Hover for the crystal, click to open it. ★ = what is shown.")
         self._draw()
 
     def _draw(self) -> None:
-        if self.pca is None:
+        if self.pca is None or self.colour.currentText() not in self.pca["colours"]:
             return
         self.figure.clear()
         self.ax = self.figure.add_subplot(111)
-        key = COLOUR_BY[self.colour.currentText()]
-        values = np.asarray(self.pca[key], dtype=float)
+        values = np.asarray(self.pca["colours"][self.colour.currentText()], dtype=float)
         xy = np.asarray(self.pca["xy"])
-        self._scatter = self.ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap="viridis", s=28, edgecolors="k",
-                                        linewidths=0.3)
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")  # NaN: no value
+        self._scatter = self.ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap, s=28, edgecolors="k",
+                                        linewidths=0.3, plotnonfinite=True)
         self._colorbar = self.figure.colorbar(self._scatter, ax=self.ax, label=self.colour.currentText())
         self.ax.set_xlabel("PC1")
         self.ax.set_ylabel("PC2")
@@ -113,9 +119,9 @@ class LatentMapDock(QWidget):
         if i is None:
             QToolTip.hideText()
             return
-        key = COLOUR_BY[self.colour.currentText()]
+        label = self.colour.currentText()
         text = (f"{self.pca['formulas'][i]}  ({self.pca['ids'][i]})\n"
-                f"{self.colour.currentText()}: {float(self.pca[key][i]):.3g}")
+                f"{label}: {float(self.pca['colours'][label][i]):.3g}")
         QToolTip.showText(QCursor.pos(), text, self.canvas)
 
     def _click(self, event) -> None:  # noqa: ANN001

@@ -244,6 +244,10 @@ def test_latent_map_click_opens_crystal_and_marks_current(make_window, qtbot):
     wait_for_model(qtbot, win)
     lm = win.latent_map
     win.docks["Latent map"].raise_()
+    qtbot.waitUntil(lambda: lm.pca is not None, timeout=5000)
+    assert [lm.colour.itemText(i) for i in range(lm.colour.count())] == [
+        "density (g/cm³)", "number of elements", "formation_energy (CGCNN)"]
+    lm.colour.setCurrentText("formation_energy (CGCNN)")  # redraws with the model's predictions
     qtbot.waitUntil(lambda: lm.pca is not None and lm.isVisible(), timeout=5000)
     i = lm.pca["ids"].index("KCl_rocksalt")
     lm.canvas.draw()

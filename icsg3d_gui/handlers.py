@@ -145,13 +145,17 @@ def _predicted_colours(model: Any, structures: list) -> dict[str, list[float]]:
     crystal CGCNN cannot featurise gets NaN instead of failing the whole map)."""
     if not getattr(model, "property_names", None):
         return {}
-    rows = []
-    for s in structures:
-        try:
-            rows.append(dict(model.predict([s])[0]))
-        except Exception as exc:  # noqa: BLE001
-            log.info("CGCNN cannot predict %s: %s", s.composition.reduced_formula, exc)
-            rows.append({})
+    try:
+        rows = [dict(r) for r in model.predict(structures)]
+    except Exception as exc:  # noqa: BLE001 (one bad crystal: go one by one)
+        log.info("batch prediction failed (%s); predicting one by one", exc)
+        rows = []
+        for s in structures:
+            try:
+                rows.append(dict(model.predict([s])[0]))
+            except Exception as exc1:  # noqa: BLE001
+                log.info("CGCNN cannot predict %s: %s", s.composition.reduced_formula, exc1)
+                rows.append({})
     return {f"{n} (CGCNN)": [float(r.get(n, np.nan)) for r in rows] for n in model.property_names}
 
 

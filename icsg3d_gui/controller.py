@@ -141,7 +141,7 @@ class Controller(QObject):
         st.set_latent(None)
         if encode and st.has_model:
             self.worker.submit("encode", {"structures": [structure], "cond": None}, channel="encode")
-            self.worker.submit("predict", {"structures": [structure]}, channel="predict")
+            self._predict(structure)
         self.status.emit(f"Showing {structure.composition.reduced_formula} ({source})")
         return True
 
@@ -198,7 +198,9 @@ class Controller(QObject):
             self.pending_z = None
             self.set_base(z, cond)
         elif self.state.structure is not None and self.state.z is None:
+            # the crystal opened while the models loaded: place it in the latent space, predict it
             self.worker.submit("encode", {"structures": [self.state.structure], "cond": None}, channel="encode")
+            self._predict(self.state.structure)
 
     def _on_model_failed(self, reason: str) -> None:
         self.no_model_reason = f"Model set failed to load from {self.models_dir}: {reason}"
@@ -271,9 +273,15 @@ class Controller(QObject):
         if st.structure is not None and id(st.structure) == info.get("token"):
             st.set_properties(st.properties, info)
 
-    def _show_predict(self, props: list[dict]) -> None:
-        if props and self.state.structure is not None:
-            self.state.set_properties(props[0], None)
+    def _predict(self, structure) -> None:  # noqa: ANN001
+        """CGCNN for an opened crystal; the answer is kept only if that crystal is still shown."""
+        payload = {"structures": [structure], "token": id(structure)}
+        self.worker.submit("predict", payload, channel="predict")
+
+    def _show_predict(self, v: dict) -> None:
+        st = self.state
+        if v["rows"] and st.structure is not None and id(st.structure) == v.get("token"):
+            st.set_properties(v["rows"][0], None)
 
     def _show_gallery(self, v: dict) -> None:
         self.galleryEncoded.emit(v)

@@ -225,8 +225,8 @@ def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
     return rows
 
 
-def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
-    return [dict(x) for x in model.predict(list(p["structures"]))]
+def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    return {"rows": [dict(x) for x in model.predict(list(p["structures"]))], "token": p.get("token")}
 
 
 HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {

@@ -16,7 +16,7 @@ Kinds (payload keys -> Result.value):
                                             ids, formulas, density, n_elements}  (the shipped gallery)
 - interpolate (za, zb: z (L,) or Structure, steps, method, cond) -> list of full-like frames
 - batch   (z, n, temperature, seed, cond) -> list of full-like rows
-- predict (structures)                  -> list of property dicts
+- predict (structures, token)           -> {rows: list of property dicts, token}
 - analyse (structure, symprec, token)   -> analysis.analyse(...) + token   (needs no model)
 
 The thread also warms up what the first crystal needs (smact, the gallery references for the

@@ -58,6 +58,7 @@ def test_slider_decodes_live_then_full_on_release(make_window, qtbot):
     wait_for_model(qtbot, win)
     win.open_gallery("NaCl_rocksalt")
     qtbot.waitUntil(lambda: win.state.z is not None, timeout=5000)  # encoded in the worker
+    qtbot.waitUntil(lambda: "formation_energy" in win.state.properties, timeout=5000)  # CGCNN on the opened crystal
     before = win.state.density.copy()
     slider = win.latent.sliders[0]
     with qtbot.waitSignal(win.viewer.rendered, timeout=5000):

@@ -56,12 +56,14 @@ class Probe:
 
     def __init__(self, win) -> None:  # noqa: ANN001
         self.win = win
-        self.density_at = self.crystal_at = self.render_at = 0.0
+        self.density_at = self.crystal_at = self.render_at = self.structure_at = 0.0
         self.recovered = 0
         self.result_at = 0.0
         win.controller.worker.resultReady.connect(lambda _r: self._mark("result_at"))
         win.state.densityChanged.connect(lambda: self._mark("density_at"))
         win.state.propertiesChanged.connect(self._props)
+        win.state.structureChanged.connect(
+            lambda: self._mark("structure_at") if win.state.source == "decoded" else None)
         win.viewer.rendered.connect(lambda t: setattr(self, "render_at", t))
 
     def _mark(self, name: str) -> None:
@@ -97,9 +99,11 @@ def measure(app, win, n: int, full: bool = True) -> dict:  # noqa: ANN001
         t0 = time.perf_counter()
         slider.setValue(value + 3)
         slider.sliderReleased.emit()
-        ok = _wait(app, lambda t0=t0: probe.crystal_at > t0 and probe.render_at > probe.crystal_at)
+        # done = the new crystal rendered (atoms after structureChanged) and its analysis shown
+        ok = _wait(app, lambda t0=t0: probe.crystal_at > t0 and probe.structure_at > t0
+                   and probe.render_at > probe.structure_at)
         if ok:
-            crystal.append((probe.render_at - t0) * 1e3)
+            crystal.append((max(probe.render_at, probe.crystal_at) - t0) * 1e3)
         _wait(app, win.controller.worker.idle)
     return {"slider_to_density_ms": density, "result_to_render_ms": gui, "slider_to_crystal_ms": crystal, "recovered": probe.recovered,
             "decode_compute_ms": compute["decode"], "full_compute_ms": compute["full"]}

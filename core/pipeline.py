@@ -18,6 +18,7 @@ import torch
 from pymatgen.core import Structure
 
 from core.checkpoint import load_checkpoint
+from core.device import resolve_device
 from core.elements import Vocabulary
 from core.errors import CheckpointError, ICSGError, SegmentationError
 from core.models.blocks import make_input
@@ -35,19 +36,6 @@ def default_models_dir() -> Path:
     from resources import resource_path
 
     return resource_path("models")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA if available, else Apple MPS, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ICSGError("--device cuda: no CUDA GPU is available")
-    return torch.device(name)
 
 
 def _checkpoint_dir(root: Path, kind: str) -> Path | None:

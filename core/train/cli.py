@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.device import resolve_device
 from core.errors import ICSGError
 from core.train import dist
 from core.train.data import SplitData, load_sources, split_by_id, write_failures, write_split
@@ -122,21 +123,6 @@ def _add_loop_args(p: argparse.ArgumentParser) -> None:
     )
     a("--channels-last", action="store_true", help="channels_last_3d memory format")
     a("--workers", type=int, default=0, help="DataLoader worker processes")
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto = CUDA if available, else Apple MPS, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ICSGError("--device cuda: no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ICSGError("--device mps: Apple MPS is not available")
-    return torch.device(name)
 
 
 def _targets(args: argparse.Namespace) -> list[str]:

@@ -145,11 +145,14 @@ def _structure_arg(text: str, vocab):
     if Path(text).exists():
         return read_structure(text, vocab=vocab)
     from core.gallery import load_gallery
+    from core.structures import check_structure
 
     try:
-        return load_gallery(text)
+        structure = load_gallery(text)
     except KeyError as exc:
         raise ICSGError(f"{text}: neither a file nor a gallery id ({exc.args[0]})") from None
+    check_structure(structure, f"gallery:{text}", vocab=vocab)  # elements the model knows
+    return structure
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:

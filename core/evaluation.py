@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import numpy as np
 from pymatgen.core import Structure
 
 from core.elements import Vocabulary
 from core.errors import SegmentationError
-from core.metrics import match_rate_rmse
+from core.metrics import lattice_mae, match_rate_rmse
 from core.segment import grid_to_structure
 from core.structures import Entry, Failure
 from core.voxel import VoxelConfig, Voxeliser, check_representable
@@ -29,15 +28,6 @@ class RoundtripResult:
     metrics: dict
     failures: list[Failure] = field(default_factory=list)
     predictions: list[Structure | None] = field(default_factory=list)
-
-
-def _lattice_mae(preds: list[Structure | None], targets: list[Structure]) -> float | None:
-    errors = [
-        np.abs(np.array(p.lattice.abc) - np.array(t.lattice.abc)).mean()
-        for p, t in zip(preds, targets, strict=True)
-        if p is not None
-    ]
-    return float(np.mean(errors)) if errors else None
 
 
 def roundtrip(
@@ -79,7 +69,7 @@ def roundtrip(
         "n": n_total,
         "match_rate": scored["n_matched"] / n_total if n_total else None,
         "rmse": scored["rmse"],
-        "lattice_mae": _lattice_mae(preds, targets),
+        "lattice_mae": lattice_mae(preds, targets),
         "n_matched": scored["n_matched"],
         "n_failed": len(failures),
     }

@@ -14,9 +14,9 @@ from pymatgen.core import Structure
 from tqdm import tqdm
 
 from core.commands import BATCH, load_model_set
-from core.errors import ICSGError
+from core.errors import ICSGError, StructureError
 from core.metrics import evaluate_generation, evaluate_properties, evaluate_reconstruction
-from core.structures import Entry, Failure
+from core.structures import Entry, Failure, check_structure
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,10 @@ def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Fa
         chunk = entries[start : start + BATCH]
         usable = []
         for e in chunk:
-            unknown = sorted({el.symbol for el in e.structure.composition.elements} - set(ms.vocab.symbols))
-            if unknown:
-                failures.append(Failure(e.id, e.source, f"element(s) {', '.join(unknown)} not in the model vocabulary"))
+            try:
+                check_structure(e.structure, e.source, vocab=ms.vocab)
+            except StructureError as exc:
+                failures.append(Failure(e.id, e.source, exc.reason))
                 preds.append(None)
                 targets.append(e.structure)
             else:

@@ -95,7 +95,8 @@ def check_representable(structure: Structure, cfg: VoxelConfig) -> str | None:
     return None
 
 
-def _is_orthogonal(structure: Structure, tol: float = 1e-3) -> bool:
+def is_orthogonal(structure: Structure, tol: float = 1e-3) -> bool:
+    """True for cells with three 90° angles (the factorised fast path and cubic augmentation)."""
     return all(abs(angle - 90.0) < tol for angle in structure.lattice.angles)
 
 
@@ -144,7 +145,7 @@ class Voxeliser:
         if not structures:
             return np.zeros((0, d, d, d), np.float32), np.zeros((0, d, d, d), np.uint8), np.zeros((0, 3), np.float32)
         abc = np.array([s.lattice.abc for s in structures], dtype=np.float32)
-        orthogonal = np.array([_is_orthogonal(s) for s in structures])
+        orthogonal = np.array([is_orthogonal(s) for s in structures])
         if orthogonal.all():  # the common case (cubic, tetragonal, orthorhombic): no copies
             density, labels = self._orthogonal(structures)
             return density, labels, abc

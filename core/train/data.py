@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from core.structures import Entry, Failure, load_entries
 from core.train.state import derive_seed
+from core.voxel import is_orthogonal
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +183,6 @@ def check_voxelisable(
     return ok, failed, counts
 
 
-def _is_orthogonal(entry: Entry, tol: float = 1e-3) -> bool:
-    return bool(np.allclose(entry.structure.lattice.angles, 90.0, atol=tol))
-
-
 class VoxelDataset(Dataset):
     """Voxelised crystals, gridded per batch in :meth:`collate` (Voxeliser.batch is vectorised).
 
@@ -206,7 +203,7 @@ class VoxelDataset(Dataset):
         self.prop = ((props - norms["prop_mean"]) / norms["prop_std"]).astype(np.float32)
         self.abc_mean = np.asarray(norms["abc_mean"], dtype=np.float32)
         self.abc_std = np.asarray(norms["abc_std"], dtype=np.float32)
-        self.ortho = [_is_orthogonal(e) for e in entries]
+        self.ortho = [is_orthogonal(e.structure) for e in entries]
 
     def __len__(self) -> int:
         return len(self.entries)

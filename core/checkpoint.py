@@ -198,6 +198,31 @@ def load_checkpoint(
     return model, meta
 
 
+def init_from_checkpoint(model: nn.Module, path: str | Path, kind: str, vocab: list[str] | None = None) -> list[str]:
+    """Warm-start ``model`` from the weights of a trained checkpoint of the same kind.
+
+    Tensors whose name and shape match are copied; the rest (heads the checkpoint lacks) keep
+    their fresh initialisation. Returns the names not copied. Raises CheckpointError for another
+    kind, another vocabulary (class indices would mean other elements) or no shared tensor.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if meta["kind"] != kind:
+        raise CheckpointError(str(path), f"is a {meta['kind']} checkpoint, cannot initialise a {kind}")
+    if vocab is not None and meta.get("vocab") not in (None, list(vocab)):
+        raise CheckpointError(str(path), "was trained with another element vocabulary (other data)")
+    try:
+        state = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(str(path / WEIGHTS), f"corrupt or truncated weights ({exc})") from exc
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise CheckpointError(str(path), "shares no weights with the model being trained")
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))
+
+
 # -- resume state --------------------------------------------------------------------------
 def _check_state(obj: Any, where: str = "state") -> Any:
     """Tensors and primitive containers only (numpy arrays/scalars converted to tensors/Python)."""

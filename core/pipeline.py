@@ -175,11 +175,15 @@ class ModelSet:
         density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
         abc = self._abc(out)
         probs = self.class_probabilities(density, abc, out)
+        counts = out["count_logits"].argmax(-1).cpu().numpy() if "count_logits" in out else None
         results = []
         for k in range(len(density)):
             item = Decoded(density=density[k], abc=abc[k], labels=probs[k].argmax(0).astype(np.uint8))
             try:
-                sites = find_sites(density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS)
+                sites = find_sites(
+                    density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
+                    counts=None if counts is None else counts[k],
+                )  # fmt: skip
                 item.structure = sites_to_structure(sites, abc[k])
             except SegmentationError as exc:
                 item.error = str(exc)

@@ -128,24 +128,61 @@ def _neighbourhood_mass(class_probs: np.ndarray, idx: np.ndarray, reach: int = 1
     return block.reshape(class_probs.shape[0], -1).sum(axis=1)
 
 
-def _sites_from_probabilities(density, class_probs, vocab, min_density, rel_density, max_sites) -> list[Site]:
+def _sites_from_probabilities(
+    density, class_probs, vocab, min_density, rel_density, max_sites, counts=None
+) -> list[Site]:
     """Decoded grids: every clear density maximum is an atom; its element is the class with the
     most probability mass around it (background excluded). Argmax components are not used here:
-    a decoder's species map is only trustworthy where there is density."""
+    a decoder's species map is only trustworthy where there is density.
+
+    With ``counts`` (C,) (a composition predicted for the whole cell), the sum(counts) highest
+    maxima are the atoms and the elements are assigned to them jointly (Hungarian on -log mass),
+    so the cell keeps the predicted composition whenever enough maxima exist.
+    """
     d = density.shape[0]
     threshold = max(min_density, rel_density * float(density.max()))
+    peaks = _periodic_maxima(density, threshold)
+    if max_sites is not None and len(peaks) > max_sites:
+        raise SegmentationError(f"more than {max_sites} atoms found: the grid is noise, not a crystal")
+    if len(peaks) == 0:
+        return []
+    mass = np.stack([_neighbourhood_mass(class_probs, idx) for idx in peaks])  # (P, C)
+    mass[:, 0] = -np.inf
+    slots = _count_slots(counts, len(vocab))
+    if slots.size:
+        order = np.argsort([-density[tuple(p)] for p in peaks], kind="stable")[: len(slots)]
+        peaks, mass = peaks[order], mass[order]
+        species = _assign_species(mass, slots)
+    else:
+        species = mass.argmax(axis=1)
     sites = []
-    for idx in _periodic_maxima(density, threshold):
-        mass = _neighbourhood_mass(class_probs, idx)
-        mass[0] = -np.inf
-        cls = int(mass.argmax())
-        if cls >= len(vocab):
+    for idx, cls in zip(peaks, species, strict=True):
+        if cls <= 0 or cls >= len(vocab):
             continue
         pos = idx + _subvoxel_offset(density, idx)
-        sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(cls), weight=float(density[tuple(idx)])))
-        if max_sites is not None and len(sites) > max_sites:
-            raise SegmentationError(f"more than {max_sites} atoms found: the grid is noise, not a crystal")
+        sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[tuple(idx)])))
     return sites
+
+
+def _count_slots(counts, n_classes: int) -> np.ndarray:
+    """Class index repeated by its count (background and out-of-vocabulary classes dropped)."""
+    if counts is None:
+        return np.zeros(0, dtype=int)
+    counts = np.asarray(counts, dtype=int)[:n_classes].clip(min=0)
+    counts[0] = 0
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def _assign_species(mass: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """(P, C) probability mass at P peaks, S class slots -> class per peak (P <= S: every peak
+    gets a slot; P > S cannot happen, the caller keeps the S highest peaks)."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = -np.log(np.clip(mass[:, slots], 1e-12, None))  # (P, S)
+    rows, cols = linear_sum_assignment(cost)
+    species = np.zeros(len(mass), dtype=int)
+    species[rows] = slots[cols]
+    return species
 
 
 def find_sites(
@@ -157,6 +194,7 @@ def find_sites(
     min_voxels: int = 1,
     max_sites: int | None = 200,
     rel_density: float = 0.05,
+    counts: np.ndarray | None = None,
 ) -> list[Site]:
     """Sites from a density grid (D,D,D) and species labels (D,D,D) or probabilities (C,D,D,D).
 
@@ -164,7 +202,8 @@ def find_sites(
     each holds one atom per density maximum inside it (at least one, at its centroid when the
     atom is only a shoulder of a heavier neighbour); components smaller than ``min_voxels`` are
     dropped. With probabilities (decoded grids): atoms are the density maxima above
-    ``max(min_density, rel_density * max)``, typed by the probability mass around them.
+    ``max(min_density, rel_density * max)``, typed by the probability mass around them, or, with
+    ``counts`` (C,) atoms per class, the sum(counts) highest ones typed jointly to that composition.
     Raises SegmentationError when neither species source is given or the shapes disagree.
     """
     density = np.asarray(density, dtype=np.float64)
@@ -177,7 +216,7 @@ def find_sites(
         raise SegmentationError(f"species grid {species_grid.shape} does not match density {density.shape}")
     if labels is None:
         return _sites_from_probabilities(
-            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites
+            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites, counts
         )
     d = density.shape[0]
     peaks = _periodic_maxima(density, min_density)

@@ -84,6 +84,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--unet", type=Path, metavar="DIR", help="trained U-Net checkpoint for the VAE's deep-feature loss")
     a(
+        "--init",
+        type=Path,
+        metavar="DIR",
+        help="start from a trained checkpoint's weights (same data vocabulary; new heads start fresh)",
+    )
+    a(
         "--model-config",
         metavar="JSON",
         help='model config overrides: JSON text or a .json file; for all: {"unet": {...}, "vae": {...}, "cgcnn": {...}}',
@@ -260,6 +266,11 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         seed=args.seed,
     )
     task = build_task(kind, split, opts)
+    if getattr(args, "init", None) is not None:  # a resumed run then loads its own last/ over it
+        from core.checkpoint import init_from_checkpoint
+
+        fresh = init_from_checkpoint(task.model, args.init, kind, getattr(task, "vocab", None) and task.vocab.to_list())
+        log.info("initialised from %s; %d tensors start fresh: %s", args.init, len(fresh), fresh[:8])
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_split(out / "split.json", task.train_set.entries, task.val_set.entries, seed=args.seed)

@@ -183,13 +183,22 @@ def check_voxelisable(
     return ok, failed, counts
 
 
+def composition_counts(entries: list[Entry], vocab: Any) -> np.ndarray:
+    """(N, C) int64: atoms of each vocabulary class in each cell (class 0, background, stays 0)."""
+    counts = np.zeros((len(entries), len(vocab)), dtype=np.int64)
+    for row, e in zip(counts, entries, strict=True):
+        for el, n in e.structure.composition.element_composition.items():
+            row[vocab.index(el.symbol)] += int(round(n))
+    return counts
+
+
 class VoxelDataset(Dataset):
     """Voxelised crystals, gridded per batch in :meth:`collate` (Voxeliser.batch is vectorised).
 
     Items are keys: an index or (index, sample_seed) from EpochBatchSampler. A collated batch:
     density (B, 1, D, D, D) f32 normalised, labels (B, D, D, D) int64, abc (B, 3) f32 Å,
     abc_std (B, 3) f32 standardised, cond (B,) int64 decile (10 = unknown), prop (B,) f32
-    standardised (NaN = unknown). With ``augment`` each sample gets a random cubic rotation /
+    standardised (NaN = unknown), counts (B, C) int64 atoms of each class in the cell. With ``augment`` each sample gets a random cubic rotation /
     reflection (orthogonal cells only; the permuted lattice lengths follow) and a periodic
     translation, seeded by its sample_seed.
     """
@@ -204,6 +213,7 @@ class VoxelDataset(Dataset):
         self.abc_mean = np.asarray(norms["abc_mean"], dtype=np.float32)
         self.abc_std = np.asarray(norms["abc_std"], dtype=np.float32)
         self.ortho = [is_orthogonal(e.structure) for e in entries]
+        self.counts = composition_counts(entries, voxeliser.vocab)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -242,4 +252,5 @@ class VoxelDataset(Dataset):
             "abc_std": torch.from_numpy((abc_arr - self.abc_mean) / self.abc_std),
             "cond": torch.from_numpy(self.cond[idx]),
             "prop": torch.from_numpy(self.prop[idx]),
+            "counts": torch.from_numpy(self.counts[idx]),
         }

@@ -159,7 +159,7 @@ class VAETask(VoxelTask):
     # to encode an arbitrary origin, and on perov_5 the density loss stayed at ~0.45 (the mean
     # map) for 4 epochs. The conventional standard cell already fixes the origin.
     augment_train = False
-    loss_names = ["density", "species", "lattice", "prop", "kl", "dfc", "abc_mae"]
+    loss_names = ["density", "species", "lattice", "prop", "kl", "dfc", "comp", "abc_mae", "comp_acc"]
 
     def __init__(self, split: SplitData, opts: TaskOptions) -> None:
         from core.models.vae import CondVAE3D, VAEConfig
@@ -198,7 +198,8 @@ class VAETask(VoxelTask):
         out = model(b["x"], b["cond"], b["abc_std"], b["labels"])
         cfg = self.model.cfg
         loss, parts = vae_loss(
-            out, b["density"], b["labels"], b["abc_std"], b["prop"], cfg, self.class_weights, self.unet
+            out, b["density"], b["labels"], b["abc_std"], b["prop"], cfg, self.class_weights, self.unet,
+            counts=b["counts"],
         )
         # Keep every head in the graph (the property head has no target in unlabelled batches),
         # which DistributedDataParallel requires.
@@ -208,6 +209,9 @@ class VAETask(VoxelTask):
         abc_mae = float(((out["abc"].detach().float() * std + mean) - b["abc"]).abs().mean())
         parts.pop("total", None)
         n = b["x"].shape[0]
+        if "count_logits" in out:  # whole composition right
+            hit = (out["count_logits"].detach().argmax(-1) == b["counts"].clamp(0, cfg.max_count)).all(1)
+            parts["comp_acc"] = float(hit.float().mean())
         n_prop = int((~torch.isnan(b["prop"])).sum())
         return StepResult(loss, {**parts, "abc_mae": abc_mae}, n, {"prop": n_prop})
 

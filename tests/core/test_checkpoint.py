@@ -15,6 +15,7 @@ from core.checkpoint import (
     META,
     TRAIN_STATE,
     WEIGHTS,
+    init_from_checkpoint,
     load_checkpoint,
     load_train_state,
     read_meta,
@@ -241,3 +242,19 @@ def test_cgcnn_round_trip(tmp_path: Path) -> None:
     batch = collate([build_graph(s, cfg)])
     with torch.no_grad():
         assert torch.equal(model(batch), back(batch))
+
+
+def test_init_from_checkpoint_copies_shared_weights_and_keeps_new_heads(tmp_path: Path) -> None:
+    vae, cfg = _vae()
+    save_checkpoint(tmp_path / "vae", vae, "vae", cfg, vocab=["X", "O", "Sr", "Ti"])
+    torch.manual_seed(1)
+    grown = CondVAE3D(VAEConfig(**{**cfg.to_dict(), "comp_head": True}))
+    fresh_head = grown.count_head[0].weight.clone()
+    fresh = init_from_checkpoint(grown, tmp_path / "vae", "vae", ["X", "O", "Sr", "Ti"])
+    assert fresh and all(name.startswith("count_head.") for name in fresh)
+    assert torch.equal(grown.mu.weight, vae.mu.weight)
+    assert torch.equal(grown.count_head[0].weight, fresh_head)
+    with pytest.raises(CheckpointError, match="another element vocabulary"):
+        init_from_checkpoint(grown, tmp_path / "vae", "vae", ["X", "O", "Sr", "Ba"])
+    with pytest.raises(CheckpointError, match="cannot initialise a unet"):
+        init_from_checkpoint(UNet3D(UNetConfig(n_classes=3, base=4, levels=1)), tmp_path / "vae", "unet")

@@ -403,3 +403,31 @@ def test_nonneg_density_activation() -> None:
     assert torch.allclose(h.grad, torch.tensor([0.2, 1.0]))  # negative voxels can still recover
     with torch.no_grad():
         assert torch.equal(nonneg(h), torch.tensor([0.0, 0.5]))
+
+
+def test_vae_count_head_learns_a_composition() -> None:
+    torch.manual_seed(0)
+    cfg = _tiny_vae_cfg(comp_head=True, max_count=4, comp_weight=1.0)
+    vae = CondVAE3D(cfg)
+    dens, labels, abc = _toy_grids(8, n=2)
+    x = make_input(dens, abc)
+    cond = torch.tensor([10, 10])
+    counts = torch.tensor([[0, 1, 3], [0, 2, 9]])  # 9 is clipped to max_count
+    out = vae(x, cond, torch.zeros(2, 3), labels)
+    assert out["count_logits"].shape == (2, 3, 5)
+    _, parts = vae_loss(out, dens, labels, torch.zeros(2, 3), None, cfg, counts=counts)
+    # untrained: about log(5) per class, summed over the 3 classes
+    assert 2.0 < parts["comp"] < 8.0
+    _, no_counts = vae_loss(out, dens, labels, torch.zeros(2, 3), None, cfg)
+    assert no_counts["comp"] == 0.0
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    for _ in range(150):
+        out = vae(x, cond, torch.zeros(2, 3), labels)
+        loss, parts = vae_loss(out, dens, labels, torch.zeros(2, 3), None, cfg, counts=counts)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    vae.eval()
+    pred = vae(x, cond, torch.zeros(2, 3), labels)["count_logits"].argmax(-1)
+    assert pred.tolist() == [[0, 1, 3], [0, 2, 4]]
+    assert "count_logits" not in CondVAE3D(_tiny_vae_cfg()).decode(torch.zeros(1, 8), torch.tensor([10]))

@@ -227,3 +227,36 @@ def test_sites_to_structure_builds_the_cell() -> None:
     np.testing.assert_allclose(s.lattice.abc, (4.0, 4.5, 5.0))
     np.testing.assert_allclose(s.lattice.angles, (90.0, 90.0, 120.0))
     assert [x.specie.symbol for x in s] == ["Sr", "O"]
+
+
+# --- decoded grids with a predicted composition ------------------------------------------------
+def test_counts_keep_the_highest_maxima_and_type_them_jointly() -> None:
+    # SrO3 toy: Sr + 3 O, plus a spurious weak blob; the species map is ambiguous (Sr and O about
+    # equally likely everywhere) so only the composition can type the cell right.
+    a = 4.0
+    truth, sample, vocab = one_crystal(
+        Lattice.cubic(a), ["Sr", "O", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], d=16
+    )
+    density = sample.density.copy()
+    spurious = np.zeros_like(density)
+    spurious[8, 8, 8] = 0.12 * density.max()
+    density = density + ndimage.gaussian_filter(spurious, 1.0, mode="wrap") * 10
+    probs = np.zeros((len(vocab),) + density.shape, dtype=np.float32)
+    o, sr = vocab.index("O"), vocab.index("Sr")
+    probs[o] = 0.5
+    probs[sr] = 0.5
+    probs[sr][sample.labels == sr] = 0.55  # a faint hint on the Sr site only
+    probs[o][sample.labels == sr] = 0.45
+    free = find_sites(density, vocab, class_probs=probs)
+    assert len(free) == 5  # the spurious blob is an atom without a composition
+    counts = np.zeros(len(vocab), dtype=int)
+    counts[o], counts[sr] = 3, 1
+    found = sites_to_structure(find_sites(density, vocab, class_probs=probs, counts=counts), sample.abc)
+    assert found.composition.reduced_formula == "SrO3"
+    assert MATCHER.fit(truth, found)
+    # fewer maxima than the composition asks for: every maximum still gets an element
+    few = np.zeros(len(vocab), dtype=int)
+    few[o], few[sr] = 10, 1
+    assert len(find_sites(density, vocab, class_probs=probs, counts=few)) == 5
+    # an empty composition falls back to per-site typing
+    assert len(find_sites(density, vocab, class_probs=probs, counts=np.zeros(len(vocab), int))) == 5

@@ -66,11 +66,14 @@ def test_slider_decodes_live_then_full_on_release(make_window, qtbot):
         win.latent.settle.stop()  # the live path alone; the release below asks for the full decode
     qtbot.waitUntil(lambda: not np.allclose(win.state.density, before), timeout=5000)
     assert win.state.preview and not win.viewer.plotter.actors["atoms"].GetVisibility()  # stale atoms hidden
+    settled_samples = win.viewer._msaa
+    assert win.viewer.plotter.ren_win.GetMultiSamples() == 0  # no multisampling while dragging
     assert model.calls.get("decode_density", 0) >= 1
     slider.sliderReleased.emit()
     qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=5000)
     assert win.state.structure.composition.reduced_formula == "NaCl"
     assert not win.state.preview and win.viewer.plotter.actors["atoms"].GetVisibility()
+    assert win.viewer.plotter.ren_win.GetMultiSamples() == settled_samples > 0  # smooth settled frame
     assert win.state.properties["formation_energy"] < 0
     assert win.state.labels is not None and win.state.class_symbols[:3] == ["", "Na", "Cl"]
     expected = win.latent.base + 1.5 * win.latent.scales[0] * win.latent.components[0]

@@ -99,7 +99,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     rows = [Row(f.id, status="error", error=f.reason) for f in failures]
     for chunk in tqdm(list(_chunks(entries, BATCH)), desc="reconstruct", unit="batch"):
         try:
-            decoded = ms.reconstruct([e.structure for e in chunk])
+            decoded = ms.reconstruct([e.structure for e in chunk], labels=False)
         except ICSGError as exc:
             rows += [Row(e.id, e.structure.composition.reduced_formula, "", "error", str(exc)) for e in chunk]
             continue
@@ -127,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rows: list[Row] = []
     for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
-        decoded = ms.decode(z[first : first + BATCH], args.condition)
+        decoded = ms.decode(z[first : first + BATCH], args.condition, labels=False)
         ids = [f"sample-{i:05d}" for i in range(first, first + len(decoded))]
         for row, structure in _decoded_rows(ids, decoded):
             _write_result(out, row, structure, args.symprec, args.force)
@@ -162,7 +162,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     a, b = _structure_arg(args.a, ms.vocab), _structure_arg(args.b, ms.vocab)
     za, zb = ms.encode([a, b])
     path = ms.interpolate(za, zb, args.steps, args.method)
-    decoded = ms.decode(path)
+    decoded = ms.decode(path, labels=False)
     ids = [f"step-{i:03d}" for i in range(len(path))]
     rows = []
     for row, structure in _decoded_rows(ids, decoded):

@@ -50,7 +50,7 @@ def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Fa
                 usable.append(e)
         if not usable:
             continue
-        for e, item in zip(usable, ms.reconstruct([e.structure for e in usable]), strict=True):
+        for e, item in zip(usable, ms.reconstruct([e.structure for e in usable], labels=False), strict=True):
             preds.append(item.structure)
             targets.append(e.structure)
             if item.structure is None:
@@ -75,7 +75,7 @@ def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
     gen: list[Structure | None] = []
     failures: list[Failure] = []
     for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
-        for k, item in enumerate(ms.decode(z[first : first + BATCH], predict=False)):
+        for k, item in enumerate(ms.decode(z[first : first + BATCH], predict=False, labels=False)):
             gen.append(item.structure)
             if item.structure is None:
                 failures.append(Failure(f"sample-{first + k:05d}", "prior", item.error or "no structure"))

@@ -169,16 +169,20 @@ class ModelSet:
         x = make_input(torch.from_numpy(normalise_density(density)).float().to(self.device), torch.from_numpy(abc))
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
 
-    def decode(self, z, cond=None, predict: bool = True) -> list[Decoded]:
-        """Full path: density -> species probabilities -> sites -> Structure (+ CGCNN)."""
+    def decode(self, z, cond=None, predict: bool = True, labels: bool = True) -> list[Decoded]:
+        """Full path: density -> species probabilities -> sites -> Structure (+ CGCNN).
+
+        ``labels=False`` skips the per-voxel argmax grids (segmentation views need them; batch
+        commands do not, and it is ~1.5 ms per crystal)."""
         out = self._decode_raw(z, cond)
         density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
         abc = self._abc(out)
         probs = self.class_probabilities(density, abc, out)
         counts = out["count_logits"].argmax(-1).cpu().numpy() if "count_logits" in out else None
+        grids = probs.argmax(1).astype(np.uint8) if labels else None  # (B, D, D, D)
         results = []
         for k in range(len(density)):
-            item = Decoded(density=density[k], abc=abc[k], labels=probs[k].argmax(0).astype(np.uint8))
+            item = Decoded(density=density[k], abc=abc[k], labels=None if grids is None else grids[k])
             try:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
@@ -194,9 +198,9 @@ class ModelSet:
                 r.properties = props
         return results
 
-    def reconstruct(self, structures: list[Structure], cond=None) -> list[Decoded]:
+    def reconstruct(self, structures: list[Structure], cond=None, labels: bool = True) -> list[Decoded]:
         """encode (mean z) -> decode -> segment, one Decoded per input."""
-        return self.decode(self.encode(structures, cond), cond)
+        return self.decode(self.encode(structures, cond), cond, labels=labels)
 
     # -- latent space -------------------------------------------------------------------------
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:

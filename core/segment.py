@@ -40,16 +40,19 @@ def _periodic_maxima(density: np.ndarray, min_density: float) -> np.ndarray:
     """Indices (K,3) of grid points that are maxima of their periodic 3x3x3 neighbourhood.
 
     On a plateau of equal maxima only the point with no tied neighbour of lower flat index
-    survives, so a flat-topped blob gives one peak (vectorised: 26 rolls, no Python loop).
+    survives, so a flat-topped blob gives one peak (vectorised over the candidate points and
+    their 26 neighbours: no full-grid copies, which cost ~2.5 ms per 16^3 grid).
     """
     peaks = (density >= ndimage.maximum_filter(density, size=3, mode="wrap")) & (density > min_density)
-    order = np.arange(density.size).reshape(density.shape)
-    keep = peaks.copy()
-    for off in _OFFSETS:  # value at p + off, rolled back onto p
-        shift = tuple(-o for o in off)
-        tied = np.roll(peaks, shift, (0, 1, 2)) & (np.roll(density, shift, (0, 1, 2)) == density)
-        keep &= ~(tied & (np.roll(order, shift, (0, 1, 2)) < order))
-    return np.argwhere(keep)
+    cand = np.argwhere(peaks)  # (K, 3), in flat-index order
+    if len(cand) < 2:
+        return cand
+    shape = np.array(density.shape)
+    nbr = (cand[:, None, :] + np.asarray(_OFFSETS)[None]) % shape  # (K, 26, 3)
+    nbr_flat = np.ravel_multi_index(tuple(np.moveaxis(nbr, -1, 0)), density.shape)  # (K, 26)
+    own_flat = np.ravel_multi_index(tuple(cand.T), density.shape)  # (K,)
+    tied = peaks.ravel()[nbr_flat] & (density.ravel()[nbr_flat] == density[tuple(cand.T)][:, None])
+    return cand[~(tied & (nbr_flat < own_flat[:, None])).any(axis=1)]
 
 
 def _subvoxel_offset(density: np.ndarray, idx: np.ndarray) -> np.ndarray:

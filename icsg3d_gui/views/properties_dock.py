@@ -7,12 +7,14 @@ from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QV
 
 from icsg3d_gui.state import AppState
 
-GOOD, BAD, NEUTRAL = "#1b7f3b", "#b3261e", "#555555"
+GOOD, BAD, NEUTRAL, KNOWN = "#1b7f3b", "#b3261e", "#555555", "#2f5d8a"
 
 
-def badge(label: QLabel, ok: bool | None, yes: str, no: str, unknown: str = "–") -> None:
-    """Green/red pill with text; grey when unknown."""
-    text, colour = (unknown, NEUTRAL) if ok is None else ((yes, GOOD) if ok else (no, BAD))
+def badge(
+    label: QLabel, ok: bool | None, yes: str, no: str, unknown: str = "–", no_colour: str | None = None
+) -> None:
+    """Green/red (or ``no_colour``) pill with text; grey when unknown."""
+    text, colour = (unknown, NEUTRAL) if ok is None else ((yes, GOOD) if ok else (no, no_colour or BAD))
     label.setText(text)
     label.setStyleSheet(f"QLabel {{ color: white; background: {colour}; border-radius: 6px; padding: 1px 6px; }}")
 
@@ -84,7 +86,8 @@ class PropertiesDock(QWidget):
             badge(self.badges["struct"], a["struct_valid"], "valid", "too close")
             badge(self.badges["comp"], a["comp_valid"], "neutral", "not neutral")
             novel = a.get("novel")
-            badge(self.badges["novel"], novel, "novel", f"matches {a.get('match')}")
+            # a known crystal is information, not an error: blue, not red
+            badge(self.badges["novel"], novel, "novel", f"matches {a.get('match')}", no_colour=KNOWN)
         self._refresh_predictions()
 
     def _refresh_predictions(self) -> None:

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 # loss 0.26 fp32 / 0.17 bf16. bf16 autocast is therefore on for the voxel models; channels_last_3d
 # was not faster (U-Net 0.30 fp32 / 0.22 bf16, VAE+DFC 0.24 / 0.16) and stays off. Budgets (2
 # threads ~1.7x one): U-Net 18k samples (~25 min, <= 35), VAE 60k samples (~100 min, <= 110),
-# CGCNN (<= 10 min), plus reading and checking the crystals (~10 min): <= 3 h. The VAE's count head
-# (composition from z) with weight 1.0 is what made decoded compositions right (resources/models/README.md).
+# CGCNN (<= 10 min), plus reading and checking the crystals (~10 min): <= 3 h. The VAE trains with its
+# count head (composition from z, weight 1.0); its effect is measured in resources/models/README.md.
 RECIPE: dict[str, dict[str, Any]] = {
     "unet": {
         "epochs": 3, "epoch_size": 6000, "val_size": 512, "batch_size": 8, "lr": 2e-3,

@@ -123,7 +123,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
         z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
     else:
-        z = ms.sample(args.n, temperature=args.temperature, seed=args.seed)
+        z = ms.sample(args.n, temperature=args.temperature, seed=args.seed, prior=args.prior)
     start = time.perf_counter()
     rows: list[Row] = []
     for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
@@ -192,6 +192,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prior_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prior", choices=["auto", "fitted", "normal"], default="auto",
+                   help="sample the fitted latent mixture (auto: when the model set has one) or N(0, T^2 I)")  # fmt: skip
+
+
+def cmd_fit_prior(args: argparse.Namespace) -> int:
+    """Encode the training crystals and fit the latent mixture (core/latent_prior.py)."""
+    from core.latent_prior import FILENAME, LatentPrior
+    from core.structures import load_entries
+
+    ms = load_model_set(args)
+    entries, failures = [], []
+    for source in args.structures:
+        got, failed = load_entries(source)
+        entries += got
+        failures += failed
+    if args.split is not None:
+        try:
+            keep = set(json.loads(Path(args.split).read_text())["train"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ICSGError(f"{args.split}: not a split.json with a 'train' list ({exc})") from None
+        entries = [e for e in entries if e.id in keep]
+    for f in failures:
+        log.warning("skipped %s: %s", f.source, f.reason)
+    z = []
+    for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch"):
+        z.append(ms.encode([e.structure for e in entries[first : first + BATCH]]))
+    if not z:
+        raise ICSGError("no crystals to fit the prior on")
+    prior = LatentPrior.fit(np.concatenate(z), components=args.components, seed=args.seed)
+    root = Path(ms.source)
+    out = args.out or (root / "vae" / FILENAME)
+    prior.save(out)
+    log.info("fitted a %d-component latent prior on %d crystals -> %s", args.components, len(entries), out)
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, out: bool = True) -> None:
     p.add_argument("--models", type=Path, help="model set folder (default: the shipped one in resources/models)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -217,8 +254,18 @@ def add_model_commands(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="prior std (or spread with --around)")
     p.add_argument("--around", help="sample around this CIF's latent vector")
     p.add_argument("--condition", type=int, default=None, help="property decile 0-9 (default: unknown)")
+    _prior_arg(p)
     _common(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("fit-prior", help="fit the latent mixture that generation samples from")
+    p.add_argument("structures", nargs="+", help="the VAE's training crystals (" + STRUCTURES_HELP + ")")
+    p.add_argument("--split", type=Path, help="split.json of the training run: keep only its 'train' ids")
+    p.add_argument("--components", type=int, default=16, help="Gaussian components (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="output file (default: MODELS/vae/latent_prior.safetensors)")
+    _common(p, out=False)
+    p.set_defaults(func=cmd_fit_prior)
 
     p = sub.add_parser("interpolate", help="decode a latent path between two crystals")
     p.add_argument("a", help="CIF/POSCAR file or gallery id")

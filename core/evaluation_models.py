@@ -70,7 +70,8 @@ def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Fa
 def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
     from core.structures import load_entries
 
-    z = ms.sample(args.n, temperature=1.0, seed=args.seed)
+    prior = getattr(args, "prior", "auto")
+    z = ms.sample(args.n, temperature=1.0, seed=args.seed, prior=prior)
     start = time.perf_counter()
     gen: list[Structure | None] = []
     failures: list[Failure] = []
@@ -85,6 +86,7 @@ def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
         train_entries, _ = load_entries(args.train)
         train = [e.structure for e in train_entries]
     metrics = evaluate_generation(gen, [e.structure for e in ref], train=train, n_jobs=2, seed=args.seed)
+    metrics["prior"] = "fitted latent mixture" if ms.prior is not None and prior != "normal" else "N(0, I)"
     metrics["generation_seconds"] = seconds
     metrics["valid_per_s"] = (metrics.get("n_valid") or 0) / seconds if seconds else None
     return metrics, failures

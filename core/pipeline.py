@@ -21,6 +21,8 @@ from core.checkpoint import load_checkpoint
 from core.device import resolve_device
 from core.elements import Vocabulary
 from core.errors import CheckpointError, ICSGError, SegmentationError
+from core.latent_prior import FILENAME as PRIOR_FILE
+from core.latent_prior import LatentPrior
 from core.models.blocks import make_input
 from core.segment import find_sites, sites_to_structure
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
@@ -28,6 +30,7 @@ from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_de
 log = logging.getLogger(__name__)
 
 UNKNOWN_BIN = 10
+PRIORS = ("auto", "fitted", "normal")
 MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
 
 
@@ -76,6 +79,7 @@ class ModelSet:
         self.prop_std = float(norms.get("prop_std", 1.0))
         self.cgcnn_meta = cgcnn_meta or {}
         self.metrics = vae_meta.get("metrics") or {}
+        self.prior: LatentPrior | None = None  # fitted latent mixture (vae/latent_prior.safetensors)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -95,8 +99,12 @@ class ModelSet:
                 unet = None
         if (cgcnn_dir := _checkpoint_dir(root, "cgcnn")) is not None:
             cgcnn, cgcnn_meta = load_checkpoint(cgcnn_dir, kind="cgcnn", device=dev)
-        log.info("model set %s on %s (unet: %s, cgcnn: %s)", root, dev, unet is not None, cgcnn is not None)
-        return cls(vae, vae_meta, unet, cgcnn, cgcnn_meta, dev, root)
+        ms = cls(vae, vae_meta, unet, cgcnn, cgcnn_meta, dev, root)
+        if (vae_dir / PRIOR_FILE).is_file():
+            ms.prior = LatentPrior.load(vae_dir / PRIOR_FILE, ms.latent_dim)
+        log.info("model set %s on %s (unet: %s, cgcnn: %s, fitted prior: %s)", root, dev,
+                 unet is not None, cgcnn is not None, ms.prior is not None)  # fmt: skip
+        return ms
 
     @property
     def latent_dim(self) -> int:
@@ -203,8 +211,16 @@ class ModelSet:
         return self.decode(self.encode(structures, cond), cond, labels=labels)
 
     # -- latent space -------------------------------------------------------------------------
-    def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-        """n latent vectors from the prior N(0, T^2 I), seeded."""
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0, prior: str = "auto") -> np.ndarray:
+        """n latent vectors, seeded: from the fitted latent mixture (``prior`` 'fitted', or 'auto'
+        when the model set has one; see core/latent_prior.py) or from N(0, T^2 I) ('normal')."""
+        if prior not in PRIORS:
+            raise ICSGError(f"unknown prior {prior!r}: expected one of {', '.join(PRIORS)}")
+        if prior == "fitted" and self.prior is None:
+            raise ICSGError(f"{self.source}: this model set has no fitted prior (vae/{PRIOR_FILE}); "
+                            "make one with: icsg3d fit-prior")  # fmt: skip
+        if prior != "normal" and self.prior is not None:
+            return self.prior.sample(n, temperature, seed)
         rng = np.random.default_rng(seed)
         return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
 

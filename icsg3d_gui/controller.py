@@ -174,6 +174,11 @@ class Controller(QObject):
         if decode:
             self.request_latent(z, cond, full=True, notify=True)
 
+    def random_point(self, seed: int, temperature: float, cond: int) -> int:
+        """Ask the worker for a sample of the model's latent prior; it becomes the base point."""
+        payload = {"seed": int(seed), "temperature": float(temperature), "cond": int(cond)}
+        return self.worker.submit("sample", payload, channel="sample")
+
     def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str, cond: int) -> int:
         payload = {"za": za, "zb": zb, "steps": steps, "method": method, "cond": cond}
         return self.worker.submit("interpolate", payload, channel="interpolate")
@@ -262,6 +267,9 @@ class Controller(QObject):
             self.status.emit(f"No crystal recovered: {v.get('error')}")
         st.latent_property = v.get("latent_property")
         st.set_latent(v.get("z"), v.get("cond"))
+
+    def _show_sample(self, v: dict) -> None:
+        self.set_base(v["z"], v["cond"])
 
     def _show_encode(self, z: np.ndarray) -> None:
         self.state.set_latent(np.asarray(z)[0], self.state.model_info.get("n_conditions", 1) - 1)

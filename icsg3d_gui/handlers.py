@@ -229,7 +229,14 @@ def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     return {"rows": [dict(x) for x in model.predict(list(p["structures"]))], "token": p.get("token")}
 
 
+def _sample(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    """One latent point from the model set's sampler (its fitted latent mixture when shipped)."""
+    z = np.asarray(model.sample(1, temperature=float(p["temperature"]), seed=int(p["seed"])))[0]
+    return {"z": z.astype(np.float32), "cond": int(p["cond"])}
+
+
 HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {
+    "sample": _sample,
     "decode": _decode,
     "full": _full,
     "encode": _encode,

@@ -33,7 +33,7 @@ def tiny_crystals() -> list[Structure]:
     return [cscl, nacl, srtio3]
 
 
-def write_tiny_model_set(root: Path, seed: int = 0) -> Path:
+def write_tiny_model_set(root: Path, seed: int = 0, comp_head: bool = False) -> Path:
     """Save vae/, unet/ and cgcnn/ checkpoints under root; returns root."""
     torch.manual_seed(seed)
     vocab = Vocabulary.from_structures(tiny_crystals())
@@ -47,7 +47,8 @@ def write_tiny_model_set(root: Path, seed: int = 0) -> Path:
         "prop_std": 1.0,
         "voxel": voxel.to_dict(),
     }
-    vae_cfg = VAEConfig(n_classes=len(vocab), latent=16, d=D, widths=(4, 8), dec_widths=(8, 4), hidden=16)
+    vae_cfg = VAEConfig(n_classes=len(vocab), latent=16, d=D, widths=(4, 8), dec_widths=(8, 4), hidden=16,
+                        comp_head=comp_head, max_count=4)  # fmt: skip
     save_checkpoint(root / "vae", CondVAE3D(vae_cfg), "vae", vae_cfg, vocab=vocab.to_list(), normalisers=norms)
     unet_cfg = UNetConfig(n_classes=len(vocab), base=4, levels=2)
     save_checkpoint(root / "unet", UNet3D(unet_cfg), "unet", unet_cfg, vocab=vocab.to_list(), normalisers=norms)

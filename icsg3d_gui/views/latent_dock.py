@@ -248,11 +248,10 @@ class LatentDock(QWidget):
     def random(self) -> None:
         if not self.state.has_model:
             return
-        dim = int(self.state.model_info.get("latent_dim", 0))
-        rng = np.random.default_rng(self.seed.value())
-        z = (rng.standard_normal(dim) * self.temperature.value()).astype(np.float32)
+        # the worker samples: the model set's fitted latent mixture lands on crystals, N(0, I)
+        # mostly does not (core/latent_prior.py)
+        self.controller.random_point(self.seed.value(), self.temperature.value(), self.cond.currentIndex())
         self.seed.setValue(self.seed.value() + 1)
-        self.controller.set_base(z, self.cond.currentIndex())
 
     # ---- history -------------------------------------------------------------------------
     def undo(self) -> None:

@@ -108,6 +108,7 @@ class FakeModelSet:
         return [{"formation_energy": -2.0 + 0.01 * s.lattice.a} for s in structures]
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+        self._count("sample")
         return (np.random.default_rng(seed).standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
 
     def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:

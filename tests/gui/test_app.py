@@ -395,3 +395,16 @@ def test_failed_segmentation_is_reported(make_window, qtbot, boxes):
     qtbot.waitUntil(lambda: bool(boxes["critical"]), timeout=5000)
     assert boxes["critical"][-1] == ("Segmentation failed",
                                      "No crystal recovered from this latent point: no atoms found")
+
+
+def test_random_asks_the_model_sampler(make_window, qtbot):
+    # the worker samples, so a model set with a fitted latent prior is used by the Random button
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.latent.seed.setValue(7)
+    win.latent.random()
+    expected = model.sample(1, temperature=win.latent.temperature.value(), seed=7)[0]
+    qtbot.waitUntil(lambda: win.state.z is not None and np.allclose(win.state.z, expected), timeout=5000)
+    assert model.calls["sample"] >= 2 and win.latent.seed.value() == 8
+    qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=5000)  # and it is decoded in full

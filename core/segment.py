@@ -138,32 +138,38 @@ def _sites_from_probabilities(
     most probability mass around it (background excluded). Argmax components are not used here:
     a decoder's species map is only trustworthy where there is density.
 
-    With ``counts`` (C,) (a composition predicted for the whole cell), the sum(counts) highest
-    maxima are the atoms and the elements are assigned to them jointly (Hungarian on -log mass),
-    so the cell keeps the predicted composition whenever enough maxima exist.
+    With ``counts`` (C,) (a composition predicted for the whole cell) the atoms are sum(counts)
+    slots: maxima and elements are chosen jointly (Hungarian on -log mass - log relative height,
+    so a spurious ripple does not take an atom's place), and slots left without a maximum (two
+    atoms merged into one blob) go to the best remaining maxima of their element's probability.
     """
     d = density.shape[0]
     threshold = max(min_density, rel_density * float(density.max()))
     peaks = _periodic_maxima(density, threshold)
     if max_sites is not None and len(peaks) > max_sites:
         raise SegmentationError(f"more than {max_sites} atoms found: the grid is noise, not a crystal")
-    if len(peaks) == 0:
-        return []
-    mass = np.stack([_neighbourhood_mass(class_probs, idx) for idx in peaks])  # (P, C)
-    mass[:, 0] = -np.inf
     slots = _count_slots(counts, len(vocab))
+    if len(peaks) == 0 and not slots.size:
+        return []
+    mass = np.stack([_neighbourhood_mass(class_probs, idx) for idx in peaks]) if len(peaks) else np.zeros((0, 1))
+    positions: list[np.ndarray] = [idx + _subvoxel_offset(density, idx) for idx in peaks]
     if slots.size:
-        order = np.argsort([-density[tuple(p)] for p in peaks], kind="stable")[: len(slots)]
-        peaks, mass = peaks[order], mass[order]
-        species = _assign_species(mass, slots)
+        height = np.array([density[tuple(p)] for p in peaks]) / float(density.max() or 1.0)
+        chosen, species, missing = _assign_slots(mass, height, slots)
+        positions = [positions[i] for i in chosen]
+        for cls in missing:
+            pos = _fill_position(density, class_probs[cls], positions)
+            if pos is not None:
+                positions.append(pos)
+                species = np.append(species, cls)
     else:
+        mass[:, 0] = -np.inf
         species = mass.argmax(axis=1)
     sites = []
-    for idx, cls in zip(peaks, species, strict=True):
-        if cls <= 0 or cls >= len(vocab):
-            continue
-        pos = idx + _subvoxel_offset(density, idx)
-        sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[tuple(idx)])))
+    for pos, cls in zip(positions, species, strict=True):
+        if 0 < cls < len(vocab):
+            idx = tuple(np.round(pos).astype(int) % d)
+            sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[idx])))
     return sites
 
 
@@ -176,16 +182,34 @@ def _count_slots(counts, n_classes: int) -> np.ndarray:
     return np.repeat(np.arange(len(counts)), counts)
 
 
-def _assign_species(mass: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """(P, C) probability mass at P peaks, S class slots -> class per peak (P <= S: every peak
-    gets a slot; P > S cannot happen, the caller keeps the S highest peaks)."""
+def _assign_slots(mass: np.ndarray, height: np.ndarray, slots: np.ndarray):
+    """Jointly pick a maximum for each element slot: mass (P, C) at P maxima, height (P,) relative
+    to the highest -> (chosen maxima (M,), their classes (M,), classes of the M..S unmatched slots)."""
     from scipy.optimize import linear_sum_assignment
 
-    cost = -np.log(np.clip(mass[:, slots], 1e-12, None))  # (P, S)
-    rows, cols = linear_sum_assignment(cost)
-    species = np.zeros(len(mass), dtype=int)
-    species[rows] = slots[cols]
-    return species
+    if len(mass) == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int), slots
+    cost = -np.log(np.clip(mass[:, slots], 1e-12, None)) - np.log(np.clip(height, 1e-12, None))[:, None]
+    rows, cols = linear_sum_assignment(cost)  # min(P, S) pairs
+    left = np.setdiff1d(np.arange(len(slots)), cols)
+    return rows, slots[cols], slots[left]
+
+
+def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarray], min_sep: float = 1.5):
+    """Grid position (3,) for an atom of one element that has no density maximum of its own: the
+    highest maximum of probability x density at least min_sep voxels from every placed atom."""
+    d = density.shape[0]
+    score = probs * density
+    cand = _periodic_maxima(score, 0.0)
+    if len(cand) == 0:
+        return None
+    cand = cand[np.argsort(-score[tuple(cand.T)], kind="stable")]
+    placed = np.asarray(taken, dtype=float).reshape(-1, 3)
+    for idx in cand:
+        delta = (idx - placed + d / 2) % d - d / 2  # periodic voxel offsets
+        if len(placed) == 0 or np.sqrt((delta**2).sum(axis=1)).min() >= min_sep:
+            return idx + _subvoxel_offset(score, idx)
+    return None
 
 
 def find_sites(

@@ -260,3 +260,18 @@ def test_counts_keep_the_highest_maxima_and_type_them_jointly() -> None:
     assert len(find_sites(density, vocab, class_probs=probs, counts=few)) == 5
     # an empty composition falls back to per-site typing
     assert len(find_sites(density, vocab, class_probs=probs, counts=np.zeros(len(vocab), int))) == 5
+
+
+def test_counts_place_an_atom_that_has_no_density_maximum() -> None:
+    # Li on the shoulder of Cs (no maximum of its own): the composition asks for it, its
+    # probability map says where it is
+    a = 6.0
+    truth, sample, vocab = one_crystal(Lattice.cubic(a), ["Cs", "Li"], [[0.3, 0.3, 0.3], [0.3 + 1.4 / a, 0.3, 0.3]])
+    assert n_density_maxima(sample.density) == 1
+    probs = one_hot(sample.labels, len(vocab))
+    assert len(find_sites(sample.density, vocab, class_probs=probs)) == 1  # maxima alone miss Li
+    counts = np.zeros(len(vocab), dtype=int)
+    counts[vocab.index("Cs")] = counts[vocab.index("Li")] = 1
+    found = sites_to_structure(find_sites(sample.density, vocab, class_probs=probs, counts=counts), sample.abc)
+    assert sorted(site.specie.symbol for site in found) == ["Cs", "Li"]
+    assert position_errors(truth, found).max() < 0.3

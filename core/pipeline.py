@@ -194,7 +194,7 @@ class ModelSet:
             try:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
-                    counts=None if counts is None else counts[k],
+                    counts=None if counts is None else counts[k], voxel_size=abc[k] / density.shape[-1],
                 )  # fmt: skip
                 item.structure = sites_to_structure(sites, abc[k])
             except SegmentationError as exc:

@@ -21,6 +21,7 @@ from scipy import ndimage
 from core.elements import Vocabulary
 from core.errors import SegmentationError
 
+MIN_FILL_SEPARATION = 1.2  # Å: an atom placed without a maximum keeps this far from the others
 MIN_DENSITY = 0.05  # e/Å^3: maxima below this are numerical tails, not atoms
 
 
@@ -132,7 +133,7 @@ def _neighbourhood_mass(class_probs: np.ndarray, idx: np.ndarray, reach: int = 1
 
 
 def _sites_from_probabilities(
-    density, class_probs, vocab, min_density, rel_density, max_sites, counts=None
+    density, class_probs, vocab, min_density, rel_density, max_sites, counts=None, voxel_size=None
 ) -> list[Site]:
     """Decoded grids: every clear density maximum is an atom; its element is the class with the
     most probability mass around it (background excluded). Argmax components are not used here:
@@ -158,7 +159,7 @@ def _sites_from_probabilities(
         chosen, species, missing = _assign_slots(mass, height, slots)
         positions = [positions[i] for i in chosen]
         for cls in missing:
-            pos = _fill_position(density, class_probs[cls], positions)
+            pos = _fill_position(density, class_probs[cls], positions, voxel_size)
             if pos is not None:
                 positions.append(pos)
                 species = np.append(species, cls)
@@ -195,9 +196,11 @@ def _assign_slots(mass: np.ndarray, height: np.ndarray, slots: np.ndarray):
     return rows, slots[cols], slots[left]
 
 
-def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarray], min_sep: float = 1.5):
+def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarray], voxel_size=None):
     """Grid position (3,) for an atom of one element that has no density maximum of its own: the
-    highest maximum of probability x density at least min_sep voxels from every placed atom."""
+    highest maximum of probability x density at least MIN_FILL_SEPARATION Å (``voxel_size`` (3,)
+    Å per voxel; 1.5 voxels when unknown) from every placed atom: a slot must not land on the
+    flank of an atom already placed (seen on decoded perovskites: two O on one face centre)."""
     d = density.shape[0]
     score = probs * density
     cand = _periodic_maxima(score, 0.0)
@@ -205,9 +208,13 @@ def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarra
         return None
     cand = cand[np.argsort(-score[tuple(cand.T)], kind="stable")]
     placed = np.asarray(taken, dtype=float).reshape(-1, 3)
+    if voxel_size is None:
+        scale, min_sep = np.ones(3), 1.5
+    else:
+        scale, min_sep = np.asarray(voxel_size, dtype=float), MIN_FILL_SEPARATION
     for idx in cand:
         delta = (idx - placed + d / 2) % d - d / 2  # periodic voxel offsets
-        if len(placed) == 0 or np.sqrt((delta**2).sum(axis=1)).min() >= min_sep:
+        if len(placed) == 0 or np.sqrt(((delta * scale) ** 2).sum(axis=1)).min() >= min_sep:
             return idx + _subvoxel_offset(score, idx)
     return None
 
@@ -222,6 +229,7 @@ def find_sites(
     max_sites: int | None = 200,
     rel_density: float = 0.05,
     counts: np.ndarray | None = None,
+    voxel_size: np.ndarray | None = None,
 ) -> list[Site]:
     """Sites from a density grid (D,D,D) and species labels (D,D,D) or probabilities (C,D,D,D).
 
@@ -230,7 +238,8 @@ def find_sites(
     atom is only a shoulder of a heavier neighbour); components smaller than ``min_voxels`` are
     dropped. With probabilities (decoded grids): atoms are the density maxima above
     ``max(min_density, rel_density * max)``, typed by the probability mass around them, or, with
-    ``counts`` (C,) atoms per class, the sum(counts) highest ones typed jointly to that composition.
+    ``counts`` (C,) atoms per class, sum(counts) atoms chosen and typed jointly to that composition
+    (``voxel_size`` (3,) Å per voxel keeps atoms placed without a maximum apart from the others).
     Raises SegmentationError when neither species source is given or the shapes disagree.
     """
     density = np.asarray(density, dtype=np.float64)
@@ -243,7 +252,7 @@ def find_sites(
         raise SegmentationError(f"species grid {species_grid.shape} does not match density {density.shape}")
     if labels is None:
         return _sites_from_probabilities(
-            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites, counts
+            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites, counts, voxel_size
         )
     d = density.shape[0]
     peaks = _periodic_maxima(density, min_density)

@@ -21,6 +21,7 @@ from scipy import ndimage
 from core.elements import Vocabulary
 from core.errors import SegmentationError
 
+MIN_PEAK_SEPARATION = 0.9  # Å: decoded maxima closer than this to a higher one are ripples
 MIN_FILL_SEPARATION = 1.2  # Å: an atom placed without a maximum keeps this far from the others
 MIN_DENSITY = 0.05  # e/Å^3: maxima below this are numerical tails, not atoms
 
@@ -149,6 +150,8 @@ def _sites_from_probabilities(
     peaks = _periodic_maxima(density, threshold)
     if max_sites is not None and len(peaks) > max_sites:
         raise SegmentationError(f"more than {max_sites} atoms found: the grid is noise, not a crystal")
+    if voxel_size is not None:
+        peaks = _suppress_close(peaks, density, np.asarray(voxel_size, dtype=float))
     slots = _count_slots(counts, len(vocab))
     if len(peaks) == 0 and not slots.size:
         return []
@@ -172,6 +175,27 @@ def _sites_from_probabilities(
             idx = tuple(np.round(pos).astype(int) % d)
             sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[idx])))
     return sites
+
+
+def _periodic_distances(a: np.ndarray, b: np.ndarray, d: int, voxel_size: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) distances in Å between grid positions on a periodic d^3 grid."""
+    delta = (a[:, None, :] - b[None, :, :] + d / 2) % d - d / 2
+    return np.sqrt(((delta * voxel_size) ** 2).sum(axis=-1))
+
+
+def _suppress_close(peaks: np.ndarray, density: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:
+    """Drop maxima closer than MIN_PEAK_SEPARATION Å to a higher one: a decoded blob with a
+    ripple on its flank is one atom, not two (no bond in the training data is that short)."""
+    if len(peaks) < 2:
+        return peaks
+    order = np.argsort(-density[tuple(peaks.T)], kind="stable")
+    peaks = peaks[order]
+    dist = _periodic_distances(peaks.astype(float), peaks.astype(float), density.shape[0], voxel_size)
+    keep: list[int] = []
+    for i in range(len(peaks)):
+        if all(dist[i, j] >= MIN_PEAK_SEPARATION for j in keep):
+            keep.append(i)
+    return peaks[keep]
 
 
 def _count_slots(counts, n_classes: int) -> np.ndarray:
@@ -213,8 +237,7 @@ def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarra
     else:
         scale, min_sep = np.asarray(voxel_size, dtype=float), MIN_FILL_SEPARATION
     for idx in cand:
-        delta = (idx - placed + d / 2) % d - d / 2  # periodic voxel offsets
-        if len(placed) == 0 or np.sqrt(((delta * scale) ** 2).sum(axis=1)).min() >= min_sep:
+        if len(placed) == 0 or _periodic_distances(idx[None].astype(float), placed, d, scale).min() >= min_sep:
             return idx + _subvoxel_offset(score, idx)
     return None
 

@@ -275,3 +275,18 @@ def test_counts_place_an_atom_that_has_no_density_maximum() -> None:
     found = sites_to_structure(find_sites(sample.density, vocab, class_probs=probs, counts=counts), sample.abc)
     assert sorted(site.specie.symbol for site in found) == ["Cs", "Li"]
     assert position_errors(truth, found).max() < 0.3
+
+
+def test_a_ripple_next_to_a_decoded_peak_is_not_an_atom() -> None:
+    d = 16
+    grid = np.indices((d, d, d)).transpose(1, 2, 3, 0).astype(float)
+    blob = lambda centre, amp, sigma: amp * np.exp(-((grid - centre) ** 2).sum(-1) / (2 * sigma**2))  # noqa: E731
+    density = blob([8, 8, 8], 1.0, 1.0) + blob([8, 8, 11], 0.4, 0.5) + blob([2, 2, 2], 0.5, 1.0)
+    assert n_density_maxima(density) == 3
+    vocab = Vocabulary(["O", "Sr"])
+    probs = np.zeros((3, d, d, d), dtype=np.float32)
+    probs[vocab.index("Sr")] = 1.0
+    assert len(find_sites(density, vocab, class_probs=probs)) == 3  # grid units: no length scale
+    # 0.25 Å voxels: the ripple 0.75 Å from the peak goes, the atom 3.6 Å away stays
+    sites = find_sites(density, vocab, class_probs=probs, voxel_size=np.full(3, 0.25))
+    assert sorted(np.round(s.frac * d).astype(int).tolist() for s in sites) == [[2, 2, 2], [8, 8, 8]]

@@ -221,7 +221,7 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
         z.append(ms.encode([e.structure for e in entries[first : first + BATCH]]))
     if not z:
         raise ICSGError("no crystals to fit the prior on")
-    prior = LatentPrior.fit(np.concatenate(z), components=args.components, seed=args.seed)
+    prior = LatentPrior.fit(np.concatenate(z), components=args.components, seed=args.seed, covariance=args.covariance)
     root = Path(ms.source)
     out = args.out or (root / "vae" / FILENAME)
     prior.save(out)
@@ -262,6 +262,7 @@ def add_model_commands(sub) -> None:
     p.add_argument("structures", nargs="+", help="the VAE's training crystals (" + STRUCTURES_HELP + ")")
     p.add_argument("--split", type=Path, help="split.json of the training run: keep only its 'train' ids")
     p.add_argument("--components", type=int, default=16, help="Gaussian components (default 16)")
+    p.add_argument("--covariance", choices=["full", "diag"], default="full", help="component covariances")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="output file (default: MODELS/vae/latent_prior.safetensors)")
     _common(p, out=False)

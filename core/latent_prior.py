@@ -7,7 +7,8 @@ sampling from it is the standard remedy; ``ModelSet.sample`` uses this mixture w
 ships one (``vae/latent_prior.safetensors``) and N(0, I) otherwise or when asked.
 
 Stored as safetensors (weights (K,), means (K, L), chol (K, L, L) lower Cholesky factors of the
-component covariances) with the fit's settings in the file's metadata: nothing executes on load.
+component covariances, or (K, L) standard deviations for a diagonal mixture) with the fit's
+settings in the file's metadata: nothing executes on load.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ FILENAME = "latent_prior.safetensors"
 
 @dataclass
 class LatentPrior:
-    """Gaussian mixture over latent vectors: weights (K,), means (K, L), chol (K, L, L)."""
+    """Gaussian mixture over latent vectors: weights (K,), means (K, L), chol (K, L, L) (full) or
+    (K, L) (diagonal: per-dimension standard deviations)."""
 
     weights: np.ndarray
     means: np.ndarray
@@ -41,19 +43,25 @@ class LatentPrior:
         return int(self.means.shape[1])
 
     @classmethod
-    def fit(cls, z: np.ndarray, components: int = 16, seed: int = 0, reg: float = 1e-3) -> LatentPrior:
-        """Fit a full-covariance mixture to encoded crystals z (N, L) (scikit-learn EM, seeded)."""
+    def fit(
+        cls, z: np.ndarray, components: int = 16, seed: int = 0, reg: float = 1e-3, covariance: str = "full"
+    ) -> LatentPrior:
+        """Fit a mixture ('full' or 'diag' covariances) to encoded crystals z (N, L) (scikit-learn
+        EM, seeded)."""
         from sklearn.mixture import GaussianMixture
 
+        if covariance not in ("full", "diag"):
+            raise ICSGError(f"covariance must be 'full' or 'diag', got {covariance!r}")
         z = np.asarray(z, dtype=np.float64)
         if z.ndim != 2 or len(z) < 2 * components:
             raise ICSGError(f"need at least {2 * components} encoded crystals to fit {components} components")
-        gmm = GaussianMixture(components, covariance_type="full", reg_covar=reg, random_state=seed, max_iter=200)
+        gmm = GaussianMixture(components, covariance_type=covariance, reg_covar=reg, random_state=seed, max_iter=200)
         gmm.fit(z)
-        info = {"components": components, "n": len(z), "seed": seed, "reg_covar": reg,
+        info = {"components": components, "covariance": covariance, "n": len(z), "seed": seed, "reg_covar": reg,
                 "converged": bool(gmm.converged_), "mean_log_likelihood": float(gmm.score(z))}  # fmt: skip
         log.info("latent prior: %s", info)
-        return cls(gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_), info)
+        cov = gmm.covariances_
+        return cls(gmm.weights_, gmm.means_, np.linalg.cholesky(cov) if covariance == "full" else np.sqrt(cov), info)
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
         """n latent vectors (n, L) float32: a component by weight, then its Gaussian with the
@@ -61,6 +69,8 @@ class LatentPrior:
         rng = np.random.default_rng(seed)
         k = rng.choice(len(self.weights), size=n, p=self.weights / self.weights.sum())
         eps = rng.standard_normal((n, self.latent_dim))
+        if self.chol.ndim == 2:  # diagonal
+            return (self.means[k] + temperature * self.chol[k] * eps).astype(np.float32)
         z = self.means[k] + temperature * np.einsum("nij,nj->ni", self.chol[k], eps)
         return z.astype(np.float32)
 
@@ -92,7 +102,7 @@ class LatentPrior:
             raise CheckpointError(str(path), "not an icsg3d latent prior")
         w, m, c = arrays["weights"], arrays["means"], arrays["chol"]
         k, dim = m.shape if m.ndim == 2 else (0, 0)
-        if w.shape != (k,) or c.shape != (k, dim, dim) or k == 0:
+        if w.shape != (k,) or c.shape not in ((k, dim, dim), (k, dim)) or k == 0:
             raise CheckpointError(str(path), f"inconsistent shapes {w.shape}, {m.shape}, {c.shape}")
         if latent_dim is not None and dim != latent_dim:
             raise CheckpointError(str(path), f"latent size {dim} does not match the VAE's {latent_dim}")

@@ -33,6 +33,15 @@ def test_fit_finds_the_clusters_and_samples_near_them() -> None:
     assert prior.sample(2000, temperature=0.1, seed=1).std(0).max() < z.std(0).max()
 
 
+def test_diagonal_mixture_round_trip(tmp_path) -> None:
+    prior = LatentPrior.fit(_two_clusters(), components=2, seed=0, covariance="diag")
+    assert prior.chol.shape == (2, 4)
+    z = LatentPrior.load(prior.save(tmp_path / FILENAME), latent_dim=4).sample(1000, seed=2)
+    assert np.quantile(np.minimum(np.abs(z - 5.0).max(1), np.abs(z + 5.0).max(1)), 0.99) < 0.6
+    with pytest.raises(ICSGError, match="covariance"):
+        LatentPrior.fit(_two_clusters(), covariance="spherical")
+
+
 def test_fit_needs_enough_points() -> None:
     with pytest.raises(ICSGError, match="at least 32"):
         LatentPrior.fit(np.zeros((10, 4)), components=16)

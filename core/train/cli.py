@@ -112,6 +112,12 @@ def _add_loop_args(p: argparse.ArgumentParser) -> None:
     a("--val-size", type=int, metavar="N", help="validate on a fixed subset of N crystals (0 = all)")
     a("--max-minutes", type=float, help="stop after this much training time per model (0 = no limit)")
     a(
+        "--stop-after-epoch",
+        type=int,
+        metavar="N",
+        help="end the run after epoch N (the LR schedule still spans --epochs; --resume goes on)",
+    )
+    a(
         "--ckpt-every",
         type=float,
         default=300.0,
@@ -160,7 +166,7 @@ def _model_overrides(text: str | None, kind: str) -> dict[str, Any]:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "limit", "threads", "patience"):
+    for name in ("epochs", "batch_size", "limit", "threads", "patience", "stop_after_epoch"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ICSGError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -246,6 +252,7 @@ def _train_config(args: argparse.Namespace, kind: str) -> TrainConfig:
         bf16=(args.precision or ("bf16" if rec.get("bf16") else "fp32")) == "bf16",
         channels_last=args.channels_last or rec.get("channels_last", False),
         max_minutes=_limit(args.max_minutes, rec.get("max_minutes")),
+        stop_epoch=args.stop_after_epoch,
         epoch_size=_limit(args.epoch_size, rec.get("epoch_size")),
         val_size=_limit(args.val_size, rec.get("val_size")),
     )

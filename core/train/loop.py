@@ -56,6 +56,7 @@ class TrainConfig:
     bf16: bool = False
     channels_last: bool = False  # channels_last_3d memory format for 3-D conv models
     max_minutes: float | None = None
+    stop_epoch: int | None = None  # end this run after that many epochs; the schedule spans `epochs`
     epoch_size: int | None = None  # training samples per epoch (default: all)
     val_size: int | None = None  # validation samples per epoch (a fixed subset; default: all)
 
@@ -237,7 +238,7 @@ class Trainer:
             self.state["sums"] = {}
         set_rng_state(ts["rng"])
         saved = ts.get("train_config") or {}
-        benign = {"epochs", "max_minutes", "patience", "ckpt_every_s", "ckpt_every_steps", "num_workers"}
+        benign = {"epochs", "max_minutes", "stop_epoch", "patience", "ckpt_every_s", "ckpt_every_steps", "num_workers"}
         changed = sorted(
             k for k, v in self.cfg.to_dict().items() if k in saved and saved[k] != v and k not in benign
         )
@@ -386,6 +387,9 @@ class Trainer:
                 self._save_last(metrics)
             if not completed:
                 stopped = "time budget"
+                break
+            if self.cfg.stop_epoch is not None and self.state["epoch"] >= self.cfg.stop_epoch:
+                stopped = "stop epoch"
                 break
         dist.barrier(self.info)
         return {

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +268,17 @@ def test_kill_mid_epoch_and_resume_equals_uninterrupted(kind, tiny_split, tmp_pa
     full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     assert _metric_rows(tmp_path / "full") == _metric_rows(tmp_path / "cut")
+
+
+def test_stop_epoch_ends_a_run_that_resume_continues_exactly(tiny_split, tmp_path):
+    cfg = _cfg(epochs=3, batch_size=2)
+    Trainer(build_task("vae", tiny_split, _opts("vae")), cfg, tmp_path / "full", torch.device("cpu")).fit()
+    part = Trainer(build_task("vae", tiny_split, _opts("vae")), replace(cfg, stop_epoch=1), tmp_path / "part",
+                   torch.device("cpu")).fit()  # fmt: skip
+    assert part["stopped"] == "stop epoch" and part["epochs_done"] == 1
+    Trainer(build_task("vae", tiny_split, _opts("vae")), cfg, tmp_path / "part", torch.device("cpu")).fit(resume=True)
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert all(torch.equal(full[k], resumed[k]) for k in full)  # the LR schedule spanned 3 epochs
 
 
 def test_early_stopping_and_time_budget(tiny_split, tmp_path):

@@ -372,6 +372,9 @@ class Trainer:
         metrics: dict[str, Any] = {}
         stopped = "epochs"
         while self.state["epoch"] < self.cfg.epochs and not self.state["done"]:
+            if self.cfg.stop_epoch is not None and self.state["epoch"] >= self.cfg.stop_epoch:
+                stopped = "stop epoch"  # also when resumed at or past it: nothing to do
+                break
             if self._time_up():  # resumed with the budget already spent: nothing to do
                 stopped = "time budget"
                 break
@@ -387,9 +390,6 @@ class Trainer:
                 self._save_last(metrics)
             if not completed:
                 stopped = "time budget"
-                break
-            if self.cfg.stop_epoch is not None and self.state["epoch"] >= self.cfg.stop_epoch:
-                stopped = "stop epoch"
                 break
         dist.barrier(self.info)
         return {

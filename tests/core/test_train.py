@@ -276,6 +276,9 @@ def test_stop_epoch_ends_a_run_that_resume_continues_exactly(tiny_split, tmp_pat
     part = Trainer(build_task("vae", tiny_split, _opts("vae")), replace(cfg, stop_epoch=1), tmp_path / "part",
                    torch.device("cpu")).fit()  # fmt: skip
     assert part["stopped"] == "stop epoch" and part["epochs_done"] == 1
+    again = Trainer(build_task("vae", tiny_split, _opts("vae")), replace(cfg, stop_epoch=1), tmp_path / "part",
+                    torch.device("cpu")).fit(resume=True)  # fmt: skip
+    assert again["stopped"] == "stop epoch" and again["epochs_done"] == 1  # re-running it does nothing
     Trainer(build_task("vae", tiny_split, _opts("vae")), cfg, tmp_path / "part", torch.device("cpu")).fit(resume=True)
     full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "part")
     assert all(torch.equal(full[k], resumed[k]) for k in full)  # the LR schedule spanned 3 epochs

@@ -237,6 +237,9 @@ class Trainer:
             # the saved running sums are rank 0's; summed over ranks they would count it twice
             self.state["sums"] = {}
         set_rng_state(ts["rng"])
+        if self.state["done"] and self.state["bad_epochs"] < self.cfg.patience:
+            log.info("resuming an early-stopped run with --patience %d", self.cfg.patience)
+            self.state["done"] = False
         saved = ts.get("train_config") or {}
         benign = {"epochs", "max_minutes", "stop_epoch", "patience", "ckpt_every_s", "ckpt_every_steps", "num_workers"}
         changed = sorted(

@@ -289,6 +289,12 @@ def test_early_stopping_and_time_budget(tiny_split, tmp_path):
     summary = Trainer(task, _cfg(epochs=50, patience=1, lr=10.0), tmp_path / "es", torch.device("cpu")).fit()
     assert summary["stopped"] == "early stopping" and summary["epochs_done"] < 50
     task = build_task("cgcnn", tiny_split, _opts("cgcnn"))
+    again = Trainer(task, _cfg(epochs=50, patience=1, lr=10.0), tmp_path / "es", torch.device("cpu")).fit(resume=True)
+    assert again["epochs_done"] == summary["epochs_done"]  # same patience: stays stopped
+    task = build_task("cgcnn", tiny_split, _opts("cgcnn"))
+    more = Trainer(task, _cfg(epochs=50, patience=3, lr=10.0), tmp_path / "es", torch.device("cpu")).fit(resume=True)
+    assert more["epochs_done"] > summary["epochs_done"]  # a larger --patience goes on
+    task = build_task("cgcnn", tiny_split, _opts("cgcnn"))
     summary = Trainer(task, _cfg(epochs=50, max_minutes=0.0), tmp_path / "tb", torch.device("cpu")).fit()
     assert summary["stopped"] == "time budget" and summary["epochs_done"] == 1
     state = torch.load(tmp_path / "tb" / "last" / "train_state.pt", weights_only=True)

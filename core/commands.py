@@ -216,16 +216,19 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
         entries = [e for e in entries if e.id in keep]
     for f in failures:
         log.warning("skipped %s: %s", f.source, f.reason)
-    z = []
-    for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch"):
-        z.append(ms.encode([e.structure for e in entries[first : first + BATCH]]))
-    if not z:
+    posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]])
+             for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch")]  # fmt: skip
+    if not posts:
         raise ICSGError("no crystals to fit the prior on")
-    prior = LatentPrior.fit(np.concatenate(z), components=args.components, seed=args.seed, covariance=args.covariance)
+    mu, sigma = (np.concatenate(parts) for parts in zip(*posts, strict=True))
+    if args.kind == "aggregate":
+        prior = LatentPrior.aggregate(mu, sigma)
+    else:
+        prior = LatentPrior.fit(mu, components=args.components, seed=args.seed, covariance=args.covariance)
     root = Path(ms.source)
     out = args.out or (root / "vae" / FILENAME)
     prior.save(out)
-    log.info("fitted a %d-component latent prior on %d crystals -> %s", args.components, len(entries), out)
+    log.info("%s latent prior of %d components from %d crystals -> %s", args.kind, len(prior.weights), len(entries), out)
     return 0
 
 
@@ -261,8 +264,10 @@ def add_model_commands(sub) -> None:
     p = sub.add_parser("fit-prior", help="fit the latent mixture that generation samples from")
     p.add_argument("structures", nargs="+", help="the VAE's training crystals (" + STRUCTURES_HELP + ")")
     p.add_argument("--split", type=Path, help="split.json of the training run: keep only its 'train' ids")
-    p.add_argument("--components", type=int, default=16, help="Gaussian components (default 16)")
-    p.add_argument("--covariance", choices=["full", "diag"], default="full", help="component covariances")
+    p.add_argument("--kind", choices=["aggregate", "gmm"], default="aggregate",
+                   help="aggregate: q(z) = one Gaussian per crystal (default); gmm: an EM-fitted mixture")  # fmt: skip
+    p.add_argument("--components", type=int, default=16, help="gmm: Gaussian components (default 16)")
+    p.add_argument("--covariance", choices=["full", "diag"], default="full", help="gmm: component covariances")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="output file (default: MODELS/vae/latent_prior.safetensors)")
     _common(p, out=False)

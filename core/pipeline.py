@@ -144,12 +144,17 @@ class ModelSet:
     @torch.inference_mode()
     def encode(self, structures: list[Structure], cond=None) -> np.ndarray:
         """Mean latent vectors (B, L) of crystals (conventional cells, vocabulary elements)."""
+        return self.encode_posterior(structures, cond)[0]
+
+    @torch.inference_mode()
+    def encode_posterior(self, structures: list[Structure], cond=None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior q(z|x) of crystals: means and standard deviations, each (B, L)."""
         density, labels, abc = self.voxeliser.batch(list(structures))
         x = make_input(torch.from_numpy(normalise_density(density)).to(self.device), torch.from_numpy(abc))
         abc_std = torch.from_numpy((abc - self.abc_mean) / self.abc_std).to(self.device)
         lab = torch.from_numpy(labels.astype(np.int64)).to(self.device)
-        mu, _ = self.vae.encode(x, self._cond(cond, len(structures)), abc_std, lab)
-        return mu.float().cpu().numpy()
+        mu, logvar = self.vae.encode(x, self._cond(cond, len(structures)), abc_std, lab)
+        return mu.float().cpu().numpy(), torch.exp(0.5 * logvar.float()).cpu().numpy()
 
     @torch.inference_mode()
     def _decode_raw(self, z, cond) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@
 #   vae_b  2 of 28 scheduled epochs with the count head, weight 0.1 (~7 min)
 #   vae    46 epochs, count-head weight 1.0, budget 120 min      (the shipped VAE: vae/best)
 #   unet, cgcnn                                                   (~10 + ~7 min)
-#   fit-prior: the latent mixture sampled by `icsg3d generate`  (~2 min)
+#   fit-prior: the aggregate posterior sampled by `icsg3d generate` (~3 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/shipped}
@@ -45,7 +45,7 @@ for kind in vae unet cgcnn; do
 done
 cp "$RUN/vae/split.json" "$RUN/set/split.json"
 $PY -m core.cli fit-prior ../shared/data/perov_5/train.csv.gz ../shared/data/perov_5/val.csv.gz \
-    runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set" --components 16
+    runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set"   # aggregate posterior
 if [ "${INSTALL:-0}" = "1" ]; then
     for kind in vae unet cgcnn; do
         rm -rf "resources/models/$kind" && cp -r "$RUN/set/$kind" "resources/models/$kind"

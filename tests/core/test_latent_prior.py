@@ -42,6 +42,24 @@ def test_diagonal_mixture_round_trip(tmp_path) -> None:
         LatentPrior.fit(_two_clusters(), covariance="spherical")
 
 
+def test_aggregate_posterior_samples_each_crystal_gaussian(tmp_path) -> None:
+    mu = np.array([[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]])
+    sigma = np.array([[0.1, 0.1], [0.2, 0.2], [0.05, 0.05]])
+    prior = LatentPrior.aggregate(mu, sigma)
+    again = LatentPrior.load(prior.save(tmp_path / FILENAME), latent_dim=2)
+    assert again.info["kind"] == "aggregate" and again.means.shape == (3, 2)
+    np.testing.assert_allclose(again.means, mu, rtol=1e-3)  # stored as float16
+    z = again.sample(3000, seed=0)
+    nearest = np.argmin(((z[:, None] - mu[None]) ** 2).sum(-1), axis=1)
+    assert np.allclose(np.bincount(nearest) / 3000, 1 / 3, atol=0.04)  # equal weights
+    for k in range(3):
+        np.testing.assert_allclose(z[nearest == k].std(0), sigma[k], rtol=0.15)
+    half = again.sample(3000, temperature=0.5, seed=0)
+    np.testing.assert_allclose(half[np.argmin(((half[:, None] - mu[None]) ** 2).sum(-1), 1) == 1].std(0), 0.1, rtol=0.15)
+    with pytest.raises(ICSGError, match="one shape"):
+        LatentPrior.aggregate(mu, sigma[:2])
+
+
 def test_fit_needs_enough_points() -> None:
     with pytest.raises(ICSGError, match="at least 32"):
         LatentPrior.fit(np.zeros((10, 4)), components=16)
@@ -81,9 +99,12 @@ def test_fit_prior_command_then_generate(tmp_path) -> None:
     data.mkdir()
     for i, s in enumerate(tiny_crystals() * 4):
         write_cif(s, data / f"c{i}.cif")
-    assert main(["fit-prior", str(data), "--models", str(root), "--components", "2"]) == 0
+    assert main(["fit-prior", str(data), "--models", str(root), "--kind", "gmm", "--components", "2"]) == 0
     prior = LatentPrior.load(root / "vae" / FILENAME, latent_dim=16)
-    assert prior.info["n"] == 12
+    assert prior.info["n"] == 12 and prior.info["kind"] == "gmm"
+    assert main(["fit-prior", str(data), "--models", str(root)]) == 0  # default: the aggregate posterior
+    prior = LatentPrior.load(root / "vae" / FILENAME, latent_dim=16)
+    assert prior.info["kind"] == "aggregate" and prior.means.shape == (12, 16)
     out = tmp_path / "gen"
     assert main(["generate", "--n", "6", "--models", str(root), "--out", str(out), "--prior", "fitted"]) == 0
     assert len((out / "summary.csv").read_text().splitlines()) == 7  # header + one row per sample

@@ -34,7 +34,7 @@ train vae "$RUN/vae_a" "${VAE[@]}" --epochs 5 --max-minutes 30 \
     --model-config '{"dfc_weight": 0.0, "comp_head": false}'
 train vae "$RUN/vae_b" "${VAE[@]}" --epochs 28 --stop-after-epoch 2 --init "$RUN/vae_a/best" \
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 0.1}'
-train vae "$RUN/vae" "${VAE[@]}" --epochs 46 --max-minutes 120 --init "$RUN/vae_b/last" \
+train vae "$RUN/vae" "${VAE[@]}" --epochs 46 --max-minutes 120 --patience 100 --init "$RUN/vae_b/last" \
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0}'
 train unet "$RUN/unet" --epochs 3 --epoch-size 3000 --model-config '{"base": 8}' --max-minutes 28
 train cgcnn "$RUN/cgcnn" --target heat_ref,formation_energy_per_atom --epochs 150 --patience 30 --max-minutes 14

@@ -273,7 +273,8 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         seed=args.seed,
     )
     task = build_task(kind, split, opts)
-    if getattr(args, "init", None) is not None:  # a resumed run then loads its own last/ over it
+    resumable = (out / "last").exists() or (out / "last.old").exists()
+    if getattr(args, "init", None) is not None and not (args.resume and resumable):  # resume: own last/
         from core.checkpoint import init_from_checkpoint
 
         fresh = init_from_checkpoint(task.model, args.init, kind, getattr(task, "vocab", None) and task.vocab.to_list())
@@ -283,7 +284,7 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         write_split(out / "split.json", task.train_set.entries, task.val_set.entries, seed=args.seed)
         write_failures(out / "failures.csv", split.failures + getattr(task, "failures", []))
     trainer = Trainer(task, _train_config(args, kind), out, device)
-    resume = args.resume and ((out / "last").exists() or (out / "last.old").exists())
+    resume = args.resume and resumable
     if args.resume and not resume:
         log.info("%s: no checkpoint to resume from, starting a new run", out)
     summary = trainer.fit(resume=resume)

@@ -352,6 +352,21 @@ def test_cli_train_all_trains_three_stages_and_resumes(tiny_csv, tmp_path):
     assert {k: _metric_rows(out / k) for k in models} == before
 
 
+def test_cli_init_warm_starts_and_resume_ignores_it(tiny_csv, tmp_path):
+    base = ["train", "vae", "--data", str(tiny_csv), "--epochs", "1", "--grid", "8", "--batch-size", "4",
+            "--val-frac", "0.25", "--threads", "1", "--voxel-config", json.dumps(TINY_VOXEL)]  # fmt: skip
+    small = json.dumps({**TINY_VAE, "comp_head": False})
+    assert main([*base, "--out", str(tmp_path / "a"), "--model-config", small]) == 0
+    grown = json.dumps({**TINY_VAE, "comp_head": True})
+    b = ["--out", str(tmp_path / "b"), "--model-config", grown]
+    assert main([*base, *b, "--init", str(tmp_path / "a" / "best")]) == 0
+    a_w = load_file(str(tmp_path / "a" / "best" / "model.safetensors"))
+    assert "count_head.0.weight" in load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
+    assert set(a_w) < set(load_file(str(tmp_path / "b" / "last" / "model.safetensors")))
+    # resuming the finished run does not need the --init checkpoint any more
+    assert main([*base, *b, "--init", str(tmp_path / "gone"), "--resume"]) == 0
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -32,23 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def _wait(app, cond, timeout: float = 60.0) -> bool:  # noqa: ANN001
-    """Run the event loop until cond() (no busy spinning: on a 2-core machine a spinning waiter
-    would steal the CPU from the worker and the renderer it is timing)."""
-    from PySide6.QtCore import QEventLoop, QTimer
+    """The app's event-loop wait, woken every 2 ms so that timestamps are checked often."""
+    from icsg3d_gui.app import wait_until
 
-    loop = QEventLoop()
-    tick = QTimer()
-    tick.setInterval(2)  # wakes the blocking wait below so that cond() is checked often
-    tick.start()
-    end = time.monotonic() + timeout
-    try:
-        while time.monotonic() < end:
-            if cond():
-                return True
-            loop.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
-        return cond()
-    finally:
-        tick.stop()
+    return wait_until(app, cond, timeout, tick_ms=2)
 
 
 class Probe:

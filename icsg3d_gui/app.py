@@ -36,15 +36,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def wait_until(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
-    """Run the event loop until ``done()`` or timeout (only for --screenshot; the GUI never blocks).
+def wait_until(app: QApplication, done: Callable[[], bool], timeout_s: float, tick_ms: int = 5) -> bool:
+    """Run the event loop until ``done()`` or timeout (--screenshot and benchmarks; the GUI never
+    blocks).
 
-    Blocks in the event loop between checks (a 5 ms timer wakes it) instead of spinning, so the
-    worker thread keeps the CPU on small machines.
+    Blocks in the event loop between checks (a ``tick_ms`` timer wakes it) instead of spinning,
+    so the worker thread keeps the CPU on small machines.
     """
     loop = QEventLoop()
     tick = QTimer()
-    tick.setInterval(5)
+    tick.setInterval(tick_ms)
     tick.start()
     end = time.monotonic() + timeout_s
     try:

@@ -154,8 +154,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--n", type=int, default=1000, help="generation: number of samples (default 1000)")
     p.add_argument("--train", help="generation: training crystals for novelty")
-    p.add_argument("--prior", choices=["auto", "fitted", "normal"], default="auto",
-                   help="generation: the fitted latent mixture (auto: when shipped) or N(0, I)")  # fmt: skip
+    from core.commands import prior_arg
+
+    prior_arg(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -192,28 +192,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prior_arg(p: argparse.ArgumentParser) -> None:
+def prior_arg(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--prior, as `generate` and `evaluate generation` take it (choices: core.pipeline.PRIORS)."""
     p.add_argument("--prior", choices=["auto", "fitted", "normal"], default="auto",
-                   help="sample the fitted latent mixture (auto: when the model set has one) or N(0, T^2 I)")  # fmt: skip
+                   help=f"{what}sample the shipped latent prior (auto: when the model set has one) or N(0, T^2 I)")  # fmt: skip
 
 
 def cmd_fit_prior(args: argparse.Namespace) -> int:
     """Encode the training crystals and fit the latent mixture (core/latent_prior.py)."""
     from core.latent_prior import FILENAME, LatentPrior
-    from core.structures import load_entries
+    from core.train.data import apply_split_file, load_sources
 
     ms = load_model_set(args)
-    entries, failures = [], []
-    for source in args.structures:
-        got, failed = load_entries(source)
-        entries += got
-        failures += failed
+    entries, failures = load_sources(args.structures, None)
     if args.split is not None:
         try:
-            keep = set(json.loads(Path(args.split).read_text())["train"])
+            entries, _held_out = apply_split_file(entries, args.split)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ICSGError(f"{args.split}: not a split.json with a 'train' list ({exc})") from None
-        entries = [e for e in entries if e.id in keep]
+            raise ICSGError(f"{args.split}: not a split.json with 'train' and 'val' lists ({exc})") from None
     for f in failures:
         log.warning("skipped %s: %s", f.source, f.reason)
     posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]])
@@ -257,7 +253,7 @@ def add_model_commands(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="prior std (or spread with --around)")
     p.add_argument("--around", help="sample around this CIF's latent vector")
     p.add_argument("--condition", type=int, default=None, help="property decile 0-9 (default: unknown)")
-    _prior_arg(p)
+    prior_arg(p)
     _common(p)
     p.set_defaults(func=cmd_generate)
 

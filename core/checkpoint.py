@@ -163,6 +163,16 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model.safetensors file; CheckpointError when missing or unreadable."""
+    if not weights.is_file():
+        raise CheckpointError(str(weights), "missing weights file")
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(str(weights), f"corrupt or truncated weights ({exc})") from exc
+
+
 def load_checkpoint(
     path: str | Path, kind: str | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -182,12 +192,7 @@ def load_checkpoint(
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(str(path / META), f"invalid {meta['kind']} config ({exc})") from exc
     weights = path / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(str(weights), "missing weights file")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(str(weights), f"corrupt or truncated weights ({exc})") from exc
+    state = _read_weights(weights)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -211,10 +216,7 @@ def init_from_checkpoint(model: nn.Module, path: str | Path, kind: str, vocab: l
         raise CheckpointError(str(path), f"is a {meta['kind']} checkpoint, cannot initialise a {kind}")
     if vocab is not None and meta.get("vocab") not in (None, list(vocab)):
         raise CheckpointError(str(path), "was trained with another element vocabulary (other data)")
-    try:
-        state = load_file(str(path / WEIGHTS))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(str(path / WEIGHTS), f"corrupt or truncated weights ({exc})") from exc
+    state = _read_weights(path / WEIGHTS)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

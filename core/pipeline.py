@@ -24,6 +24,7 @@ from core.errors import CheckpointError, ICSGError, SegmentationError
 from core.latent_prior import FILENAME as PRIOR_FILE
 from core.latent_prior import LatentPrior
 from core.models.blocks import make_input
+from core.refine import refine_structures
 from core.segment import find_sites, sites_to_structure
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
 
@@ -182,9 +183,10 @@ class ModelSet:
         x = make_input(torch.from_numpy(normalise_density(density)).float().to(self.device), torch.from_numpy(abc))
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
 
-    def decode(self, z, cond=None, predict: bool = True, labels: bool = True) -> list[Decoded]:
-        """Full path: density -> species probabilities -> sites -> Structure (+ CGCNN).
+    def decode(self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True) -> list[Decoded]:
+        """Full path: density -> species probabilities -> sites -> refined sites -> Structure (+ CGCNN).
 
+        ``refine`` fits the segmented atoms' positions to the decoded density (core/refine.py).
         ``labels=False`` skips the per-voxel argmax grids (segmentation views need them; batch
         commands do not, and it is ~1.5 ms per crystal)."""
         out = self._decode_raw(z, cond)
@@ -205,11 +207,21 @@ class ModelSet:
             except SegmentationError as exc:
                 item.error = str(exc)
             results.append(item)
+        if refine:
+            self._refine(results)
         if predict and self.cgcnn is not None:
             ok = [r for r in results if r.structure is not None]
             for r, props in zip(ok, self.predict([r.structure for r in ok]), strict=True):
                 r.properties = props
         return results
+
+    def _refine(self, results: list[Decoded]) -> None:
+        """Fit positions of every segmented structure to its density, in place (one batch)."""
+        ok = [r for r in results if r.structure is not None]
+        if ok:
+            fitted = refine_structures([r.structure for r in ok], np.stack([r.density for r in ok]), self.voxeliser)
+            for r, structure in zip(ok, fitted, strict=True):
+                r.structure = structure
 
     def reconstruct(self, structures: list[Structure], cond=None, labels: bool = True) -> list[Decoded]:
         """encode (mean z) -> decode -> segment, one Decoded per input."""

@@ -113,7 +113,7 @@ class Voxeliser:
         density, labels, abc = self.batch([structure])
         return VoxelSample(density[0], labels[0], abc[0])
 
-    def _site_arrays(self, structures: list[Structure]) -> tuple[np.ndarray, ...]:
+    def site_arrays(self, structures: list[Structure]) -> tuple[np.ndarray, ...]:
         """Padded per-site arrays: frac (B,N,3), Z (B,N), sigma (B,N), class (B,N), abc (B,3)."""
         n_max = max(len(s) for s in structures)
         shape = (len(structures), n_max)
@@ -160,7 +160,7 @@ class Voxeliser:
 
     def _orthogonal(self, structures: list[Structure]) -> tuple[np.ndarray, np.ndarray]:
         """Factorised Gaussians rho = sum_n w_n px_n (x) py_n (x) pz_n: exact for 90° cells."""
-        frac, z, sigma, cls, abc = self._site_arrays(structures)
+        frac, z, sigma, cls, abc = self.site_arrays(structures)
         d = self.cfg.d
         density = np.zeros((len(structures), d, d, d), np.float32)
         labels = np.zeros((len(structures), d, d, d), np.uint8)
@@ -171,7 +171,7 @@ class Voxeliser:
 
     def _general(self, structure: Structure) -> tuple[np.ndarray, np.ndarray]:
         """Any cell: explicit periodic images with the cell metric (slower, exact)."""
-        frac, z, sigma, cls, _ = (a[0] for a in self._site_arrays([structure]))
+        frac, z, sigma, cls, _ = (a[0] for a in self.site_arrays([structure]))
         d = self.cfg.d
         grid = np.stack(np.meshgrid(*(np.arange(d) / d,) * 3, indexing="ij"), -1).reshape(-1, 3)
         matrix = structure.lattice.matrix

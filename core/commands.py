@@ -123,7 +123,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
         z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
     else:
-        z = ms.sample(args.n, temperature=args.temperature, seed=args.seed, prior=args.prior)
+        z = ms.sample(args.n, args.temperature, args.seed, prior=args.prior, group=args.prior_group)
     start = time.perf_counter()
     rows: list[Row] = []
     for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
@@ -196,6 +196,8 @@ def prior_arg(p: argparse.ArgumentParser, what: str = "") -> None:
     """--prior, as `generate` and `evaluate generation` take it (choices: core.pipeline.PRIORS)."""
     p.add_argument("--prior", choices=["auto", "fitted", "normal"], default="auto",
                    help=f"{what}sample the shipped latent prior (auto: when the model set has one) or N(0, T^2 I)")  # fmt: skip
+    p.add_argument("--prior-group", default=None, metavar="NAME",
+                   help="sample only the prior's components of this training family (e.g. perov_5)")  # fmt: skip
 
 
 def cmd_fit_prior(args: argparse.Namespace) -> int:
@@ -204,22 +206,30 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
     from core.train.data import apply_split_file, load_sources
 
     ms = load_model_set(args)
-    entries, failures = load_sources(args.structures, None)
-    if args.split is not None:
-        try:
-            entries, _held_out = apply_split_file(entries, args.split)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ICSGError(f"{args.split}: not a split.json with 'train' and 'val' lists ({exc})") from None
-    for f in failures:
-        log.warning("skipped %s: %s", f.source, f.reason)
+    if args.groups is not None and len(args.groups) != len(args.structures):
+        raise ICSGError(f"--groups needs one name per input ({len(args.structures)}), got {len(args.groups)}")
+    entries, groups = [], []
+    for i, source in enumerate(args.structures):
+        read, failures = load_sources([source], None)
+        if args.split is not None:
+            try:
+                read, _held_out = apply_split_file(read, args.split)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ICSGError(f"{args.split}: not a split.json with 'train' and 'val' lists ({exc})") from None
+        for f in failures:
+            log.warning("skipped %s: %s", f.source, f.reason)
+        entries += read
+        groups += [args.groups[i] if args.groups else "all"] * len(read)
     posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]])
              for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch")]  # fmt: skip
     if not posts:
         raise ICSGError("no crystals to fit the prior on")
     mu, sigma = (np.concatenate(parts) for parts in zip(*posts, strict=True))
     if args.kind == "aggregate":
-        prior = LatentPrior.aggregate(mu, sigma)
+        prior = LatentPrior.aggregate(mu, sigma, groups=groups if args.groups else None)
     else:
+        if args.groups:
+            raise ICSGError("--groups applies to the aggregate prior only (--kind aggregate)")
         prior = LatentPrior.fit(mu, components=args.components, seed=args.seed, covariance=args.covariance)
     root = Path(ms.source)
     out = args.out or (root / "vae" / FILENAME)
@@ -264,6 +274,8 @@ def add_model_commands(sub) -> None:
                    help="aggregate: q(z) = one Gaussian per crystal (default); gmm: an EM-fitted mixture")  # fmt: skip
     p.add_argument("--components", type=int, default=16, help="gmm: Gaussian components (default 16)")
     p.add_argument("--covariance", choices=["full", "diag"], default="full", help="gmm: component covariances")
+    p.add_argument("--groups", nargs="+", metavar="NAME",
+                   help="aggregate: a family name per input (e.g. perov_5 perov_5 mp20_cubic) for --prior-group")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="output file (default: MODELS/vae/latent_prior.safetensors)")
     _common(p, out=False)

@@ -70,8 +70,8 @@ def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Fa
 def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
     from core.structures import load_entries
 
-    prior = getattr(args, "prior", "auto")
-    z = ms.sample(args.n, temperature=1.0, seed=args.seed, prior=prior)
+    prior, group = getattr(args, "prior", "auto"), getattr(args, "prior_group", None)
+    z = ms.sample(args.n, temperature=1.0, seed=args.seed, prior=prior, group=group)
     start = time.perf_counter()
     gen: list[Structure | None] = []
     failures: list[Failure] = []
@@ -87,6 +87,8 @@ def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
         train = [e.structure for e in train_entries]
     metrics = evaluate_generation(gen, [e.structure for e in ref], train=train, n_jobs=2, seed=args.seed)
     metrics["prior"] = "fitted latent mixture" if ms.prior is not None and prior != "normal" else "N(0, I)"
+    if group is not None:
+        metrics["prior"] += f", group {group}"
     metrics["generation_seconds"] = seconds
     metrics["valid_per_s"] = (metrics.get("n_valid") or 0) / seconds if seconds else None
     return metrics, failures

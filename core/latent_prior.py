@@ -8,12 +8,15 @@ is the standard remedy. Two kinds:
   the encoder gives them (no fitting; means and deviations stored as float16);
 - ``gmm``: K full- or diagonal-covariance components fitted by EM (scikit-learn).
 On held-out perov_5 the aggregate posterior covered the crystals best (model card).
+Components can carry a group (the dataset a training crystal came from, e.g. "perov_5" or
+"mp20_cubic" for the shipped mixed model): ``sample(group=...)`` draws from one family only.
 ``ModelSet.sample`` uses the shipped prior (``vae/latent_prior.safetensors``) and N(0, I)
 otherwise or when asked.
 
 Stored as safetensors (weights (K,), means (K, L), chol (K, L, L) lower Cholesky factors of the
-component covariances, or (K, L) standard deviations for a diagonal mixture) with the fit's
-settings in the file's metadata: nothing executes on load.
+component covariances, or (K, L) standard deviations for a diagonal mixture, optionally groups
+(K,) int32 indices into info["groups"]) with the fit's settings in the file's metadata: nothing
+executes on load.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ class LatentPrior:
     means: np.ndarray
     chol: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    groups: np.ndarray | None = None  # (K,) index into info["groups"] (names); None: one family
+
+    @property
+    def group_names(self) -> list[str]:
+        return list(self.info.get("groups") or [])
 
     @property
     def latent_dim(self) -> int:
@@ -69,19 +77,38 @@ class LatentPrior:
         return cls(gmm.weights_, gmm.means_, np.linalg.cholesky(cov) if covariance == "full" else np.sqrt(cov), info)
 
     @classmethod
-    def aggregate(cls, mu: np.ndarray, sigma: np.ndarray) -> LatentPrior:
-        """The encoder's aggregate posterior: mu, sigma (N, L) of N encoded training crystals."""
+    def aggregate(cls, mu: np.ndarray, sigma: np.ndarray, groups: list[str] | None = None) -> LatentPrior:
+        """The encoder's aggregate posterior: mu, sigma (N, L) of N encoded training crystals;
+        ``groups`` (N names, optional): the family of each crystal, for ``sample(group=...)``."""
         mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
         if mu.ndim != 2 or mu.shape != sigma.shape or len(mu) == 0:
             raise ICSGError(f"aggregate prior needs mu and sigma of one shape (N, L), got {mu.shape}, {sigma.shape}")
-        info = {"kind": "aggregate", "components": len(mu), "covariance": "diag", "n": len(mu)}
-        return cls(np.full(len(mu), 1.0 / len(mu)), mu, sigma, info)
+        info: dict[str, Any] = {"kind": "aggregate", "components": len(mu), "covariance": "diag", "n": len(mu)}
+        index = None
+        if groups is not None:
+            if len(groups) != len(mu):
+                raise ICSGError(f"{len(groups)} group names for {len(mu)} crystals")
+            names = list(dict.fromkeys(groups))  # first-seen order
+            index = np.array([names.index(g) for g in groups], dtype=np.int32)
+            info["groups"] = names
+            info["group_sizes"] = np.bincount(index, minlength=len(names)).tolist()
+        return cls(np.full(len(mu), 1.0 / len(mu)), mu, sigma, info, index)
 
-    def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-        """n latent vectors (n, L) float32: a component by weight, then its Gaussian with the
-        covariance scaled by T^2 (T < 1: closer to the component means)."""
+    def group_weights(self, group: str | None) -> np.ndarray:
+        """Component weights (K,) normalised, restricted to one group's components when given."""
+        weights = self.weights
+        if group is not None:
+            if self.groups is None or group not in self.group_names:
+                known = ", ".join(self.group_names) or "none: fit-prior was run without --groups"
+                raise ICSGError(f"the latent prior has no group {group!r} (groups: {known})")
+            weights = np.where(self.groups == self.group_names.index(group), weights, 0.0)
+        return weights / weights.sum()
+
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0, group: str | None = None) -> np.ndarray:
+        """n latent vectors (n, L) float32: a component by weight (of ``group`` only, if given),
+        then its Gaussian with the covariance scaled by T^2 (T < 1: closer to the component means)."""
         rng = np.random.default_rng(seed)
-        k = rng.choice(len(self.weights), size=n, p=self.weights / self.weights.sum())
+        k = rng.choice(len(self.weights), size=n, p=self.group_weights(group))
         eps = rng.standard_normal((n, self.latent_dim))
         if self.chol.ndim == 2:  # diagonal
             return (self.means[k] + temperature * self.chol[k] * eps).astype(np.float32)
@@ -97,6 +124,8 @@ class LatentPrior:
         # an aggregate prior has a component per training crystal: float16 halves its size
         dtype = np.float16 if self.info.get("kind") == "aggregate" else np.float64
         arrays = {"weights": self.weights.astype(np.float64), "means": self.means.astype(dtype), "chol": self.chol.astype(dtype)}
+        if self.groups is not None:
+            arrays["groups"] = self.groups.astype(np.int32)
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
                   metadata={"format": "icsg3d-latent-prior", "info": json.dumps(self.info)})  # fmt: skip
         tmp.replace(path)
@@ -112,6 +141,7 @@ class LatentPrior:
             with safe_open(str(path), framework="numpy") as fh:
                 meta = fh.metadata() or {}
                 arrays = {k: fh.get_tensor(k) for k in ("weights", "means", "chol")}
+                groups = fh.get_tensor("groups") if "groups" in fh.keys() else None
         except (SafetensorError, OSError, KeyError, ValueError) as exc:
             raise CheckpointError(str(path), f"unreadable latent prior ({exc})") from exc
         if meta.get("format") != "icsg3d-latent-prior":
@@ -122,4 +152,7 @@ class LatentPrior:
             raise CheckpointError(str(path), f"inconsistent shapes {w.shape}, {m.shape}, {c.shape}")
         if latent_dim is not None and dim != latent_dim:
             raise CheckpointError(str(path), f"latent size {dim} does not match the VAE's {latent_dim}")
-        return cls(w, m, c, json.loads(meta.get("info", "{}")))
+        info = json.loads(meta.get("info", "{}"))
+        if groups is not None and (groups.shape != (k,) or groups.min() < 0 or groups.max() >= len(info.get("groups") or [])):
+            raise CheckpointError(str(path), "group indices do not match the group names in its metadata")
+        return cls(w, m, c, info, groups)

@@ -228,16 +228,21 @@ class ModelSet:
         return self.decode(self.encode(structures, cond), cond, labels=labels)
 
     # -- latent space -------------------------------------------------------------------------
-    def sample(self, n: int, temperature: float = 1.0, seed: int = 0, prior: str = "auto") -> np.ndarray:
+    def sample(
+        self, n: int, temperature: float = 1.0, seed: int = 0, prior: str = "auto", group: str | None = None
+    ) -> np.ndarray:
         """n latent vectors, seeded: from the fitted latent mixture (``prior`` 'fitted', or 'auto'
-        when the model set has one; see core/latent_prior.py) or from N(0, T^2 I) ('normal')."""
+        when the model set has one; see core/latent_prior.py), only its ``group`` components when
+        given (e.g. "perov_5"), or from N(0, T^2 I) ('normal')."""
         if prior not in PRIORS:
             raise ICSGError(f"unknown prior {prior!r}: expected one of {', '.join(PRIORS)}")
         if prior == "fitted" and self.prior is None:
             raise ICSGError(f"{self.source}: this model set has no fitted prior (vae/{PRIOR_FILE}); "
                             "make one with: icsg3d fit-prior")  # fmt: skip
+        if group is not None and (prior == "normal" or self.prior is None):
+            raise ICSGError(f"a prior group ({group!r}) needs the fitted prior, not N(0, I)")
         if prior != "normal" and self.prior is not None:
-            return self.prior.sample(n, temperature, seed)
+            return self.prior.sample(n, temperature, seed, group=group)
         rng = np.random.default_rng(seed)
         return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
 

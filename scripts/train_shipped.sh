@@ -45,7 +45,8 @@ for kind in vae unet cgcnn; do
 done
 cp "$RUN/vae/split.json" "$RUN/set/split.json"
 $PY -m core.cli fit-prior ../shared/data/perov_5/train.csv.gz ../shared/data/perov_5/val.csv.gz \
-    runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set"   # aggregate posterior
+    runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set" \
+    --groups perov_5 perov_5 mp20_cubic   # aggregate posterior, one family per dataset
 if [ "${INSTALL:-0}" = "1" ]; then
     for kind in vae unet cgcnn; do
         rm -rf "resources/models/$kind" && cp -r "$RUN/set/$kind" "resources/models/$kind"

@@ -108,3 +108,40 @@ def test_fit_prior_command_then_generate(tmp_path) -> None:
     out = tmp_path / "gen"
     assert main(["generate", "--n", "6", "--models", str(root), "--out", str(out), "--prior", "fitted"]) == 0
     assert len((out / "summary.csv").read_text().splitlines()) == 7  # header + one row per sample
+
+
+def test_groups_restrict_sampling_to_one_family(tmp_path) -> None:
+    mu = np.array([[5.0, 5.0], [-5.0, -5.0], [5.0, -5.0]])
+    prior = LatentPrior.aggregate(mu, np.full((3, 2), 0.1), groups=["perov", "mp", "perov"])
+    again = LatentPrior.load(prior.save(tmp_path / FILENAME), latent_dim=2)
+    assert again.group_names == ["perov", "mp"] and again.info["group_sizes"] == [2, 1]
+    z = again.sample(400, seed=0, group="perov")
+    assert (z[:, 0] > 4).all()  # never the mp crystal at (-5, -5)
+    assert np.abs(again.sample(400, seed=0, group="mp") + 5).max() < 1.0
+    assert (again.sample(400, seed=0)[:, 0] < -4).any()  # no group: every crystal
+    with pytest.raises(ICSGError, match="no group 'carbon' \\(groups: perov, mp\\)"):
+        again.sample(2, group="carbon")
+    with pytest.raises(ICSGError, match="2 group names for 3 crystals"):
+        LatentPrior.aggregate(mu, np.ones((3, 2)), groups=["a", "b"])
+    with pytest.raises(ICSGError, match="fit-prior was run without --groups"):
+        LatentPrior.aggregate(mu, np.ones((3, 2))).sample(2, group="perov")
+
+
+def test_fit_prior_groups_then_generate_one_family(tmp_path) -> None:
+    root = write_tiny_model_set(tmp_path / "models", comp_head=True)
+    sources = []
+    for name, crystals in (("a", tiny_crystals()[:2]), ("b", tiny_crystals()[2:] * 2)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, s in enumerate(crystals):
+            write_cif(s, folder / f"{name}{i}.cif")
+        sources.append(str(folder))
+    assert main(["fit-prior", *sources, "--models", str(root), "--groups", "fam_a", "fam_b"]) == 0
+    prior = LatentPrior.load(root / "vae" / FILENAME, latent_dim=16)
+    assert prior.group_names == ["fam_a", "fam_b"] and prior.info["group_sizes"] == [2, len(tiny_crystals()[2:]) * 2]
+    assert main(["fit-prior", *sources, "--models", str(root), "--groups", "only_one"]) != 0  # one name per input
+    out = tmp_path / "gen"
+    assert main(["generate", "--n", "4", "--models", str(root), "--out", str(out), "--prior-group", "fam_b"]) == 0
+    assert len((out / "summary.csv").read_text().splitlines()) == 5
+    assert main(["generate", "--n", "4", "--models", str(root), "--out", str(out), "--force",
+                 "--prior-group", "nope"]) != 0  # fmt: skip

@@ -24,7 +24,7 @@ from core.errors import CheckpointError, ICSGError, SegmentationError
 from core.latent_prior import FILENAME as PRIOR_FILE
 from core.latent_prior import LatentPrior
 from core.models.blocks import make_input
-from core.refine import refine_structures
+from core.refine import SYMPREC, refine_structures, symmetrize_positions
 from core.segment import find_sites, sites_to_structure
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
 
@@ -183,10 +183,14 @@ class ModelSet:
         x = make_input(torch.from_numpy(normalise_density(density)).float().to(self.device), torch.from_numpy(abc))
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
 
-    def decode(self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True) -> list[Decoded]:
+    def decode(
+        self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True,
+        symprec: float | None = SYMPREC,
+    ) -> list[Decoded]:  # fmt: skip
         """Full path: density -> species probabilities -> sites -> refined sites -> Structure (+ CGCNN).
 
-        ``refine`` fits the segmented atoms' positions to the decoded density (core/refine.py).
+        ``refine`` fits the segmented atoms' positions to the decoded density, then ``symprec`` (Å,
+        None: off) snaps them to the space group found at that tolerance (core/refine.py).
         ``labels=False`` skips the per-voxel argmax grids (segmentation views need them; batch
         commands do not, and it is ~1.5 ms per crystal)."""
         out = self._decode_raw(z, cond)
@@ -209,6 +213,10 @@ class ModelSet:
             results.append(item)
         if refine:
             self._refine(results)
+        if symprec:
+            for r in results:
+                if r.structure is not None:
+                    r.structure = symmetrize_positions(r.structure, symprec)
         if predict and self.cgcnn is not None:
             ok = [r for r in results if r.structure is not None]
             for r, props in zip(ok, self.predict([r.structure for r in ok]), strict=True):

@@ -9,6 +9,11 @@ scales its height) to minimise the squared difference to the decoded grid on the
 log scale, so every voxel of every atom contributes and overlaps are modelled (median distance
 0.13, StructureMatcher RMS 0.068 -> 0.046 on the same 200). Species, count and lattice stay as
 decoded. Orthogonal cells only: decoded cells always are.
+
+``symmetrize_positions`` then averages positions over the space group found at SYMPREC (0.2 Å,
+below the decoder's ~0.15 Å RMS noise plus margin; on 400 held-out reconstructions it took the
+StructureMatcher RMS from 0.048 to 0.043 and the fingerprint distance to the truth from 0.14 to
+0.09 with the match rate unchanged, 0.1 Å did half as much and 0.3 Å erases real off-centring).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pymatgen.core import Structure
 from core.segment import MIN_PEAK_SEPARATION
 from core.voxel import GAUSS_NORM, Voxeliser, normalise_density
 
+SYMPREC = 0.2  # Å: symmetry tolerance of decoded structures (see the module docstring)
 STEPS, LEARNING_RATE = 60, 0.01  # Adam on fractional coordinates: converged by ~60 steps (tested 150)
 
 
@@ -93,3 +99,35 @@ def _min_distance(structure: Structure) -> float:
     dist = np.array(structure.distance_matrix, dtype=float)
     np.fill_diagonal(dist, np.inf)
     return float(dist.min())
+
+
+def symmetrize_positions(structure: Structure, symprec: float) -> Structure:
+    """The structure with positions averaged over the space group found at ``symprec`` Å, in its
+    own cell (same lattice, sites and order): x_j = mean over operations g of g(x_{g^-1 j}).
+
+    That average is the projection onto positions the group leaves invariant, so a decoded
+    perovskite whose atoms sit 0.1 Å off 1/2 comes back on 1/2, while displacements larger than
+    ``symprec`` (a real off-centring) lower the group found and survive. Unlike spglib's
+    standardisation it never changes the cell, which must stay the decoded density's.
+    """
+    import spglib
+
+    frac = np.mod(structure.frac_coords, 1.0)
+    cell = (structure.lattice.matrix, frac, structure.atomic_numbers)
+    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    if dataset is None or len(dataset.rotations) < 2:
+        return structure
+    numbers = np.asarray(structure.atomic_numbers)
+    total = np.zeros_like(frac)
+    for rot, trans in zip(dataset.rotations, dataset.translations, strict=True):
+        image = frac @ rot.T + trans  # (N, 3): where the operation sends each site
+        delta = image[:, None, :] - frac[None, :, :]  # (N, N, 3)
+        delta -= np.round(delta)
+        dist = np.linalg.norm(delta @ structure.lattice.matrix, axis=-1)
+        dist[numbers[:, None] != numbers[None, :]] = np.inf
+        target = dist.argmin(axis=1)
+        if len(set(target.tolist())) != len(frac) or dist[np.arange(len(frac)), target].max() > 2 * symprec:
+            return structure  # not a permutation at this tolerance: leave the structure as it is
+        total[target] += frac[target] + delta[np.arange(len(frac)), target]
+    averaged = np.mod(total / len(dataset.rotations), 1.0)
+    return Structure(structure.lattice, structure.species, averaged, site_properties=structure.site_properties)

@@ -68,6 +68,19 @@ def refine_structures(
         raise ValueError(f"{len(structures)} structures but {len(densities)} densities")
     if not structures:
         return []
+    # callers (the GUI worker) may decode under torch.inference_mode: the fit needs autograd
+    with torch.inference_mode(False), torch.enable_grad():
+        fitted = _fit_positions(structures, densities, voxeliser, steps, lr)
+    out = []
+    for k, s in enumerate(structures):
+        moved = Structure(s.lattice, s.species, fitted[k, : len(s)], site_properties=s.site_properties)
+        # two atoms can slide into one peak (one amplitude -> 0): keep the segmented positions then
+        out.append(moved if _min_distance(moved) >= min(MIN_PEAK_SEPARATION, _min_distance(s)) else s)
+    return out
+
+
+def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, steps: int, lr: float) -> np.ndarray:
+    """Fitted fractional coordinates (B, N, 3) in [0, 1) (padded like Voxeliser.site_arrays)."""
     d = densities.shape[-1]
     frac0, z, sigma_np, _, abc_np = voxeliser.site_arrays(list(structures))
     weight = torch.from_numpy(z * GAUSS_NORM / sigma_np**3).float()
@@ -76,20 +89,13 @@ def refine_structures(
     frac = torch.from_numpy(frac0).float().requires_grad_(True)
     log_amp = torch.zeros_like(weight, requires_grad=True)
     opt = torch.optim.Adam([frac, log_amp], lr=lr)
-    with torch.enable_grad():
-        for _ in range(steps):
-            opt.zero_grad()
-            rendered = render_orthogonal(frac, weight * torch.exp(log_amp), sigma, abc, d)
-            loss = ((normalise_density(rendered) - target) ** 2).sum()
-            loss.backward()
-            opt.step()
-    fitted = frac.detach().double().numpy() % 1.0
-    out = []
-    for k, s in enumerate(structures):
-        moved = Structure(s.lattice, s.species, fitted[k, : len(s)], site_properties=s.site_properties)
-        # two atoms can slide into one peak (one amplitude -> 0): keep the segmented positions then
-        out.append(moved if _min_distance(moved) >= min(MIN_PEAK_SEPARATION, _min_distance(s)) else s)
-    return out
+    for _ in range(steps):
+        opt.zero_grad()
+        rendered = render_orthogonal(frac, weight * torch.exp(log_amp), sigma, abc, d)
+        loss = ((normalise_density(rendered) - target) ** 2).sum()
+        loss.backward()
+        opt.step()
+    return frac.detach().double().numpy() % 1.0
 
 
 def _min_distance(structure: Structure) -> float:

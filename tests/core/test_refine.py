@@ -111,3 +111,15 @@ def test_symmetrize_snaps_noise_but_keeps_a_real_off_centring():
 def test_symmetrize_of_a_triclinic_crystal_changes_nothing():
     s = Structure(Lattice.cubic(5.0), ["Cs", "Cl", "Cl"], [[0.01, 0.02, 0.03], [0.41, 0.13, 0.77], [0.7, 0.6, 0.2]])
     assert np.array_equal(symmetrize_positions(s, 0.2).frac_coords, s.frac_coords)
+
+
+def test_refinement_works_under_inference_mode():
+    """The GUI worker decodes inside torch.inference_mode; the fit must still get gradients."""
+    true = [srtio3()]
+    vox = Voxeliser(VoxelConfig(d=16), VOCAB)
+    density, _, _ = vox.batch(true)
+    moved = true[0].copy()
+    moved.translate_sites([1], [0.1, 0.0, 0.0], frac_coords=False)
+    with torch.inference_mode():
+        fitted = refine_structures([moved], density, vox)[0]
+    assert _site_shifts(true[0], fitted)[1] < 0.03

@@ -74,7 +74,6 @@ class Viewer3D(QWidget):
         self.plotter.set_background("white", top="#d9e2ec")
         self.plotter.add_axes(xlabel="a", ylabel="b", zlabel="c", line_width=3)
         # no anti-aliasing: FXAA alone costs ~60 ms per frame in software GL (Xvfb, 2 cores)
-        self._volume_grid: pv.ImageData | None = None
         self._volume_key: tuple | None = None
         # "rendered" = a VTK render finished (frameSwapped would also fire for mere re-compositions
         # of the window when a dock label changes)
@@ -281,9 +280,14 @@ class Viewer3D(QWidget):
         # bar, which renders the whole scene once more)
         key = (grid.dimensions, s.cmap, s.opacity, s.log_scale)
         actor = self.plotter.actors.get("density_volume")
-        if actor is not None and key == self._volume_key and self._volume_grid is not None:
-            self._volume_grid.spacing = grid.spacing
-            self._volume_grid.point_data["rho"] = grid.point_data["rho"]
+        if actor is not None and key == self._volume_key:
+            # Update the dataset the mapper draws: add_volume copied its input
+            # (cell_data_to_point_data), so the grid we passed it is not the one on screen.
+            drawn = actor.mapper.dataset
+            drawn.origin = grid.origin
+            drawn.spacing = grid.spacing
+            drawn.point_data["rho"] = np.asarray(grid.point_data["rho"])
+            drawn.Modified()
             actor.prop.opacity_unit_distance = unit
             lut = actor.mapper.lookup_table
             lut.scalar_range = clim
@@ -306,7 +310,7 @@ class Viewer3D(QWidget):
         actor.prop.interpolation_type = "linear"  # trilinear, not blocky nearest-voxel
         actor.mapper.SetAutoAdjustSampleDistances(False)
         self._volume_quality(actor, grid)
-        self._volume_grid, self._volume_key = grid, key
+        self._volume_key = key
 
     def _volume_quality(self, actor, grid: pv.ImageData) -> None:  # noqa: ANN001
         """Ray step below the voxel spacing (VTK's default step, 1 world unit = 1 Å, slices the

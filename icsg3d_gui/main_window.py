@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
     # ---- actions -------------------------------------------------------------------------
     def open_gallery(self, item_id: str) -> bool:
         ok = self.controller.open_gallery(item_id)
-        if ok:
+        if ok and not self.viewer.settings.lock_camera:
             self.viewer.reset_view()
         return ok
 
@@ -178,7 +178,8 @@ class MainWindow(QMainWindow):
         ok = self.controller.open_file(path)
         if ok:
             self._add_recent(str(path))
-            self.viewer.reset_view()
+            if not self.viewer.settings.lock_camera:
+                self.viewer.reset_view()
         return ok
 
     def open_dialog(self) -> None:

@@ -140,6 +140,10 @@ class DisplayDock(QWidget):
         reset = QPushButton("Reset")
         reset.clicked.connect(self.viewer.reset_view)
         row.addWidget(reset)
+        self.lock_camera = QCheckBox("lock")
+        self.lock_camera.setToolTip("Keep the camera when the cell changes (otherwise it refits to each new cell)")
+        self.lock_camera.toggled.connect(lambda on: self.viewer.update_settings(lock_camera=bool(on)))
+        row.addWidget(self.lock_camera)
         return box
 
     def refresh(self) -> None:
@@ -150,7 +154,7 @@ class DisplayDock(QWidget):
                    (self.range_hi, s.clim_fraction[1]), (self.vol_opacity, int(s.volume_opacity * 100)),
                    (self.iso, int(s.iso_fraction * 100)), (self.radius, int(s.radius_scale * 100)),
                    (self.bond_tol, s.bond_tolerance), (self.cmap, s.cmap), (self.opacity, s.opacity),
-                   (self.scheme, s.scheme)]
+                   (self.scheme, s.scheme), (self.lock_camera, s.lock_camera)]
         values += [(sl, int(f * 100)) for sl, f in zip(self.slice_sliders, s.slice_frac, strict=True)]
         values += [(sp, int(r)) for sp, r in zip(self.repeat, s.repeat, strict=True)]
         for widget, value in values:

@@ -31,6 +31,9 @@ DENSITY_BAR = "density (e/Å³)"
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
 
+REFIT_TOLERANCE = 0.05  # relative change of the cell's size that refits the camera
+
+
 @dataclass
 class DisplaySettings:
     """Everything the Display dock can change; the viewer redraws from it."""
@@ -54,6 +57,7 @@ class DisplaySettings:
     scheme: str = "VESTA"
     repeat: tuple[int, int, int] = field(default=(1, 1, 1))
     background: str = "white"
+    lock_camera: bool = False  # keep the camera when the cell changes (compare crystals at one scale)
 
 
 class Viewer3D(QWidget):
@@ -80,6 +84,7 @@ class Viewer3D(QWidget):
         self.plotter.ren_win.AddObserver("EndEvent", self._render_ended)
         self._msaa: int | None = None  # the settled frames' multisampling, read when first lowered
         self._camera_set = False
+        self._fitted_extent: float | None = None  # size of the (super)cell the camera was fitted to
         self._closed = False
         self._legend_key: tuple = ()
         self._shown: tuple[np.ndarray, list[str]] = (np.zeros((0, 3)), [])  # displayed atom centres
@@ -118,6 +123,7 @@ class Viewer3D(QWidget):
         self.plotter.renderer.reset_camera(render=False)
         self.plotter.camera.zoom(1.1)
         self._camera_set = True
+        self._fitted_extent = self._extent(lat)
         self.request_render()
 
     def view_along(self, axis: int) -> None:
@@ -194,7 +200,7 @@ class Viewer3D(QWidget):
             self._remove(("density_slices",))
         self._hide_stale_crystal(self.state.preview)
         self._set_antialias(not self.state.preview)
-        self._first_camera()
+        self._fit_camera()
         self.request_render()
 
     def _hide_stale_crystal(self, preview: bool) -> None:
@@ -242,7 +248,7 @@ class Viewer3D(QWidget):
         self._show_mesh("cell", scene.cell_mesh(lat, s.repeat) if s.show_cell else None,
                         color="#333333", line_width=2)
         self._update_legend(self._legend_symbols())
-        self._first_camera()
+        self._fit_camera()
         self.request_render()
 
     def update_blobs(self) -> None:
@@ -390,9 +396,26 @@ class Viewer3D(QWidget):
             return None
         return lat * np.asarray(self.settings.repeat, dtype=float)[:, None]
 
-    def _first_camera(self) -> None:
+    @staticmethod
+    def _extent(lat: np.ndarray) -> float:
+        """Length of the shown (super)cell's body diagonal (``lat``: (3, 3) rows, repeat applied)."""
+        return float(np.linalg.norm(np.asarray(lat).sum(axis=0)))
+
+    def _fit_camera(self) -> None:
+        """Frame the cell on the first crystal, and again whenever the shown cell's size moves by
+        more than REFIT_TOLERANCE from the one framed (a new crystal, a long slider drift), unless
+        the camera is locked. Small steps keep the camera still: a slider drag must not jitter."""
         if not self._camera_set:
             self.reset_view()
+            return
+        lat = self._lattice()
+        if lat is None or self.settings.lock_camera:
+            return
+        extent = self._extent(lat)
+        if self._fitted_extent is None or abs(extent / self._fitted_extent - 1.0) > REFIT_TOLERANCE:
+            self.plotter.renderer.reset_camera(render=False)  # keeps the viewing direction
+            self.plotter.camera.zoom(1.1)
+            self._fitted_extent = extent
 
     def _render_now(self) -> None:
         if not self._closed:

@@ -1,0 +1,154 @@
+"""What is drawn is what the state says: the volume mapper's input against the state's grid, and
+the camera against the cell, after every kind of update (gallery, file, slider, Random,
+interpolation frame, batch row, undo/redo).
+
+These read the data VTK actually draws (``actor.mapper.dataset``), not the app's own state:
+pyvista's ``add_volume`` copies its input, so a view that updates the grid it passed in would
+pass a state check and still show the first crystal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icsg3d_gui.views import scene
+from tests.gui.conftest import wait_for_model
+from tests.gui.fakes import FakeModelSet
+
+pytestmark = pytest.mark.gui
+
+CORNERS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
+
+
+def drawn_volume(win):  # noqa: ANN001, ANN201
+    return win.viewer.plotter.actors["density_volume"].mapper.dataset
+
+
+def projected_cell(win) -> np.ndarray:
+    """Display coordinates (8, 2) of the shown (super)cell's corners, through the live camera."""
+    ren = win.viewer.plotter.renderer
+    lat = win.viewer._lattice()
+    out = []
+    for corner in CORNERS @ lat:
+        ren.SetWorldPoint(*corner, 1.0)
+        ren.WorldToDisplay()
+        out.append(ren.GetDisplayPoint()[:2])
+    return np.asarray(out)
+
+
+def assert_draws_state(win) -> None:  # noqa: ANN001
+    """The volume on screen holds the state's density over the state's cell, and the camera frames
+    that cell: all of it in view, and not a speck (>= 25 % of the view's smaller side)."""
+    st, viewer = win.state, win.viewer
+    viewer.render_now()
+    expected = scene.density_mesh(st.density, st.lattice, viewer.settings.repeat, name="rho")
+    drawn = drawn_volume(win)
+    np.testing.assert_allclose(np.asarray(drawn.point_data["rho"]), np.asarray(expected.point_data["rho"]),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(drawn.bounds, expected.bounds, atol=1e-4)
+    width, height = viewer.plotter.renderer.GetSize()
+    xy = projected_cell(win)
+    assert (xy[:, 0] >= 0).all() and (xy[:, 0] <= width).all(), f"cell cut off: x {xy[:, 0]} of {width}"
+    assert (xy[:, 1] >= 0).all() and (xy[:, 1] <= height).all(), f"cell cut off: y {xy[:, 1]} of {height}"
+    span = (xy.max(axis=0) - xy.min(axis=0)).max()
+    assert span >= 0.25 * min(width, height), f"cell drawn as a speck: {span:.0f} px of {width}x{height}"
+
+
+def test_gallery_sequence_draws_each_crystal(make_window, qtbot):
+    win = make_window()
+    for name in ("NaCl_rocksalt", "CsCl_cscl", "ZnS_zincblende", "SrTiO3_perovskite", "KCl_rocksalt",
+                 "SrTiO3_perovskite"):
+        assert win.open_gallery(name), name
+        assert_draws_state(win)
+
+
+def test_opened_file_replaces_the_volume(make_window, qtbot, tmp_path):
+    from tests.gui.fakes import rocksalt
+
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    path = tmp_path / "big.cif"
+    rocksalt(7.5, "Rb", "I").to(filename=str(path))
+    assert win.open_path(path)
+    assert win.state.structure.composition.reduced_formula == "RbI"
+    assert_draws_state(win)
+
+
+def test_lock_keeps_the_camera(make_window, qtbot):
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    win.viewer.render_now()
+    before = np.asarray(win.viewer.plotter.camera.position)
+    win.viewer.update_settings(lock_camera=True)
+    win.open_gallery("KCl_rocksalt")
+    np.testing.assert_allclose(win.viewer.plotter.camera.position, before)
+    win.viewer.update_settings(lock_camera=False)
+    win.open_gallery("NaCl_rocksalt")
+    assert_draws_state(win)
+
+
+def test_every_latent_update_draws_its_density(make_window, qtbot):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery("NaCl_rocksalt")
+    qtbot.waitUntil(lambda: win.state.z is not None and win.controller.worker.idle(), timeout=10000)
+    first = win.state.density.copy()
+
+    def settled(source: str) -> None:
+        qtbot.waitUntil(lambda: win.state.source.startswith(source) and win.controller.worker.idle(),
+                        timeout=10000)
+        assert_draws_state(win)
+
+    # slider drag (the live path) and settle
+    slider = win.latent.sliders[1]
+    slider.setValue(250)
+    win.latent.settle.stop()
+    qtbot.waitUntil(lambda: win.state.preview and not np.allclose(win.state.density, first), timeout=10000)
+    assert_draws_state(win)
+    slider.sliderReleased.emit()
+    settled("decoded")
+    # Random
+    dragged = win.state.density.copy()
+    win.latent.random()
+    qtbot.waitUntil(lambda: not np.allclose(win.state.density, dragged), timeout=10000)
+    settled("")
+    # undo / redo
+    win.latent.undo()
+    qtbot.waitUntil(lambda: win.controller.worker.idle(), timeout=10000)
+    assert_draws_state(win)
+    win.latent.redo()
+    qtbot.waitUntil(lambda: win.controller.worker.idle(), timeout=10000)
+    assert_draws_state(win)
+
+
+def test_interpolation_frames_and_batch_rows_draw_their_density(make_window, qtbot, boxes):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    dock = win.interp
+    dock.a.setCurrentText("NaCl_rocksalt")
+    dock.b.setCurrentText("KCl_rocksalt")
+    dock.steps.setValue(5)
+    dock.run()
+    qtbot.waitUntil(lambda: bool(dock.frames or boxes["critical"]), timeout=10000)
+    assert boxes["critical"] == []
+    densities = []
+    for i in (0, 4, 2):
+        dock.scrubber.setValue(i)
+        assert_draws_state(win)
+        densities.append(np.asarray(drawn_volume(win).point_data["rho"]).copy())
+    assert not np.allclose(densities[0], densities[1])  # the frames differ, so this checks something
+    # batch rows
+    batch = win.batch
+    batch.n.setValue(4)
+    batch.spread.setValue(1.5)
+    batch.generate()
+    qtbot.waitUntil(lambda: len(batch.rows) == 4, timeout=10000)
+    shown = []
+    for row in range(4):
+        batch.show_row(row)
+        assert_draws_state(win)
+        shown.append(np.asarray(drawn_volume(win).point_data["rho"]).copy())
+    assert any(not np.allclose(shown[0], s) for s in shown[1:])

@@ -2,6 +2,7 @@
 
     python benchmarks/calibrate_metrics.py --data ../shared/data/perov_5/val.csv.gz [--limit N]
         [--cov-limit M] [--n-jobs 2] [--train ../shared/data/perov_5/train.csv.gz --train-limit K]
+    python benchmarks/calibrate_metrics.py --smoke     # seconds, on the shipped gallery (CI)
 
 Prints one JSON object: validity of every parsed crystal (perov_5 target: struct 100 %, comp ~98.6 %),
 COV / W1 of a random subset against itself (must be 100 % / 0) and of one half against the other
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from core.metrics import (  # noqa: E402
     FingerprintCache,
@@ -110,9 +112,11 @@ def coverage_block(subset: list, rest: list, n_jobs: int, cache: FingerprintCach
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds-long run on the shipped gallery (CI: the benchmark still runs)")
     ap.add_argument("--limit", type=int, default=None, help="rows to read (default all)")
     ap.add_argument("--cov-limit", type=int, default=400, help="random subset for COV/W1/uniqueness")
     ap.add_argument(
@@ -126,13 +130,20 @@ def main() -> None:
     ap.add_argument(
         "--conventional", action="store_true", help="load via core.structures (conventional cells)"
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.data = args.data or str(ROOT / "resources" / "gallery")
+        args.conventional, args.cov_limit, args.n_jobs = True, min(args.cov_limit, 6), 1
+        args.train = args.train or args.data
+    elif args.data is None:
+        ap.error("--data is required (or --smoke)")
     logging.basicConfig(level=logging.WARNING)
 
     t_start = time.perf_counter()
     (structures, n_failed), t_load = timed(load, args.data, args.limit, args.conventional)
     row, t_val = timed(reference_row, structures)
     result: dict = {
+        "smoke": args.smoke,
         "data": args.data,
         "n_rows_parsed": len(structures),
         "n_parse_failed": n_failed,

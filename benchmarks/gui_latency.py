@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--n", type=int, default=20)
     p.add_argument("--density-only", action="store_true", help="skip the full-decode measurement")
+    p.add_argument("--smoke", action="store_true", help="two slider moves (CI: the benchmark still runs)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.n = 2
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     win.resize(1400, 900)
     win.show()
     win.open_gallery("SrTiO3_perovskite")
-    result: dict = {"models": None if problem else str(models), "n": args.n, "window": [1400, 900],
+    result: dict = {"smoke": args.smoke, "models": None if problem else str(models), "n": args.n, "window": [1400, 900],
                     "cpu_count": os.cpu_count(), "platform": app.platformName()}
     if problem is None:
         _wait(app, lambda: win.state.has_model and win.latent.components is not None, timeout=600)

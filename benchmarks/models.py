@@ -1,6 +1,6 @@
 """Speed and memory of the three networks; prints ONE JSON object.
 
-    python benchmarks/models.py [--models DIR] [--device cpu|cuda] [--classes 57] [--quick]
+    python benchmarks/models.py [--models DIR] [--device cpu|cuda] [--classes 57] [--smoke]
 
 Without --models the default configs are used (n_classes = 57: the perov_5 vocabulary of 56
 elements + background). With --models DIR, the checkpoints DIR/{unet,vae,cgcnn} are loaded
@@ -35,6 +35,7 @@ from core.models.unet import UNet3D, UNetConfig, unet_loss  # noqa: E402
 from core.models.vae import CondVAE3D, VAEConfig, freeze, vae_loss  # noqa: E402
 
 _AUTOCAST = False
+_BIG = 64  # the batch of the "batch64" inference figures (4 in --smoke)
 _CPU_MS: list[float] = []
 
 
@@ -103,7 +104,7 @@ def bench_unet(net: UNet3D, device: torch.device, batch: int, steps: int) -> dic
     t_cpu = _cpu_median()
     net.eval()
     x1 = x[:1]
-    x64 = make_input(*[v for v in _random_batch(64, d, c, device)[::2]])
+    x64 = make_input(*[v for v in _random_batch(_BIG, d, c, device)[::2]])
     with torch.inference_mode():
         single = _times_ms(lambda: net(x1), device, 20)
         single_cpu = _cpu_median()
@@ -144,8 +145,8 @@ def bench_vae(vae: CondVAE3D, unet: UNet3D, device: torch.device, batch: int, st
     vae.eval()
     z1 = torch.randn(1, cfg.latent, device=device)
     c1 = torch.full((1,), cfg.n_conditions - 1, device=device)
-    z64 = torch.randn(64, cfg.latent, device=device)
-    c64 = torch.full((64,), cfg.n_conditions - 1, device=device)
+    z64 = torch.randn(_BIG, cfg.latent, device=device)
+    c64 = torch.full((_BIG,), cfg.n_conditions - 1, device=device)
     with torch.inference_mode():
         single = _times_ms(lambda: vae.decode(z1, c1), device, 50, warmup=5)
         single_cpu = _cpu_median()
@@ -220,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3, help="timed training steps per model")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for the training steps")
+    p.add_argument("--smoke", action="store_true", help="one step of each at batch 1 (CI: the benchmark still runs)")
     args = p.parse_args(argv)
+    global _BIG
+    if args.smoke:
+        args.batch, args.steps, _BIG = 1, 1, 4
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -231,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     vae = _load(args.models, "vae", CondVAE3D(VAEConfig(n_classes=args.classes)), device)
     cgcnn = _load(args.models, "cgcnn", CGCNN(CGCNNConfig()), device)
     result: dict[str, object] = {
+        "smoke": args.smoke,
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result.update(bench_vae(vae, unet, device, args.batch, args.steps))
     result.update(bench_unet(unet, device, args.batch, args.steps))
-    result.update(bench_cgcnn(cgcnn, device, 64, max(args.steps, 5)))
+    result.update(bench_cgcnn(cgcnn, device, 8 if args.smoke else 64, args.steps if args.smoke else max(args.steps, 5)))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         result["cuda_peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -2,6 +2,7 @@
 
     python benchmarks/voxelise.py --data ../shared/data/perov_5/val.csv.gz [--limit N]
         [--batch 256] [--threads 1] [--repeat 3] [--d 32]
+    python benchmarks/voxelise.py --smoke     # seconds, on the shipped gallery (CI)
 
 Parsing (core.structures.load_entries: CIF -> conventional standard cell) is timed separately
 (``parse_per_s``); the numba kernel is compiled and warmed up before the clock starts, so
@@ -27,20 +28,28 @@ import numba  # noqa: E402
 
 from core.elements import Vocabulary  # noqa: E402
 from core.structures import load_entries  # noqa: E402
-from core.voxel import VoxelConfig, Voxeliser, _is_orthogonal  # noqa: E402
+from core.voxel import VoxelConfig, Voxeliser, is_orthogonal  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", required=True, help="CIF/POSCAR file, folder, or CSV(.gz) with a cif column"
+        "--data", default=None, help="CIF/POSCAR file, folder, or CSV(.gz) with a cif column"
     )
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds-long run on the shipped gallery (CI: the benchmark still runs)")
     parser.add_argument("--limit", type=int, default=None, help="read at most N rows")
     parser.add_argument("--batch", type=int, default=256, help="structures per Voxeliser.batch call")
     parser.add_argument("--threads", type=int, default=1, help="numba threads (prange over the batch)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the data; the best is reported")
     parser.add_argument("--d", type=int, default=32, help="grid points per cell axis")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.data = args.data or str(Path(__file__).resolve().parents[1] / "resources" / "gallery")
+        args.repeat, args.batch = 1, min(args.batch, 16)
+    elif args.data is None:
+        parser.error("--data is required (or --smoke)")
+    return args
 
 
 def clocks() -> tuple[float, float]:
@@ -82,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     best_cpu = min(p[1] for p in passes)
     n = len(structures)
     result = {
+        "smoke": args.smoke,
         "n": n,
         "failed_to_parse": len(failures),
-        "non_orthogonal": int(sum(not _is_orthogonal(s) for s in structures)),
+        "non_orthogonal": int(sum(not is_orthogonal(s) for s in structures)),
         "d": args.d,
         "batch": args.batch,
         "threads": numba.get_num_threads(),

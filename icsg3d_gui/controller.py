@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -35,10 +36,11 @@ def model_problem(models_dir: Path) -> str | None:
     models_dir = Path(models_dir)
     if not models_dir.is_dir() or not any(models_dir.rglob("meta.json")):
         return f"No trained models in {models_dir}: latent sliders disabled; see README to train"
-    try:
-        import core.pipeline  # noqa: F401
-    except ImportError as exc:
-        return f"core.pipeline is not available ({exc}): latent sliders disabled"
+    # find_spec, not an import: torch takes ~2 s to import and the worker thread imports it
+    # while the window is already showing its first crystal
+    missing = [name for name in ("torch", "safetensors") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed: latent sliders disabled"
     return None
 
 

@@ -191,7 +191,8 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         """Errors never stop the app: a message box (tests patch QMessageBox) and the log."""
         log.warning("%s: %s", title, message)
-        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        # a screenshot run keeps the reason in the picture; an interactive one also gets a box
+        self.statusBar().showMessage(f"{title}: {message}", 10000 if self.interactive else 0)
         if self.interactive:
             QMessageBox.critical(self, title, message)
 

@@ -152,3 +152,49 @@ def test_interpolation_frames_and_batch_rows_draw_their_density(make_window, qtb
         assert_draws_state(win)
         shown.append(np.asarray(drawn_volume(win).point_data["rho"]).copy())
     assert any(not np.allclose(shown[0], s) for s in shown[1:])
+
+
+def _screenshot_run(tmp_path, monkeypatch, files: list) -> tuple[int, object]:  # noqa: ANN001
+    """main(FILES --screenshot) with the window it used kept for inspection."""
+    from icsg3d_gui import app as app_module
+
+    if not __import__("os").environ.get("DISPLAY"):
+        pytest.skip("needs an X display")
+    seen = {}
+    real = app_module.take_screenshot
+
+    def keep(app, window, path, timeout_s=120.0):  # noqa: ANN001, ANN202
+        out = real(app, window, path, timeout_s)
+        actor = window.viewer.plotter.actors.get("density_volume")
+        seen["density"] = None if actor is None else np.asarray(actor.mapper.dataset.point_data["rho"]).copy()
+        seen["history"] = [p.label for p in window.state.history.items]
+        seen["formula"] = window.state.structure.composition.reduced_formula if window.state.structure else None
+        seen["status"] = window.statusBar().currentMessage()
+        return out
+
+    monkeypatch.setattr(app_module, "take_screenshot", keep)
+    code = app_module.main([*map(str, files), "--screenshot", str(tmp_path / "shot.png"),
+                            "--models", str(tmp_path / "none"), "--size", "900x600"])
+    return code, seen
+
+
+def test_files_on_the_command_line_open_in_turn(qtbot, tmp_path, monkeypatch):
+    from tests.gui.fakes import rocksalt
+
+    nacl, kcl = tmp_path / "NaCl.cif", tmp_path / "KCl.cif"
+    rocksalt(5.64).to(filename=str(nacl))
+    rocksalt(6.29, "K", "Cl").to(filename=str(kcl))
+    code, both = _screenshot_run(tmp_path, monkeypatch, [nacl, kcl])
+    assert code == 0 and both["formula"] == "KCl"
+    code, alone = _screenshot_run(tmp_path, monkeypatch, [kcl])
+    assert code == 0
+    np.testing.assert_allclose(both["density"], alone["density"])  # the same picture either way
+
+
+def test_a_file_that_fails_in_screenshot_mode_exits_nonzero_and_says_why(qtbot, tmp_path, monkeypatch):
+    broken = tmp_path / "cut.cif"
+    broken.write_text("data_x\n_cell_length_a 5\n")
+    code, seen = _screenshot_run(tmp_path, monkeypatch, [broken])
+    assert code == 1
+    assert "cut.cif" in seen["status"]
+    assert seen["formula"] is None and seen["density"] is None  # no default crystal passed off as the file

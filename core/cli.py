@@ -153,7 +153,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--models", type=Path, help="model set folder (default: the shipped one)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--n", type=int, default=1000, help="generation: number of samples (default 1000)")
-    p.add_argument("--train", help="generation: training crystals for novelty")
+    p.add_argument("--train", help="generation: novelty against these crystals (default: the model set's "
+                   "index of its training crystals, known.json.gz)")
+    p.add_argument("--reference", help="generation: crystals to rediscover (default: the --data crystals); "
+                   "use crystals held out of training")
     from core.commands import prior_arg
 
     prior_arg(p, "generation: ")

@@ -42,6 +42,12 @@ def load_model_set(args: argparse.Namespace):
     return ModelSet.load(getattr(args, "models", None), device=getattr(args, "device", "auto"))
 
 
+def _models_root(args: argparse.Namespace) -> Path:
+    from core.pipeline import default_models_dir
+
+    return Path(args.models) if getattr(args, "models", None) else default_models_dir()
+
+
 def _prepare_out(out: Path, force: bool) -> None:
     summary = out / "summary.csv"
     if summary.exists() and not force:
@@ -200,13 +206,11 @@ def prior_arg(p: argparse.ArgumentParser, what: str = "") -> None:
                    help="sample only the prior's components of this training family (e.g. perov_5)")  # fmt: skip
 
 
-def cmd_fit_prior(args: argparse.Namespace) -> int:
-    """Encode the training crystals and fit the latent mixture (core/latent_prior.py)."""
-    from core.latent_prior import FILENAME, LatentPrior
+def _training_entries(args: argparse.Namespace) -> tuple[list, list[str]]:
+    """The inputs' crystals (only the split's 'train' ids with --split), and a group name each."""
     from core.train.data import apply_split_file, load_sources
 
-    ms = load_model_set(args)
-    if args.groups is not None and len(args.groups) != len(args.structures):
+    if getattr(args, "groups", None) is not None and len(args.groups) != len(args.structures):
         raise ICSGError(f"--groups needs one name per input ({len(args.structures)}), got {len(args.groups)}")
     entries, groups = [], []
     for i, source in enumerate(args.structures):
@@ -219,7 +223,49 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
         for f in failures:
             log.warning("skipped %s: %s", f.source, f.reason)
         entries += read
-        groups += [args.groups[i] if args.groups else "all"] * len(read)
+        groups += [args.groups[i] if getattr(args, "groups", None) else "all"] * len(read)
+    return entries, groups
+
+
+def cmd_index_known(args: argparse.Namespace) -> int:
+    """Write the model set's index of its training crystals (known.json.gz, core/known.py)."""
+    from core.known import KnownCrystals
+    from core.pipeline import KNOWN_FILE
+
+    entries, _ = _training_entries(args)
+    if not entries:
+        raise ICSGError("no crystals to index")
+    out = args.out or (_models_root(args) / KNOWN_FILE)
+    KnownCrystals([e.id for e in entries], [e.structure for e in entries]).save(out)
+    log.info("indexed %d training crystals -> %s (%.0f kB)", len(entries), out, Path(out).stat().st_size / 1e3)
+    return 0
+
+
+def _fit_composition_prior(args: argparse.Namespace) -> int:
+    from core.composition_prior import FILENAME, CompositionPrior
+
+    entries, groups = _training_entries(args)
+    if args.groups:  # only the families named first (e.g. perov_5 when mp20_cubic rides along)
+        entries = [e for e, g in zip(entries, groups, strict=True) if g == args.groups[0]]
+    try:
+        prior = CompositionPrior.fit([e.structure for e in entries], explore=args.explore)
+    except ValueError as exc:
+        raise ICSGError(str(exc)) from None
+    out = args.out or (_models_root(args) / "vae" / FILENAME)
+    prior.save(out)
+    log.info("composition prior from %d crystals (%d prototypes) -> %s", prior.n_fit, len(prior.prototypes), out)
+    return 0
+
+
+def cmd_fit_prior(args: argparse.Namespace) -> int:
+    """Fit what generation samples: the latent mixture over the encoded training crystals
+    (core/latent_prior.py), or the composition prior (core/composition_prior.py)."""
+    from core.latent_prior import FILENAME, LatentPrior
+
+    if args.kind == "composition":
+        return _fit_composition_prior(args)
+    ms = load_model_set(args)
+    entries, groups = _training_entries(args)
     posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]])
              for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch")]  # fmt: skip
     if not posts:
@@ -270,8 +316,11 @@ def add_model_commands(sub) -> None:
     p = sub.add_parser("fit-prior", help="fit the latent mixture that generation samples from")
     p.add_argument("structures", nargs="+", help="the VAE's training crystals (" + STRUCTURES_HELP + ")")
     p.add_argument("--split", type=Path, help="split.json of the training run: keep only its 'train' ids")
-    p.add_argument("--kind", choices=["aggregate", "gmm"], default="aggregate",
-                   help="aggregate: q(z) = one Gaussian per crystal (default); gmm: an EM-fitted mixture")  # fmt: skip
+    p.add_argument("--kind", choices=["aggregate", "gmm", "composition"], default="aggregate",
+                   help="aggregate: q(z) = one Gaussian per crystal (default); gmm: an EM-fitted mixture; "
+                        "composition: site-by-site element distributions on learned prototypes")  # fmt: skip
+    p.add_argument("--explore", type=float, default=0.45,
+                   help="composition: share of multi-site roles drawn element by element (new multisets)")
     p.add_argument("--components", type=int, default=16, help="gmm: Gaussian components (default 16)")
     p.add_argument("--covariance", choices=["full", "diag"], default="full", help="gmm: component covariances")
     p.add_argument("--groups", nargs="+", metavar="NAME",
@@ -280,6 +329,13 @@ def add_model_commands(sub) -> None:
     p.add_argument("--out", type=Path, help="output file (default: MODELS/vae/latent_prior.safetensors)")
     _common(p, out=False)
     p.set_defaults(func=cmd_fit_prior)
+
+    p = sub.add_parser("index-known", help="index the training crystals (novelty: new vs known: <id>)")
+    p.add_argument("structures", nargs="+", help="the model set's training crystals (" + STRUCTURES_HELP + ")")
+    p.add_argument("--split", type=Path, help="split.json of the training run: keep only its 'train' ids")
+    p.add_argument("--out", type=Path, help="output file (default: MODELS/known.json.gz)")
+    _common(p, out=False)
+    p.set_defaults(func=cmd_index_known)
 
     p = sub.add_parser("interpolate", help="decode a latent path between two crystals")
     p.add_argument("a", help="CIF/POSCAR file or gallery id")

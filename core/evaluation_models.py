@@ -6,9 +6,11 @@ Every input that cannot be read, gridded or reconstructed counts as a miss and i
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import time
+from pathlib import Path
 
 from pymatgen.core import Structure
 from tqdm import tqdm
@@ -21,15 +23,25 @@ from core.structures import Entry, Failure, check_structure
 log = logging.getLogger(__name__)
 
 
-def _held_out(ms, entries: list[Entry]) -> list[Entry]:
-    """Drop crystals the model set trained on (by material id), when its split is known."""
-    seen = set(ms.metrics.get("train_ids", []) or [])
-    if not seen:
-        return entries
+def trained_ids(ms) -> set[str]:
+    """Material ids the model set trained on: its known-crystal index (known.json.gz), else the
+    'train' list of split.json beside it; empty when it ships neither (then nothing is dropped,
+    and the evaluation JSON says so)."""
+    if ms.known is not None:
+        return set(ms.known.ids)
+    split = Path(ms.source) / "split.json"
+    if split.is_file():
+        return {str(i) for i in json.loads(split.read_text(encoding="utf-8")).get("train", [])}
+    return set()
+
+
+def _held_out(ms, entries: list[Entry]) -> tuple[list[Entry], int]:
+    """(entries the model set did not train on, how many were dropped), by material id."""
+    seen = trained_ids(ms)
     kept = [e for e in entries if e.id not in seen]
     if len(kept) < len(entries):
         log.warning("left out %d crystals the models trained on", len(entries) - len(kept))
-    return kept
+    return kept, len(entries) - len(kept)
 
 
 def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Failure]):
@@ -81,17 +93,39 @@ def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
             if item.structure is None:
                 failures.append(Failure(f"sample-{first + k:05d}", "prior", item.error or "no structure"))
     seconds = time.perf_counter() - start
-    train = None
-    if args.train:
+    known = ms.known
+    if args.train:  # novelty against these crystals instead of the model set's index
+        from core.known import KnownCrystals
+
         train_entries, _ = load_entries(args.train)
-        train = [e.structure for e in train_entries]
-    metrics = evaluate_generation(gen, [e.structure for e in ref], train=train, n_jobs=2, seed=args.seed)
-    metrics["prior"] = "fitted latent mixture" if ms.prior is not None and prior != "normal" else "N(0, I)"
-    if group is not None:
-        metrics["prior"] += f", group {group}"
+        known = KnownCrystals([e.id for e in train_entries], [e.structure for e in train_entries])
+    rediscover = _reference(args, ref)
+    metrics = evaluate_generation(gen, [e.structure for e in ref], n_jobs=2, seed=args.seed, known=known,
+                                  rediscover=rediscover)  # fmt: skip
+    metrics["prior"] = _prior_name(ms, prior, group)
     metrics["generation_seconds"] = seconds
     metrics["valid_per_s"] = (metrics.get("n_valid") or 0) / seconds if seconds else None
     return metrics, failures
+
+
+def _prior_name(ms, prior: str, group: str | None) -> str:
+    if prior == "auto":
+        prior = ("composition" if ms.composition_prior is not None and group is None
+                 else "fitted" if ms.prior is not None else "normal")  # fmt: skip
+    name = {"composition": "composition-first (core/composition_prior.py)", "fitted": "fitted latent mixture",
+            "normal": "N(0, I)"}[prior]  # fmt: skip
+    return name + (f", group {group}" if group is not None else "")
+
+
+def _reference(args: argparse.Namespace, ref: list[Entry]):  # noqa: ANN202 (KnownCrystals)
+    """The crystals to rediscover: --reference, else the --data crystals (held out of training)."""
+    from core.metrics.novelty import reference_index
+    from core.structures import load_entries
+
+    if getattr(args, "reference", None):
+        entries, _ = load_entries(args.reference)
+        return reference_index([e.id for e in entries], [e.structure for e in entries])
+    return reference_index([e.id for e in ref], [e.structure for e in ref])
 
 
 def evaluate_properties_run(ms, entries: list[Entry], read_failures: list[Failure]):
@@ -107,11 +141,14 @@ def evaluate_properties_run(ms, entries: list[Entry], read_failures: list[Failur
 
 def run_model_evaluation(args: argparse.Namespace, entries: list[Entry], read_failures: list[Failure]):
     ms = load_model_set(args)
-    entries = _held_out(ms, entries)
+    entries, n_dropped = _held_out(ms, entries)
     if args.kind == "reconstruction":
-        return evaluate_reconstruction_run(ms, entries, read_failures)
-    if args.kind == "generation":
-        return evaluate_generation_run(ms, args, entries)
-    if args.kind == "properties":
-        return evaluate_properties_run(ms, entries, read_failures)
-    raise ICSGError(f"unknown evaluation {args.kind!r}")
+        metrics, failures = evaluate_reconstruction_run(ms, entries, read_failures)
+    elif args.kind == "generation":
+        metrics, failures = evaluate_generation_run(ms, args, entries)
+    elif args.kind == "properties":
+        metrics, failures = evaluate_properties_run(ms, entries, read_failures)
+    else:
+        raise ICSGError(f"unknown evaluation {args.kind!r}")
+    metrics["n_trained_on_left_out"] = n_dropped
+    return metrics, failures

@@ -18,6 +18,8 @@ import torch
 from pymatgen.core import Structure
 
 from core.checkpoint import load_checkpoint
+from core.composition_prior import FILENAME as COMPOSITION_FILE
+from core.composition_prior import CompositionPrior
 from core.device import resolve_device
 from core.elements import Vocabulary
 from core.errors import CheckpointError, ICSGError, SegmentationError
@@ -31,7 +33,8 @@ from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_de
 log = logging.getLogger(__name__)
 
 UNKNOWN_BIN = 10
-PRIORS = ("auto", "fitted", "normal")
+PRIORS = ("auto", "composition", "fitted", "normal")
+KNOWN_FILE = "known.json.gz"  # the training crystals' index (core/known.py), at the model set's root
 MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
 
 
@@ -81,6 +84,8 @@ class ModelSet:
         self.cgcnn_meta = cgcnn_meta or {}
         self.metrics = vae_meta.get("metrics") or {}
         self.prior: LatentPrior | None = None  # fitted latent mixture (vae/latent_prior.safetensors)
+        self.composition_prior: CompositionPrior | None = None  # vae/composition_prior.json
+        self._known = None  # KnownCrystals, read on first use (core/known.py)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -103,9 +108,22 @@ class ModelSet:
         ms = cls(vae, vae_meta, unet, cgcnn, cgcnn_meta, dev, root)
         if (vae_dir / PRIOR_FILE).is_file():
             ms.prior = LatentPrior.load(vae_dir / PRIOR_FILE, ms.latent_dim)
+        if (vae_dir / COMPOSITION_FILE).is_file():
+            ms.composition_prior = CompositionPrior.load(vae_dir / COMPOSITION_FILE)
         log.info("model set %s on %s (unet: %s, cgcnn: %s, fitted prior: %s)", root, dev,
                  unet is not None, cgcnn is not None, ms.prior is not None)  # fmt: skip
         return ms
+
+    @property
+    def known(self):  # noqa: ANN201 (core.known.KnownCrystals | None; imported lazily)
+        """The training crystals' index (``known.json.gz``), or None when the set ships none."""
+        if self._known is None:
+            path = Path(self.source) / KNOWN_FILE
+            if path.is_file():
+                from core.known import KnownCrystals
+
+                self._known = KnownCrystals.load(path)
+        return self._known
 
     @property
     def latent_dim(self) -> int:
@@ -239,20 +257,39 @@ class ModelSet:
     def sample(
         self, n: int, temperature: float = 1.0, seed: int = 0, prior: str = "auto", group: str | None = None
     ) -> np.ndarray:
-        """n latent vectors, seeded: from the fitted latent mixture (``prior`` 'fitted', or 'auto'
-        when the model set has one; see core/latent_prior.py), only its ``group`` components when
-        given (e.g. "perov_5"), or from N(0, T^2 I) ('normal')."""
+        """n latent vectors, seeded. ``prior``: 'composition' (new compositions on learned
+        prototypes, encoded: core/composition_prior.py; ``temperature`` unused), 'fitted' (the
+        latent mixture over the training crystals, only its ``group`` components when given:
+        core/latent_prior.py), 'normal' (N(0, T^2 I)), or 'auto': composition when the set has
+        it and no group is asked for, else fitted when it has one, else normal."""
         if prior not in PRIORS:
             raise ICSGError(f"unknown prior {prior!r}: expected one of {', '.join(PRIORS)}")
+        if prior == "auto":
+            prior = ("composition" if self.composition_prior is not None and group is None
+                     else "fitted" if self.prior is not None else "normal")  # fmt: skip
+        if prior == "composition":
+            if group is not None:
+                raise ICSGError("a prior group applies to the fitted prior (--prior fitted), not to the composition prior")
+            return self.sample_compositions(n, seed)[0]
         if prior == "fitted" and self.prior is None:
             raise ICSGError(f"{self.source}: this model set has no fitted prior (vae/{PRIOR_FILE}); "
                             "make one with: icsg3d fit-prior")  # fmt: skip
-        if group is not None and (prior == "normal" or self.prior is None):
+        if group is not None and prior == "normal":
             raise ICSGError(f"a prior group ({group!r}) needs the fitted prior, not N(0, I)")
-        if prior != "normal" and self.prior is not None:
+        if prior == "fitted":
             return self.prior.sample(n, temperature, seed, group=group)
         rng = np.random.default_rng(seed)
         return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
+
+    def sample_compositions(self, n: int, seed: int = 0, exclude_known: bool = True,
+                            unique: bool = True) -> tuple[np.ndarray, list[Structure]]:  # fmt: skip
+        """Composition-first sampling: (z (n, L), the proposed ideal crystals that were encoded)."""
+        if self.composition_prior is None:
+            raise ICSGError(f"{self.source}: this model set has no composition prior (vae/{COMPOSITION_FILE}); "
+                            "make one with: icsg3d fit-prior --kind composition")  # fmt: skip
+        proposed = self.composition_prior.sample(n, seed, exclude_known=exclude_known, unique=unique)
+        z = [self.encode(proposed[first : first + 256]) for first in range(0, len(proposed), 256)]
+        return np.concatenate(z) if z else np.zeros((0, self.latent_dim), np.float32), proposed
 
     def around(self, z: np.ndarray, n: int, spread: float = 0.5, seed: int = 0) -> np.ndarray:
         """n latent vectors around z: z + spread * N(0, I), seeded."""

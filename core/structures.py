@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +21,9 @@ from pymatgen.core.periodic_table import DummySpecies
 from pymatgen.io.cif import CifParser, CifWriter
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from core.atomic import atomic_write
 from core.elements import Vocabulary
-from core.errors import OutputExistsError, StructureError
+from core.errors import StructureError
 
 log = logging.getLogger(__name__)
 
@@ -278,20 +277,8 @@ def load_entries(
 
 
 def atomic_write_text(path: str | Path, text: str, force: bool = False) -> Path:
-    """Write text to a temporary file beside ``path`` and rename it (never a half-written file)."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write text atomically (``core.atomic.atomic_write``); refuses to overwrite unless ``force``."""
+    return atomic_write(path, text, force=force)
 
 
 def cif_text(structure: Structure, symprec: float | None = None) -> str:

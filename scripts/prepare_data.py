@@ -1,8 +1,9 @@
 """Data files derived from ../shared/data for the shipped model set (written under runs/, git-ignored).
 
     python scripts/prepare_data.py                       # cubic mp_20_biternary val -> runs/data/mp20_cubic.csv.gz
-    python scripts/prepare_data.py --heldout runs/shipped/vae/split.json
-        # the held-out validation rows of a training run -> runs/data/heldout_{perov5,mp20_cubic}.csv.gz
+    python scripts/prepare_data.py --heldout resources/models/split.json
+        # the held-out validation rows of a training run -> runs/data/heldout_{perov5,mp20_cubic}.csv.gz,
+        # and its selection / report parts -> runs/data/heldout_{perov5,mp20_cubic}_{select,report}.csv.gz
 
 The shared data stay where they are; nothing derived from them is committed.
 """
@@ -31,13 +32,20 @@ def write_cubic(src: str, out: Path) -> Path:
 
 
 def write_heldout(split_json: Path, sources: dict[str, str], folder: Path) -> None:
-    held = {str(i) for i in json.loads(split_json.read_text())["val"]}
+    """heldout_<name>.csv.gz (all of val) and, when the split names them, heldout_<name>_select
+    (choices: checkpoints, priors, settings) and heldout_<name>_report (the model card's figures)."""
+    split = json.loads(split_json.read_text())
+    parts = {"": "val", "_select": "val_select", "_report": "val_report"}
     for name, src in sources.items():
         frame = pd.read_csv(src)
-        rows = frame[frame["material_id"].astype(str).isin(held)]
-        out = folder / f"heldout_{name}.csv.gz"
-        rows.to_csv(out, index=False)
-        log.info("%s: %d held-out rows -> %s", src, len(rows), out)
+        for suffix, key in parts.items():
+            if key not in split:
+                continue
+            held = {str(i) for i in split[key]}
+            rows = frame[frame["material_id"].astype(str).isin(held)]
+            out = folder / f"heldout_{name}{suffix}.csv.gz"
+            rows.to_csv(out, index=False)
+            log.info("%s: %d held-out rows (%s) -> %s", src, len(rows), key, out)
 
 
 def main() -> None:

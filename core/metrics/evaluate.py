@@ -20,8 +20,6 @@ from core.metrics.matching import (
     composition_accuracy,
     lattice_mae,
     match_rate_rmse,
-    novelty,
-    uniqueness,
 )
 from core.metrics.validity import composition_validity, structural_validity
 
@@ -87,17 +85,24 @@ def evaluate_generation(
     n_jobs: int = 1,
     cache: FingerprintCache | None = None,
     include_reference: bool = True,
+    known=None,  # noqa: ANN001 (core.known.KnownCrystals: the training crystals)
+    rediscover=None,  # noqa: ANN001 (core.known.KnownCrystals: held-out crystals to rediscover)
 ) -> dict:
-    """CDVAE GenEval on `gen` (None = failed sample) against the reference set `ref`.
+    """CDVAE GenEval on `gen` (None = failed sample) against the reference set `ref`, and
+    novelty beside it (core/metrics/novelty.py).
 
     Keys: n, struct_validity, comp_validity, cov_r, cov_p, w1_density, w1_nelem, uniqueness,
-    novelty (+ n_valid, n_failed, n_w1, n_gen_fp_failed, n_ref_fp_failed, and `reference`: the
-    validity of `ref` itself, the calibration row).
+    novelty, vun_rate, rediscovered, rediscovery_precision (+ n_valid, n_failed, n_w1,
+    n_gen_fp_failed, n_ref_fp_failed, and `reference`: the validity of `ref` itself, the
+    calibration row). Novelty is against ``known`` (or ``train``, a list of structures);
+    rediscovery against ``rediscover``.
     - validity: over all n samples.
     - COV: all samples (failures count against COV-P), cutoffs 0.2 / 4 (perovskite).
     - W1: min(n_w1, n_valid) random valid samples (seeded) against all of `ref`.
-    - uniqueness / novelty: over valid samples; novelty needs `train` (else None).
+    - uniqueness / novelty: over valid samples; novelty needs `known` or `train` (else None).
     """
+    from core.metrics.novelty import novelty_metrics, reference_index
+
     n = len(gen)
     s_ok, c_ok = _validity_flags(gen)
     valid = [g for g, a, b in zip(gen, s_ok, c_ok, strict=True) if a and b]
@@ -112,8 +117,6 @@ def evaluate_generation(
         "cov_p": cov["cov_p"],
         "w1_density": w1_density(w1_set, ref),
         "w1_nelem": w1_nelem(w1_set, ref),
-        "uniqueness": uniqueness(valid),
-        "novelty": novelty(valid, train) if train is not None else None,
         "validity": _rate([a and b for a, b in zip(s_ok, c_ok, strict=True)]),
         "n_valid": len(valid),
         "n_failed": sum(g is None for g in gen),
@@ -121,6 +124,11 @@ def evaluate_generation(
         "n_gen_fp_failed": cov["n_gen_fp_failed"],
         "n_ref_fp_failed": cov["n_ref_fp_failed"],
     }
+    if known is None and train is not None:
+        train_list = [t for group in train.values() for t in group] if isinstance(train, Mapping) else list(train)
+        known = reference_index([f"train-{i}" for i in range(len(train_list))], train_list)
+    flags = [a and b for a, b in zip(s_ok, c_ok, strict=True)]
+    out.update(novelty_metrics(gen, flags, known, rediscover))
     if n_w1 and len(valid) < n_w1:
         logger.warning("only %d valid samples for W1 (CDVAE uses %d)", len(valid), n_w1)
     if include_reference:

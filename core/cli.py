@@ -155,6 +155,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--n", type=int, default=1000, help="generation: number of samples (default 1000)")
     p.add_argument("--train", help="generation: novelty against these crystals (default: the model set's "
                    "index of its training crystals, known.json.gz)")
+    p.add_argument("--calibrate", metavar="STRUCTURES",
+                   help="generation: score these real crystals as if generated (the metrics' floor on real data)")
     p.add_argument("--reference", help="generation: crystals to rediscover (default: the --data crystals); "
                    "use crystals held out of training")
     from core.commands import prior_arg

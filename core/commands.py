@@ -319,7 +319,7 @@ def add_model_commands(sub) -> None:
     p.add_argument("--kind", choices=["aggregate", "gmm", "composition"], default="aggregate",
                    help="aggregate: q(z) = one Gaussian per crystal (default); gmm: an EM-fitted mixture; "
                         "composition: site-by-site element distributions on learned prototypes")  # fmt: skip
-    p.add_argument("--explore", type=float, default=0.45,
+    p.add_argument("--explore", type=float, default=0.0,
                    help="composition: share of multi-site roles drawn element by element (new multisets)")
     p.add_argument("--components", type=int, default=16, help="gmm: Gaussian components (default 16)")
     p.add_argument("--covariance", choices=["full", "diag"], default="full", help="gmm: component covariances")

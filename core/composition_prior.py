@@ -13,8 +13,9 @@ meant to find crystals the model never saw. This sampler proposes them explicitl
    every role independently from these; with probability ``explore`` a multi-site role's elements
    are drawn one by one from its marginal instead, which proposes multisets never seen (O2S ->
    OS2, N2F, ...).
-3. **Volume.** Volume per cell = sum of per-element volumes fitted by least squares on the
-   training crystals; the ideal cell is scaled to it.
+3. **Volume.** The cube root of the cell volume is a sum of per-(role, element) lengths fitted by
+   least squares on the training crystals (a perovskite's a is close to additive in its ions:
+   a ~ 2 (r_B + r_X)); per-element atomic volumes cover elements a role never had.
 4. **Structure from the model.** ``ModelSet.sample(prior="composition")`` encodes the proposed
    ideal crystals with the VAE and returns their latent means; decoding gives the crystal the model
    makes of that composition (its lattice head, its atom positions and refinement).
@@ -100,6 +101,9 @@ class Prototype:
     weight: float = 0.0
     multisets: dict[int, Counter] = field(default_factory=dict)  # role -> Counter(tuple of symbols)
     marginals: dict[int, Counter] = field(default_factory=dict)  # role -> Counter(symbol)
+    # training crystals to substitute into, by the multisets of their multi-site roles: the VAE
+    # never saw translations or rotations, so proposals keep the data's origin and arrangement
+    templates: dict[str, list[dict]] = field(default_factory=dict)
 
     def role_sites(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = defaultdict(list)
@@ -108,15 +112,18 @@ class Prototype:
         return dict(out)
 
 
+MAX_TEMPLATES = 12  # training crystals kept per multi-site signature
+
+
+def signature(by_role: dict[int, Sequence[str]]) -> str:
+    """The multi-site roles' element multisets (e.g. "2:NOO"): what a template must share."""
+    return "|".join(f"{r}:{''.join(sorted(by_role[r]))}" for r in sorted(by_role, reverse=True) if len(by_role[r]) > 1)
+
+
 def composition_key(proto_key: str, by_role: dict[int, Sequence[str]]) -> str:
     """A crystal's identity on its prototype: the sorted element multiset of every role."""
     parts = [f"{role}:{''.join(sorted(by_role[role]))}" for role in sorted(by_role, reverse=True)]
     return proto_key + "|" + "|".join(parts)
-
-
-def _assigned_structures(structures: Sequence[Structure], unassigned: list[Structure]) -> list[Structure]:
-    skip = {id(s) for s in unassigned}
-    return [s for s in structures if id(s) not in skip]
 
 
 def _candidate_keys(structure: Structure, proto: Prototype) -> set[str]:
@@ -135,6 +142,20 @@ def _candidate_keys(structure: Structure, proto: Prototype) -> set[str]:
     return keys
 
 
+def _role_lengths(samples: list[tuple[dict[int, list[str]], float]]) -> dict[str, float]:
+    """"role:element" -> Å: least squares of V^(1/3) on (role, element) counts."""
+    columns = sorted({f"{r}:{e}" for by_role, _ in samples for r, els in by_role.items() for e in els})
+    index = {c: i for i, c in enumerate(columns)}
+    design = np.zeros((len(samples), len(columns)))
+    for row, (by_role, _) in enumerate(samples):
+        for r, els in by_role.items():
+            for e in els:
+                design[row, index[f"{r}:{e}"]] += 1
+    target = np.cbrt([v for _, v in samples])
+    weights, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return dict(zip(columns, map(float, weights), strict=True))
+
+
 def _element_volumes(rows: list[Counter], volumes: list[float]) -> dict[str, float]:
     """Å^3 per atom of each element: least squares of cell volume on element counts."""
     elements = sorted({e for row in rows for e in row})
@@ -146,15 +167,16 @@ def _element_volumes(rows: list[Counter], volumes: list[float]) -> dict[str, flo
 @dataclass
 class CompositionPrior:
     prototypes: list[Prototype]
-    volumes: dict[str, float]  # Å^3 per atom of each element (least squares)
+    volumes: dict[str, float]  # Å^3 per atom of each element (least squares), the fallback
     known: set[str]  # composition keys of the training crystals
-    explore: float = 0.45
+    explore: float = 0.0
     n_fit: int = 0
     n_skipped: int = 0
+    lengths: dict[str, float] = field(default_factory=dict)  # "role:element" -> Å of V^(1/3)
 
     # -- fitting ------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, structures: Sequence[Structure], explore: float = 0.45) -> CompositionPrior:
+    def fit(cls, structures: Sequence[Structure], explore: float = 0.0) -> CompositionPrior:
         """Learn prototypes, per-role element distributions and element volumes."""
         protos: dict[str, Prototype] = {}
         assigned: list[tuple[str, dict[int, list[str]]]] = []
@@ -175,23 +197,27 @@ class CompositionPrior:
             by_role: dict[int, list[str]] = defaultdict(list)
             for site, cn in zip(s, cns, strict=True):
                 by_role[cn].append(site.specie.symbol)
-            assigned.append((key, by_role))
+            assigned.append((key, by_role, s, cns))
         total = sum(p.weight for p in protos.values())
         kept = {k: p for k, p in protos.items() if total and p.weight / total >= MIN_PROTO_SHARE}
         if not kept:
             raise ValueError("no prototype holds a fifth of the training crystals on the half grid: nothing to learn")
         known: set[str] = set()
-        for key, by_role in assigned:
+        for key, by_role, structure, cns in assigned:
             if key not in kept:
                 continue
+            bucket = kept[key].templates.setdefault(signature(by_role), [])
+            if len(bucket) < MAX_TEMPLATES:
+                bucket.append({"lattice": (np.asarray(structure.lattice.matrix) / structure.volume ** (1 / 3)).round(6).tolist(),
+                               "frac": np.round(structure.frac_coords, 5).tolist(), "roles": list(cns),
+                               "species": [site.specie.symbol for site in structure]})  # fmt: skip
             for role, symbols in by_role.items():
                 kept[key].multisets.setdefault(role, Counter())[tuple(sorted(symbols))] += 1
                 kept[key].marginals.setdefault(role, Counter()).update(symbols)
             known.add(composition_key(key, by_role))
         # distorted crystals (off the grid, or snapped into a rare prototype) count as known under
         # every role assignment their elements allow: the filter errs towards "known"
-        odd = unassigned + [s for s, (key, _) in zip(_assigned_structures(structures, unassigned), assigned,
-                                                         strict=True) if key not in kept]  # fmt: skip
+        odd = unassigned + [a[2] for a in assigned if a[0] not in kept]
         for s in odd:
             for proto in kept.values():
                 known |= _candidate_keys(s, proto)
@@ -203,9 +229,10 @@ class CompositionPrior:
         for p in kept.values():
             p.weight /= n_kept
         per_atom = _element_volumes(rows, volumes)
+        lengths = _role_lengths([(by_role, st.volume) for key, by_role, st, _ in assigned if key in kept])
         log.info("composition prior: %d prototypes from %d crystals (%d off the grid or distorted)",
                  len(kept), n_kept, len(odd))  # fmt: skip
-        return cls(list(kept.values()), per_atom, known, explore, n_kept, len(odd))
+        return cls(list(kept.values()), per_atom, known, explore, n_kept, len(odd), lengths)
 
     # -- sampling -----------------------------------------------------------------------------
     def _draw(self, proto: Prototype, rng: np.random.Generator) -> dict[int, list[str]]:
@@ -222,13 +249,25 @@ class CompositionPrior:
         return out
 
     def _build(self, proto: Prototype, by_role: dict[int, list[str]], rng: np.random.Generator) -> Structure:
-        species = [""] * len(proto.roles)
-        for role, sites in proto.role_sites().items():
-            for site, symbol in zip(sites, rng.permutation(by_role[role]), strict=True):
-                species[site] = str(symbol)
-        volume = sum(self.volumes[s] for s in species)
+        """Substitute the drawn elements into a training crystal of the same multi-site signature
+        (its origin, arrangement and small displacements kept), or, for a signature no training
+        crystal has, into any template with the multi-site elements placed at random."""
+        sig = signature(by_role)
+        pool = proto.templates.get(sig) or [t for ts in proto.templates.values() for t in ts]
+        template = pool[int(rng.integers(len(pool)))]
+        species = list(template["species"])
+        for role in by_role:
+            sites = [i for i, r in enumerate(template["roles"]) if r == role]
+            if len(sites) == 1 or sig not in proto.templates:
+                for site, symbol in zip(sites, rng.permutation(by_role[role]), strict=True):
+                    species[site] = str(symbol)
+        keys = [f"{r}:{e}" for r, e in zip(template["roles"], species, strict=True)]
+        if all(k in self.lengths for k in keys):
+            volume = sum(self.lengths[k] for k in keys) ** 3
+        else:
+            volume = sum(self.volumes[s] for s in species)
         volume = max(volume, 2.0 * len(species))  # a least-squares volume can be tiny for rare elements
-        return Structure(Lattice(proto.lattice * volume ** (1 / 3)), species, proto.frac)
+        return Structure(Lattice(np.asarray(template["lattice"]) * volume ** (1 / 3)), species, template["frac"])
 
     def sample(self, n: int, seed: int = 0, exclude_known: bool = True, unique: bool = True,
                max_tries: int = 200) -> list[Structure]:  # fmt: skip
@@ -264,10 +303,10 @@ class CompositionPrior:
         protos = [{"key": p.key, "lattice": p.lattice.round(6).tolist(), "frac": p.frac.tolist(), "roles": p.roles,
                    "weight": p.weight,
                    "multisets": {str(r): [[list(m), c] for m, c in ms.items()] for r, ms in p.multisets.items()},
-                   "marginals": {str(r): dict(m) for r, m in p.marginals.items()}}
+                   "marginals": {str(r): dict(m) for r, m in p.marginals.items()}, "templates": p.templates}
                   for p in self.prototypes]  # fmt: skip
         return {"format": FORMAT, "explore": self.explore, "n_fit": self.n_fit, "n_skipped": self.n_skipped,
-                "volumes": self.volumes, "prototypes": protos, "known": sorted(self.known)}  # fmt: skip
+                "volumes": self.volumes, "lengths": self.lengths, "prototypes": protos, "known": sorted(self.known)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "composition prior") -> CompositionPrior:
@@ -280,9 +319,11 @@ class CompositionPrior:
                 float(d["weight"]),
                 {int(r): Counter({tuple(m): int(c) for m, c in ms}) for r, ms in d["multisets"].items()},
                 {int(r): Counter({str(e): int(c) for e, c in m.items()}) for r, m in d["marginals"].items()},
+                {str(k): list(v) for k, v in d["templates"].items()},
             ))  # fmt: skip
         return cls(protos, {str(k): float(v) for k, v in data["volumes"].items()}, set(data["known"]),
-                   float(data["explore"]), int(data.get("n_fit", 0)), int(data.get("n_skipped", 0)))  # fmt: skip
+                   float(data["explore"]), int(data.get("n_fit", 0)), int(data.get("n_skipped", 0)),
+                   {str(k): float(v) for k, v in data.get("lengths", {}).items()})  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
         return atomic_write(path, json.dumps(self.to_dict(), separators=(",", ":")), force=True)

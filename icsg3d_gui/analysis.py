@@ -65,11 +65,14 @@ def find_match(structure, reference: Sequence[tuple[str, object]]) -> str | None
     return None
 
 
-def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, object]] = ()) -> dict:  # noqa: ANN001
+def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, object]] = (),  # noqa: ANN001
+            known=None) -> dict:  # noqa: ANN001 (core.known.KnownCrystals: the model set's training crystals)
     """Everything the Properties dock shows about one crystal, as plain values.
 
     Keys: formula, n_sites, abc (3,), volume, density (g/cm^3), spacegroup, spacegroup_number,
-    min_distance, struct_valid, comp_valid, valid, match (reference id or None), novel.
+    min_distance, struct_valid, comp_valid, valid, match (gallery id or None), known (id of the
+    training crystal it matches, or None), novel (True: no training crystal matches; None: the
+    model set ships no index of its training crystals, so nobody can tell).
     """
     from core.metrics.validity import composition_validity, structural_validity
 
@@ -89,7 +92,7 @@ def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, obje
         "comp_valid": bool(composition_validity(structure)),
     }
     out["valid"] = out["struct_valid"] and out["comp_valid"]
-    match = find_match(structure, reference) if reference and not big else None
-    out["match"] = match
-    out["novel"] = match is None if reference and not big else None
+    out["match"] = find_match(structure, reference) if reference and not big else None
+    out["known"] = known.match(structure) if known is not None and not big else None
+    out["novel"] = out["known"] is None if known is not None and not big else None
     return out

@@ -185,8 +185,8 @@ class Controller(QObject):
         payload = {"za": za, "zb": zb, "steps": steps, "method": method, "cond": cond}
         return self.worker.submit("interpolate", payload, channel="interpolate")
 
-    def batch(self, z: np.ndarray, n: int, temperature: float, seed: int, cond: int) -> int:
-        payload = {"z": z, "n": n, "temperature": temperature, "seed": seed, "cond": cond}
+    def batch(self, z: np.ndarray | None, n: int, temperature: float, seed: int, cond: int, around: bool = False) -> int:
+        payload = {"z": z, "n": n, "temperature": temperature, "seed": seed, "cond": cond, "around": around}
         return self.worker.submit("batch", payload, channel="batch")
 
     def encode_gallery(self, n_components: int = 8) -> None:

@@ -159,10 +159,19 @@ def _predicted_colours(model: Any, structures: list) -> dict[str, list[float]]:
     return {f"{n} (CGCNN)": [float(r.get(n, np.nan)) for r in rows] for n in model.property_names}
 
 
+def _known(model: Any) -> Any:
+    """The model set's index of its training crystals (None without a model or an index)."""
+    try:
+        return getattr(model, "known", None) if model is not None else None
+    except Exception as exc:  # noqa: BLE001 (a broken index: novelty unknown, the app goes on)
+        log.warning("training-crystal index unreadable: %s", exc)
+        return None
+
+
 def _analyse(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     from icsg3d_gui.analysis import analyse
 
-    out = analyse(p["structure"], float(p.get("symprec", 0.1)), gallery_references())
+    out = analyse(p["structure"], float(p.get("symprec", 0.1)), gallery_references(), _known(model))
     out["token"] = p.get("token")
     return out
 
@@ -203,14 +212,16 @@ def _interpolate(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dic
 
 
 def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
-    """n crystals around z: z + temperature * N(0, I) (seeded), decoded and analysed."""
+    """n crystals from the model set's default sampler (seeded), or with ``around`` n points
+    z + temperature * N(0, I) around the current one; decoded and analysed (novelty included)."""
     from icsg3d_gui.analysis import analyse
 
-    n, z = int(p["n"]), np.asarray(p["z"], dtype=np.float32)
-    if hasattr(model, "around"):
-        zs = np.asarray(model.around(z, n, spread=float(p["temperature"]), seed=int(p["seed"])))
+    n, seed = int(p["n"]), int(p["seed"])
+    if p.get("around"):
+        zs = np.asarray(model.around(np.asarray(p["z"], dtype=np.float32), n, spread=float(p["temperature"]), seed=seed))
     else:
-        zs = z[None] + np.asarray(model.sample(n, temperature=float(p["temperature"]), seed=int(p["seed"])))
+        zs = np.asarray(model.sample(n, seed=seed))
+    known = _known(model)
     rows: list[dict] = []
     for start in range(0, n, 8):
         if cancelled():
@@ -220,7 +231,7 @@ def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
     for row in rows:
         if cancelled():
             break
-        row["analysis"] = analyse(row["structure"], float(p.get("symprec", 0.1)), gallery_references()) \
+        row["analysis"] = analyse(row["structure"], float(p.get("symprec", 0.1)), gallery_references(), known) \
             if row["structure"] is not None else {"error": row["error"]}
     return rows
 

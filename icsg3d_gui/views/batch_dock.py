@@ -1,4 +1,5 @@
-"""Batch dock: N crystals around the current latent point, in a sortable, filterable table.
+"""Batch dock: N crystals from the model set's sampler (or around the current latent point), in a
+sortable, filterable table with a novelty column (new / known: <training id>).
 
 Double-click a row to show it; export writes the CIFs of the rows that pass the filter.
 """
@@ -27,7 +28,20 @@ from PySide6.QtWidgets import (
 from icsg3d_gui.controller import Controller
 from icsg3d_gui.state import AppState
 
-COLUMNS = ("#", "formula", "space group", "sites", "valid", "novel")
+COLUMNS = ("#", "formula", "space group", "sites", "valid", "novelty")
+
+
+def batch_summary(rows: list[dict]) -> str:
+    """"N generated, V valid, K new" and a warning when every crystal of the batch is one crystal."""
+    analyses = [row.get("analysis") or {} for row in rows]
+    n_valid = sum(1 for a in analyses if a.get("valid"))
+    n_new = sum(1 for a in analyses if a.get("novel") is True)
+    text = f"{len(rows)} generated, {n_valid} valid, {n_new} new"
+    kinds = {(a.get("formula"), a.get("spacegroup")) for a in analyses if a.get("formula")}
+    if len(rows) > 1 and len(kinds) == 1 and all(a.get("formula") for a in analyses):
+        formula, group = next(iter(kinds))
+        text += f" ⚠ all {len(rows)} are one crystal ({formula}, {group}): raise σ or use the sampler"
+    return text
 
 
 class _NumberItem(QTableWidgetItem):
@@ -59,9 +73,12 @@ class BatchDock(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setPrefix("seed ")
-        self.generate_button = QPushButton("Generate around current")
+        self.around = QCheckBox("around current")
+        self.around.setToolTip("Sample z + σ N(0, I) around the current point instead of the model set's sampler "
+                               "(new compositions on learned prototypes)")
+        self.generate_button = QPushButton("Generate")
         self.generate_button.clicked.connect(self.generate)
-        for w in (self.n, self.spread, self.seed, self.generate_button):
+        for w in (self.n, self.around, self.spread, self.seed, self.generate_button):
             top.addWidget(w)
         layout.addLayout(top)
         filt = QHBoxLayout()
@@ -70,8 +87,12 @@ class BatchDock(QWidget):
         self.filter.textChanged.connect(self._apply_filter)
         self.valid_only = QCheckBox("valid only")
         self.valid_only.toggled.connect(self._apply_filter)
+        self.new_only = QCheckBox("new only")
+        self.new_only.setToolTip("Hide crystals that match one the model set trained on")
+        self.new_only.toggled.connect(self._apply_filter)
         filt.addWidget(self.filter, 1)
         filt.addWidget(self.valid_only)
+        filt.addWidget(self.new_only)
         layout.addLayout(filt)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -95,12 +116,13 @@ class BatchDock(QWidget):
         self.export_button.setEnabled(bool(self.rows))
 
     def generate(self) -> int | None:
-        if self.state.z is None:
+        around = self.around.isChecked()
+        if around and self.state.z is None:
             self.controller.error.emit("Batch", "No latent point yet: open a crystal the model can encode, or sample.")
             return None
         self.summary.setText("generating …")
         return self.controller.batch(self.state.z, self.n.value(), self.spread.value(), self.seed.value(),
-                                     self.state.cond)
+                                     self.state.cond, around=around)
 
     def set_rows(self, rows: list[dict]) -> None:
         self.rows = list(rows)
@@ -109,9 +131,10 @@ class BatchDock(QWidget):
         for r, row in enumerate(self.rows):
             a = row.get("analysis") or {}
             s = row.get("structure")
+            novelty = {True: "new", False: f"known: {a.get('known')}"}.get(a.get("novel"), "–")
             cells = (r + 1, a.get("formula", "–") if s is not None else f"failed: {row.get('error')}",
                      a.get("spacegroup", "–"), len(s) if s is not None else 0,
-                     "yes" if a.get("valid") else "no", {True: "yes", False: "no"}.get(a.get("novel"), "–"))
+                     "yes" if a.get("valid") else "no", novelty)
             for c, value in enumerate(cells):
                 item = _NumberItem(str(value))
                 item.setData(Qt.ItemDataRole.UserRole, value if isinstance(value, int) else None)
@@ -120,8 +143,8 @@ class BatchDock(QWidget):
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
         self.table.sortItems(0, Qt.SortOrder.AscendingOrder)  # generation order until the user sorts
-        n_valid = sum(1 for row in self.rows if (row.get("analysis") or {}).get("valid"))
-        self.summary.setText(f"{len(self.rows)} generated, {n_valid} valid")
+        self.table.resizeColumnsToContents()
+        self.summary.setText(batch_summary(self.rows))
         self._apply_filter()
         self._enable()
 
@@ -134,7 +157,8 @@ class BatchDock(QWidget):
             row = self.rows[self._row_index(t)]
             a = row.get("analysis") or {}
             text = f"{a.get('formula', '')} {a.get('spacegroup', '')}".lower()
-            hide = (needle and needle not in text) or (self.valid_only.isChecked() and not a.get("valid"))
+            hide = (needle and needle not in text) or (self.valid_only.isChecked() and not a.get("valid")) \
+                or (self.new_only.isChecked() and a.get("novel") is not True)
             self.table.setRowHidden(t, bool(hide))
 
     def visible_indices(self) -> list[int]:

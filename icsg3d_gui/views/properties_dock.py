@@ -52,7 +52,7 @@ class PropertiesDock(QWidget):
         self.badges = {k: QLabel("–") for k in ("struct", "comp", "novel")}
         vform.addRow("Distances ≥ 0.5 Å", self.badges["struct"])
         vform.addRow("Charge balance (SMACT)", self.badges["comp"])
-        vform.addRow("Novelty vs gallery", self.badges["novel"])
+        vform.addRow("Novelty (training set)", self.badges["novel"])
         layout.addWidget(valid)
         self.pred_box = QGroupBox("Predicted (CGCNN)")
         self.pred_form = QFormLayout(self.pred_box)
@@ -87,7 +87,8 @@ class PropertiesDock(QWidget):
             badge(self.badges["comp"], a["comp_valid"], "neutral", "not neutral")
             novel = a.get("novel")
             # a known crystal is information, not an error: blue, not red
-            badge(self.badges["novel"], novel, "novel", f"matches {a.get('match')}", no_colour=KNOWN)
+            badge(self.badges["novel"], novel, "new", f"known: {a.get('known')} (training set)", no_colour=KNOWN,
+                  unknown="n/a (no training index)" if self.state.has_model else "n/a (no model set)")
         self._refresh_predictions()
 
     def _refresh_predictions(self) -> None:

@@ -111,6 +111,11 @@ class FakeModelSet:
         self._count("sample")
         return (np.random.default_rng(seed).standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
 
+    def around(self, z: np.ndarray, n: int, spread: float = 0.5, seed: int = 0) -> np.ndarray:
+        self._count("around")
+        rng = np.random.default_rng(seed)
+        return (np.asarray(z, np.float32)[None] + spread * rng.standard_normal((n, self.latent_dim))).astype(np.float32)
+
     def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
         t = np.linspace(0.0, 1.0, steps)[:, None]
         return ((1 - t) * za[None] + t * zb[None]).astype(np.float32)

@@ -1,0 +1,71 @@
+"""New vs known in the app: the Properties badge and the batch table read the model set's index
+of its training crystals (not the gallery)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.known import KnownCrystals
+from tests.gui.conftest import wait_for_model
+from tests.gui.fakes import FakeModelSet, rocksalt
+
+pytestmark = pytest.mark.gui
+
+
+def _model(known_ids: dict[str, object]) -> FakeModelSet:
+    model = FakeModelSet()
+    model.known = KnownCrystals(list(known_ids), list(known_ids.values()))
+    return model
+
+
+def test_properties_say_known_with_the_training_id(make_window, qtbot):
+    win = make_window(_model({"mp-22862": rocksalt(5.64)}))
+    wait_for_model(qtbot, win)
+    win.open_gallery("NaCl_rocksalt")
+    badge = win.properties.badges["novel"]
+    qtbot.waitUntil(lambda: badge.text().startswith("known"), timeout=20000)
+    assert badge.text() == "known: mp-22862 (training set)"
+    win.open_gallery("KCl_rocksalt")
+    qtbot.waitUntil(lambda: badge.text() == "new", timeout=20000)
+
+
+def test_without_an_index_novelty_is_not_claimed(make_window, qtbot):
+    win = make_window(FakeModelSet())
+    wait_for_model(qtbot, win)
+    win.open_gallery("KCl_rocksalt")
+    qtbot.waitUntil(lambda: "spacegroup" in win.state.analysis, timeout=20000)
+    assert win.properties.badges["novel"].text() == "n/a (no training index)"
+
+
+def test_batch_novelty_column_new_only_filter_and_one_crystal_warning(make_window, qtbot):
+    win = make_window(_model({"mp-22862": rocksalt(5.0)}))  # the fake decodes rock-salt NaCl
+    wait_for_model(qtbot, win)
+    batch = win.batch
+    batch.n.setValue(5)
+    batch.generate()
+    qtbot.waitUntil(lambda: len(batch.rows) == 5, timeout=20000)
+    column = [batch.table.item(r, 5).text() for r in range(5)]
+    assert all(text == "known: mp-22862" for text in column), column
+    assert "⚠ all 5 are one crystal" in batch.summary.text() and "0 new" in batch.summary.text()
+    batch.new_only.setChecked(True)
+    assert batch.visible_indices() == []
+    batch.new_only.setChecked(False)
+    assert len(batch.visible_indices()) == 5
+
+
+def test_batch_samples_the_model_set_or_around_the_current_point(make_window, qtbot):
+    model = FakeModelSet()
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery("NaCl_rocksalt")
+    qtbot.waitUntil(lambda: win.state.z is not None and win.controller.worker.idle(), timeout=10000)
+    sampled = model.calls.get("sample", 0)
+    win.batch.n.setValue(3)
+    win.batch.generate()
+    qtbot.waitUntil(lambda: len(win.batch.rows) == 3, timeout=20000)
+    assert model.calls.get("sample", 0) == sampled + 1 and model.calls.get("around", 0) == 0
+    win.batch.around.setChecked(True)
+    win.batch.rows = []
+    win.batch.generate()
+    qtbot.waitUntil(lambda: len(win.batch.rows) == 3, timeout=20000)
+    assert model.calls.get("around", 0) == 1

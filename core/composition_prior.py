@@ -279,23 +279,27 @@ class CompositionPrior:
         rng = np.random.default_rng(seed)
         weights = np.array([p.weight for p in self.prototypes])
         seen: set[str] = set()
+        drawn: list[tuple[Prototype, dict[int, list[str]]]] = []  # novel compositions of this call
         out: list[Structure] = []
-        relaxed = 0
+        repeats = 0
         for _ in range(n):
-            for attempt in range(max_tries):
+            choice = None
+            for _attempt in range(max_tries):
                 proto = self.prototypes[int(rng.choice(len(self.prototypes), p=weights))]
                 by_role = self._draw(proto, rng)
                 key = composition_key(proto.key, by_role)
-                last = attempt == max_tries - 1
-                if (exclude_known and key in self.known or unique and key in seen) and not last:
-                    continue
-                relaxed += last
-                seen.add(key)
-                out.append(self._build(proto, by_role, rng))
-                break
-        if relaxed:
-            log.warning("composition prior: %d of %d samples repeat a known or drawn composition "
-                        "(the space ran out)", relaxed, n)  # fmt: skip
+                if not (exclude_known and key in self.known or unique and key in seen):
+                    choice = (proto, by_role)
+                    seen.add(key)
+                    drawn.append(choice)
+                    break
+            if choice is None:  # the space ran out: repeat one of this call's new compositions
+                repeats += 1
+                choice = drawn[int(rng.integers(len(drawn)))] if drawn else (proto, by_role)
+            out.append(self._build(*choice, rng))
+        if repeats:
+            log.warning("composition prior: %d of %d samples repeat a composition already drawn "
+                        "(only %d new ones found)", repeats, n, len(drawn))  # fmt: skip
         return out
 
     # -- storage ------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class ModelSet:
         self.prop_std = float(norms.get("prop_std", 1.0))
         self.cgcnn_meta = cgcnn_meta or {}
         self.metrics = vae_meta.get("metrics") or {}
+        self.domain_lattice = str((vae_meta.get("domain") or {}).get("lattice", "any"))
         self.prior: LatentPrior | None = None  # fitted latent mixture (vae/latent_prior.safetensors)
         self.composition_prior: CompositionPrior | None = None  # vae/composition_prior.json
         self._known = None  # KnownCrystals, read on first use (core/known.py)
@@ -124,6 +125,12 @@ class ModelSet:
 
                 self._known = KnownCrystals.load(path)
         return self._known
+
+    def domain_problem(self, structure: Structure) -> str | None:
+        """Why a crystal is outside what this set was trained on (core/domain.py), or None."""
+        from core.domain import domain_problem
+
+        return domain_problem(structure, self.vocab, self.voxel_cfg, self.domain_lattice)
 
     @property
     def latent_dim(self) -> int:

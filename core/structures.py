@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 from pymatgen.core.periodic_table import DummySpecies
 from pymatgen.io.cif import CifParser, CifWriter
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -42,6 +43,7 @@ class Entry:
     structure: Structure
     source: str
     props: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # what reading changed, e.g. a supercell reduced to the conventional cell
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Failure:
     source: str
     reason: str
     props: dict[str, float] = field(default_factory=dict)
+    formula: str = ""  # reduced formula when the file parsed (empty when it did not)
 
 
 def _quiet_parse(fn, *args, **kwargs):
@@ -69,8 +72,32 @@ def _first_line_of(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+# pymatgen's words for a broken CIF -> words a chemist reads (matched in the exception's text)
+CIF_REASONS = (
+    ("occupancy", "a site's occupancy is above 1 ({detail}): occupancies of one site must add up to at most 1"),
+    ("singular matrix", "the cell has zero volume (a lattice length or angle is 0, or the cell vectors are coplanar)"),
+    ("modulo by zero", "the atom list ends early: is the file cut off?"),
+    ("_atom_site", "no atom list (_atom_site_ loop) in the data block"),
+    ("could not convert string to float", "a number in the file cannot be read ({detail})"),
+)
+
+
+def _cif_reason(exc: BaseException) -> str:
+    """The real reason behind pymatgen's "No structure parsed" (its second line), in words."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = next((line for line in lines if not line.startswith("No structure parsed")), "") or type(exc).__name__
+    text = f"{type(exc).__name__} {' '.join(lines)}".lower()
+    for needle, reason in CIF_REASONS:
+        if needle in text:
+            return "malformed CIF: " + reason.format(detail=detail.rstrip("."))
+    return f"malformed CIF: {detail[:200]}"
+
+
 def parse_cif(text: str, source: str) -> Structure:
-    """Parse CIF text into a Structure as written (no cell change); raises StructureError."""
+    """Parse CIF text into a Structure as written (no cell change); raises StructureError.
+
+    A CIF of several data blocks gives the first block that holds atoms (metadata blocks, e.g. a
+    publication block before the crystal, are skipped, and the log says so)."""
     if not text.strip():
         raise StructureError(source, "empty file")
     if "_cell_length_a" not in text and "_cell_length_a".upper() not in text:
@@ -79,12 +106,50 @@ def parse_cif(text: str, source: str) -> Structure:
         parser = _quiet_parse(CifParser, io.StringIO(text))
         structures = _quiet_parse(parser.parse_structures, primitive=False, on_error="raise")
     except Exception as exc:  # pymatgen raises many types for broken CIFs
-        raise StructureError(
-            source, f"malformed CIF: {_first_line_of(exc)} (atom list, cell or symmetry operations unreadable)"
-        ) from None
+        structures = _blocks_with_atoms(text) if text.count("data_") > 1 else []
+        if not structures:
+            raise StructureError(source, _cif_reason(exc)) from None
+        log.info("%s: read the first data block that holds atoms (%d blocks)", source, text.count("data_"))
     if not structures:
         raise StructureError(source, "malformed CIF: no structure found")
+    _check_declared_formula(text, structures[0], source)
     return structures[0]
+
+
+_FORMULA_SUM = re.compile(r"^_chemical_formula_sum\s+(?:'([^']*)'|\"([^\"]*)\"|(\S+))", re.MULTILINE)
+
+
+def _check_declared_formula(text: str, structure: Structure, source: str) -> None:
+    """A file cut off inside its atom list still parses, with atoms missing: compare the atoms
+    read with the formula the file declares (``_chemical_formula_sum``), when it declares one."""
+    found = _FORMULA_SUM.search(text)
+    if found is None:
+        return
+    declared_text = next(g for g in found.groups() if g is not None)
+    try:
+        declared = Composition(declared_text.replace(" ", ""))
+    except Exception:  # noqa: BLE001 - an unreadable declaration: nothing to compare against
+        return
+    read = structure.composition.element_composition
+    # only atoms missing (a cut): edited symbols and partial occupancies get their own reasons
+    missing_only = structure.is_ordered and set(read.elements) <= set(declared.elements)
+    if missing_only and declared.num_atoms and not read.reduced_composition.almost_equals(
+        declared.element_composition.reduced_composition
+    ):
+        raise StructureError(
+            source,
+            f"malformed CIF: the atom list gives {read.reduced_formula} but the file declares "
+            f"{declared_text.strip()} (_chemical_formula_sum): is the file cut off?",
+        )
+
+
+def _blocks_with_atoms(text: str) -> list[Structure]:
+    """Structures of every data block that parses (the others are skipped)."""
+    try:
+        parser = _quiet_parse(CifParser, io.StringIO(text))
+        return list(_quiet_parse(parser.parse_structures, primitive=False, on_error="ignore"))
+    except Exception:  # noqa: BLE001 - nothing readable: the caller reports the first block's reason
+        return []
 
 
 def parse_poscar(text: str, source: str) -> Structure:
@@ -114,6 +179,22 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise StructureError(str(path), "not a text file (cannot decode as UTF-8)") from None
+
+
+MIN_DISTANCE = 0.5  # Å: closer atoms are overlapping (a duplicated site), not a crystal
+MAX_DISTANCE_CHECK = 2000  # sites: the all-pairs check stays in milliseconds below this
+
+
+def _check_distances(structure: Structure, source: str) -> None:
+    dist = np.array(structure.distance_matrix, dtype=float)
+    np.fill_diagonal(dist, np.inf)
+    i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
+    if dist[i, j] < MIN_DISTANCE:
+        raise StructureError(
+            source,
+            f"atoms {i} ({structure[i].species_string}) and {j} ({structure[j].species_string}) are "
+            f"{dist[i, j]:.3f} Å apart (< {MIN_DISTANCE} Å): overlapping atoms, a duplicated site?",
+        )
 
 
 def check_structure(
@@ -149,6 +230,8 @@ def check_structure(
         raise StructureError(
             source, f"{len(structure)} sites in the conventional cell: more than the grid resolves ({max_sites})"
         )
+    if 1 < len(structure) <= MAX_DISTANCE_CHECK:
+        _check_distances(structure, source)
 
 
 def to_conventional(structure: Structure, source: str = "<structure>", symprec: float = 0.01) -> Structure:
@@ -177,10 +260,30 @@ def prepare(
     return conventional
 
 
-def read_structure(
-    path: str | Path, vocab: Vocabulary | None = None, max_sites: int | None = DEFAULT_MAX_SITES
-) -> Structure:
-    """Read one CIF or POSCAR file into its conventional standard cell; raises StructureError."""
+def reduction_note(original: Structure, conventional: Structure) -> str:
+    """Say so when the conventional cell holds fewer atoms than the file's cell."""
+    if len(conventional) < len(original):
+        return (f"reduced from the file's {len(original)}-atom cell to the {len(conventional)}-atom conventional "
+                "standard cell (the file's cell is a supercell or a non-standard setting)")  # fmt: skip
+    return ""
+
+
+def _prepared(structure: Structure, source: str, vocab, max_sites) -> tuple[Structure, str]:  # noqa: ANN001
+    """(conventional cell, note); a StructureError carries the parsed formula in ``formula``."""
+    try:
+        conventional = prepare(structure, source, vocab=vocab, max_sites=max_sites)
+    except StructureError as exc:
+        try:
+            exc.formula = structure.composition.reduced_formula
+        except Exception:  # noqa: BLE001 - a structure too broken to name
+            exc.formula = ""
+        raise
+    return conventional, reduction_note(structure, conventional)
+
+
+def read_entry(path: str | Path, vocab: Vocabulary | None = None,
+               max_sites: int | None = DEFAULT_MAX_SITES) -> tuple[Structure, str]:  # fmt: skip
+    """(conventional cell, note) of one CIF or POSCAR file; raises StructureError."""
     path = Path(path)
     text = _read_text(path)
     source = str(path)
@@ -188,7 +291,22 @@ def read_structure(
         structure = parse_cif(text, source)
     else:
         structure = parse_poscar(text, source)
-    return prepare(structure, source, vocab=vocab, max_sites=max_sites)
+    return _prepared(structure, source, vocab, max_sites)
+
+
+def read_structure(
+    path: str | Path, vocab: Vocabulary | None = None, max_sites: int | None = DEFAULT_MAX_SITES
+) -> Structure:
+    """Read one CIF or POSCAR file into its conventional standard cell; raises StructureError."""
+    return read_entry(path, vocab, max_sites)[0]
+
+
+def _entry_or_failure(entry_id: str, path: Path, vocab, max_sites) -> Entry | Failure:  # noqa: ANN001
+    try:
+        structure, note = read_entry(path, vocab, max_sites)
+    except StructureError as exc:
+        return Failure(entry_id, str(path), exc.reason, formula=getattr(exc, "formula", ""))
+    return Entry(entry_id, structure, str(path), note=note)
 
 
 def _csv_props(row: dict) -> dict[str, float]:
@@ -221,11 +339,11 @@ def _iter_csv(path: Path, limit: int | None, vocab, max_sites) -> Iterator[Entry
             cif = row["cif"]
             if not isinstance(cif, str):
                 raise StructureError(source, "empty cif cell")
-            structure = prepare(parse_cif(cif, source), source, vocab=vocab, max_sites=max_sites)
+            structure, note = _prepared(parse_cif(cif, source), source, vocab, max_sites)
         except StructureError as exc:
-            yield Failure(entry_id, source, exc.reason, _csv_props(row))
+            yield Failure(entry_id, source, exc.reason, _csv_props(row), getattr(exc, "formula", ""))
             continue
-        yield Entry(entry_id, structure, source, _csv_props(row))
+        yield Entry(entry_id, structure, source, _csv_props(row), note)
 
 
 def iter_entries(
@@ -246,18 +364,12 @@ def iter_entries(
         if not files:
             raise StructureError(str(path), "folder holds no CIF/POSCAR files")
         for file in files[:limit] if limit else files:
-            try:
-                yield Entry(file.stem, read_structure(file, vocab, max_sites), str(file))
-            except StructureError as exc:
-                yield Failure(file.stem, str(file), exc.reason)
+            yield _entry_or_failure(file.stem, file, vocab, max_sites)
         return
     if path.name.lower().endswith((".csv", ".csv.gz")):
         yield from _iter_csv(path, limit, vocab, max_sites)
         return
-    try:
-        yield Entry(path.stem, read_structure(path, vocab, max_sites), str(path))
-    except StructureError as exc:
-        yield Failure(path.stem, str(path), exc.reason)
+    yield _entry_or_failure(path.stem, path, vocab, max_sites)
 
 
 def load_entries(

@@ -58,18 +58,24 @@ def test_voxelise_writes_npz_and_refuses_overwrite(inputs, tmp_path) -> None:
     assert main(["voxelise", str(inputs), "--out", str(out), "--force"]) == 0
 
 
-def test_reconstruct_lists_every_input(models, inputs, tmp_path) -> None:
+def test_reconstruct_lists_every_input(models, inputs, tmp_path, capsys) -> None:
     out = tmp_path / "rec"
-    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out)]) == 0
+    # the tiny model is untrained: it gets every crystal wrong, and says so (exit 1: none is ok)
+    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out)]) == 1
     rows = _summary(out)
     assert sorted(r["id"] for r in rows) == ["broken", "cscl", "nacl", "srtio3"]
     broken = next(r for r in rows if r["id"] == "broken")
     assert broken["status"] == "error" and "malformed CIF" in broken["error"]
     for r in rows:
-        assert (out / f"{r['id']}.cif").exists() == (r["status"] == "ok")
+        assert r["status"] != "ok", r  # never ok for a crystal the model did not give back
+        if r["id"] != "broken":
+            assert r["formula_in"] in ("CsCl", "NaCl", "SrTiO3")
+        assert (out / f"{r['id']}.cif").exists() == bool(r["formula_out"])
+    err = capsys.readouterr().err
+    assert "broken: error: malformed CIF" in err
     # a second run must not overwrite without --force
     assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out)]) == 2
-    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out), "--force"]) == 0
+    assert main(["reconstruct", str(inputs), "--models", str(models), "--out", str(out), "--force"]) == 1
 
 
 def test_generate_and_interpolate(models, inputs, tmp_path) -> None:

@@ -27,6 +27,7 @@ from pymatgen.core import Structure
 from scipy.spatial.distance import cdist
 
 from core.metrics._cdvae_constants import COMP_SCALER_MEANS, COMP_SCALER_STDS
+from core.metrics.errors import record
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,18 @@ def _featurizers():
 
 
 def fingerprint(structure: Structure | None) -> Fingerprint | None:
-    """(mean CrystalNN "ops" site fingerprint, raw Magpie composition fingerprint), None on failure."""
+    """(mean CrystalNN "ops" site fingerprint, raw Magpie composition fingerprint), None on failure
+    (counted by reason: core/metrics/errors.py)."""
+    fp, exc = _fingerprint_or_error(structure)
+    if exc is not None:
+        record("fingerprint", exc)
+    return fp
+
+
+def _fingerprint_or_error(structure: Structure | None) -> tuple[Fingerprint | None, BaseException | None]:
+    """(fingerprint, None) or (None, the exception): pool workers send failures back to be counted."""
     if structure is None or len(structure) == 0:
-        return None
+        return None, None
     site_fp, comp_fp = _featurizers()
     try:
         with warnings.catch_warnings():
@@ -58,12 +68,21 @@ def fingerprint(structure: Structure | None) -> Fingerprint | None:
             sites = [site_fp.featurize(structure, i) for i in range(len(structure))]
             comp = np.asarray(comp_fp.featurize(structure.composition.element_composition), dtype=float)
         struct = np.asarray(sites, dtype=float).mean(axis=0)
-    except Exception as exc:
-        logger.debug("fingerprint failed for %s: %s", structure.formula, exc)
-        return None
+    except Exception as exc:  # noqa: BLE001 - counted by the caller, the sample scored as a failure
+        return None, RuntimeError(f"{type(exc).__name__}: {exc}") if not _picklable(exc) else exc
     if not np.all(np.isfinite(struct)):
-        return None
-    return struct, comp
+        return None, ValueError("non-finite site fingerprint")
+    return (struct, comp), None
+
+
+def _picklable(exc: BaseException) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def structure_key(structure: Structure) -> str:
@@ -173,7 +192,11 @@ def fingerprints(
         if n_jobs > 1 and len(items) > 8:
             chunk = max(1, len(items) // (4 * n_jobs))
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                results = list(pool.map(fingerprint, [s for _, s in items], chunksize=chunk))
+                pairs = list(pool.map(_fingerprint_or_error, [s for _, s in items], chunksize=chunk))
+            for _, exc in pairs:
+                if exc is not None:
+                    record("fingerprint", exc)
+            results = [fp for fp, _ in pairs]
         else:
             results = [fingerprint(s) for _, s in items]
         for (k, _), fp in zip(items, results, strict=True):

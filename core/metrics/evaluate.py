@@ -16,6 +16,7 @@ from pymatgen.core import Structure
 from scipy.stats import wasserstein_distance
 
 from core.metrics.coverage import COMP_CUTOFF, STRUCT_CUTOFF, FingerprintCache, coverage_details
+from core.metrics.errors import counting
 from core.metrics.matching import (
     composition_accuracy,
     lattice_mae,
@@ -61,10 +62,12 @@ def evaluate_reconstruction(
 ) -> dict:
     """n, match_rate, rmse, composition_accuracy, lattice_mae, struct_validity (+ n_* counts and
     match_rate_ungated). See `match_rate_rmse` for the CDVAE validity gate."""
-    out = match_rate_rmse(preds, targets, require_valid=require_valid)
-    out["composition_accuracy"] = composition_accuracy(preds, targets)
-    out["lattice_mae"] = lattice_mae(preds, targets)
-    out["struct_validity"] = _rate([structural_validity(p) for p in preds])
+    with counting() as errors:
+        out = match_rate_rmse(preds, targets, require_valid=require_valid)
+        out["composition_accuracy"] = composition_accuracy(preds, targets)
+        out["lattice_mae"] = lattice_mae(preds, targets)
+        out["struct_validity"] = _rate([structural_validity(p) for p in preds])
+    out["metric_errors"] = dict(errors)
     return out
 
 
@@ -100,7 +103,17 @@ def evaluate_generation(
     - COV: all samples (failures count against COV-P), cutoffs 0.2 / 4 (perovskite).
     - W1: min(n_w1, n_valid) random valid samples (seeded) against all of `ref`.
     - uniqueness / novelty: over valid samples; novelty needs `known` or `train` (else None).
+    - metric_errors: failures of the fingerprint/validity code, by reason (core/metrics/errors.py).
     """
+    with counting() as errors:
+        out = _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed, n_jobs, cache,
+                                   include_reference, known, rediscover)  # fmt: skip
+    out["metric_errors"] = dict(errors)
+    return out
+
+
+def _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed, n_jobs, cache,  # noqa: ANN001, ANN202
+                         include_reference, known, rediscover):  # fmt: skip
     from core.metrics.novelty import novelty_metrics, reference_index
 
     n = len(gen)

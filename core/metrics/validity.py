@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 from pymatgen.core import Composition, Structure
 
+from core.metrics.errors import record  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 MIN_DISTANCE = 0.5  # Å
@@ -49,7 +51,7 @@ def structural_validity(
             return False
         return _shortest_lattice_vector(structure) >= cutoff
     except Exception as exc:  # a structure pymatgen cannot measure is not a valid crystal
-        logger.debug("structural_validity failed: %s", exc)
+        record("structural_validity", exc)
         return False
 
 
@@ -78,7 +80,7 @@ def composition_validity(comp: Composition | Structure | str | None) -> bool:
             comp = Composition(comp)
         counts = _integer_counts(comp.element_composition)
     except Exception as exc:
-        logger.debug("composition_validity: cannot read %r: %s", comp, exc)
+        record("composition_validity", exc)
         return False
     if not counts:
         return False
@@ -104,7 +106,7 @@ def _smact_valid(counts: tuple[tuple[str, int], ...]) -> bool:
     try:
         return bool(smact_validity(comp, oxidation_states_set=OXIDATION_STATES_SET))
     except Exception as exc:  # e.g. an element smact has no data for
-        logger.debug("smact_validity failed for %s: %s", comp, exc)
+        record("smact_validity", exc)
         return False
 
 

@@ -229,3 +229,30 @@ def test_process_pool_gives_the_same_fingerprints():
     serial = fingerprints(structures, n_jobs=1, cache=FingerprintCache())
     for a, b in zip(pooled, serial, strict=True):
         assert np.allclose(a[0], b[0]) and np.allclose(a[1], b[1], equal_nan=True)
+
+
+def test_metric_failures_are_counted_by_reason_not_hidden(monkeypatch):
+    """A library that breaks (here: smact raising) shows up in metric_errors, not only as low validity."""
+    from pymatgen.core import Lattice, Structure
+
+    from core.metrics import evaluate as ev
+    from core.metrics import validity
+
+    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AttributeError("module 'smact' has no attribute 'ordered_elements'")
+
+    import smact.screening
+
+    monkeypatch.setattr(smact.screening, "smact_validity", broken)
+    validity._smact_valid.cache_clear()
+    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    a = Structure(Lattice.cubic(3.9), ["Sr", "Ti", "O", "O", "O"], frac)
+    b = Structure(Lattice.cubic(4.0), ["Ba", "Ti", "O", "O", "O"], frac)
+    try:
+        out = ev.evaluate_reconstruction([a, b], [a, b])
+    finally:
+        validity._smact_valid.cache_clear()  # no cached failures for the other tests
+    assert out["metric_errors"] == {
+        "smact_validity: AttributeError: module 'smact' has no attribute 'ordered_elements'": 2
+    }
+    assert out["match_rate"] == 0.0  # the gate failed them; the JSON says why

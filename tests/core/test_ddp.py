@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from core.checkpoint import load_checkpoint
@@ -14,7 +13,7 @@ from tests.core.test_train import TINY_VAE, TINY_VOXEL, write_tiny_csv
 
 # Runs the real CLI; after training each rank writes a hash of its own weights and buffers.
 RANK_SCRIPT = """
-import hashlib, os, sys
+import hashlib, json, os, sys
 from pathlib import Path
 import core.train.loop as loop
 
@@ -27,7 +26,7 @@ def fit(self, *args, **kwargs):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     info = {"hash": h.hexdigest(), "steps": self.state["global_step"], "world": self.info.world}
-    Path(os.environ["ICSG3D_TEST_HASH_DIR"], f"rank{self.info.rank}.txt").write_text(repr(info))
+    Path(os.environ["ICSG3D_TEST_HASH_DIR"], f"rank{self.info.rank}.json").write_text(json.dumps(info))
     return summary
 
 loop.Trainer.fit = fit
@@ -49,11 +48,9 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
         "--grid", "8", "--val-frac", "0.25", "--condition", "heat_ref", "--threads", "1",
         "--model-config", json.dumps(TINY_VAE), "--voxel-config", json.dumps(TINY_VOXEL),
     ]  # fmt: skip
-    t0 = time.time()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    elapsed = time.time() - t0
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [eval((tmp_path / f"rank{r}.txt").read_text()) for r in range(2)]  # noqa: S307 (our own file)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["world"] == ranks[1]["world"] == 2
     assert ranks[0]["hash"] == ranks[1]["hash"]
     # 9 training crystals sharded over 2 ranks: 5 per rank -> 2 full batches of 2 per epoch.
@@ -62,4 +59,3 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 4
     load_checkpoint(out / "last", kind="vae")
-    assert elapsed < 300, f"DDP smoke run took {elapsed:.0f} s"  # generous: CI machines are shared

@@ -14,6 +14,7 @@ from ``meta['config']`` and refuses anything foreign, truncated, of the wrong ki
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.atomic import atomic_write
 from core.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,28 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in meta.json")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Replace directory ``path`` by ``tmp`` (renames only; the old one is removed last)."""
+    """Replace directory ``path`` by ``tmp`` with no moment where ``path`` holds no checkpoint.
+
+    Where the kernel can exchange two directories in one step, it does; elsewhere the old one is
+    renamed aside first, and ``recover_interrupted_swap`` (called by every reader) puts it back if a
+    crash falls between the two renames."""
+    if path.exists() and _exchange(tmp, path):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old checkpoint
+        return
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -91,6 +113,17 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_interrupted_swap(path: Path) -> None:
+    """A crash between the two renames of a swap left ``path`` missing and ``.<name>.old-<pid>``
+    beside it: move the newest such folder back (the previous checkpoint, complete)."""
+    if path.exists():
+        return
+    olds = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime) if path.parent.is_dir() else []
+    if olds and (olds[-1] / META).is_file():
+        os.replace(olds[-1], path)
+        log.warning("%s: restored the previous checkpoint left aside by an interrupted save", path)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, kind: str, config: Any, **meta: Any) -> Path:
@@ -139,6 +172,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, config: Any, 
 def read_meta(path: str | Path) -> dict[str, Any]:
     """Read and validate a checkpoint's meta.json (no weights). Raises CheckpointError."""
     path = Path(path)
+    recover_interrupted_swap(path)
     if not path.exists():
         raise CheckpointError(str(path), "no such checkpoint")
     if not path.is_dir():
@@ -258,14 +292,9 @@ def save_train_state(path: str | Path, state: dict[str, Any]) -> Path:
     target = path / TRAIN_STATE if path.is_dir() else path
     clean = _check_state(dict(state))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        torch.save(clean, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(clean, buffer)
+    atomic_write(target, buffer.getvalue(), force=True)
     return target
 
 

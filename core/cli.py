@@ -25,9 +25,9 @@ STRUCTURES_HELP = "a CIF/POSCAR file, a folder of them, or a CSV(.gz) with a `ci
 
 
 def _write_json(path: Path, data: dict, force: bool = True) -> None:
-    from core.structures import atomic_write_text
+    from core.atomic import atomic_write
 
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n", force=force)
+    atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n", force=force)
 
 
 def _json_default(value):
@@ -59,13 +59,16 @@ def _cmd_voxelise(args: argparse.Namespace) -> int:
         raise ICSGError(f"{args.structures}: no crystal could be voxelised ({len(failures)} failures)")
     vocab = Vocabulary.from_structures(e.structure for e in usable)
     density, labels, abc = Voxeliser(cfg, vocab).batch([e.structure for e in usable])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.npz")
+    import io
+
+    from core.atomic import atomic_write
+
+    buffer = io.BytesIO()
     np.savez_compressed(
-        tmp, density=density, labels=labels, abc=abc, ids=np.array([e.id for e in usable]),
+        buffer, density=density, labels=labels, abc=abc, ids=np.array([e.id for e in usable]),
         vocab=np.array(vocab.to_list()), config=json.dumps(cfg.to_dict()),
     )
-    tmp.replace(out)
+    atomic_write(out, buffer.getvalue(), force=True)  # --force was checked above
     _report_failures(failures)
     log.info("wrote %d grids (d=%d) to %s; %d failures", len(usable), cfg.d, out, len(failures))
     return 0
@@ -125,10 +128,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(Path(args.json), metrics)
     if args.report:
-        from core.structures import atomic_write_text
+        from core.atomic import atomic_write
 
         data_name = f"{args.data}" + (f" where {args.where}" if args.where else "")
-        atomic_write_text(args.report, render_report(args.kind, metrics, data=data_name), force=True)
+        atomic_write(args.report, render_report(args.kind, metrics, data=data_name), force=True)
     return 0
 
 

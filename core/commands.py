@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.atomic import atomic_write
 from core.errors import ICSGError, OutputExistsError
-from core.structures import atomic_write_text, cif_text
+from core.structures import cif_text
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _write_result(out: Path, row: Row, structure, symprec: float | None, force: 
     if structure is None:
         return
     try:
-        atomic_write_text(out / f"{row.id}.cif", cif_text(structure, symprec), force=force)
+        atomic_write(out / f"{row.id}.cif", cif_text(structure, symprec), force=force)
         row.formula_out = structure.composition.reduced_formula
     except OutputExistsError:
         raise
@@ -75,7 +76,7 @@ def write_summary(out: Path, rows: Sequence[Row]) -> Path:
     writer.writerow(SUMMARY_COLUMNS)
     for r in rows:
         writer.writerow([r.id, r.formula_in, r.formula_out, r.status, r.error])
-    path = atomic_write_text(out / "summary.csv", buffer.getvalue(), force=True)
+    path = atomic_write(out / "summary.csv", buffer.getvalue(), force=True)
     ok = sum(r.status == "ok" for r in rows)
     log.info("%d of %d ok; summary: %s", ok, len(rows), path)
     return path
@@ -217,7 +218,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     for row, structure in _decoded_rows(ids, decoded):
         _write_result(out, row, structure, args.symprec, args.force)
         rows.append(row)
-    np.save(out / "latent_path.npy", path)
+    buffer = io.BytesIO()
+    np.save(buffer, path)
+    atomic_write(out / "latent_path.npy", buffer.getvalue(), force=args.force)
     write_summary(out, rows)
     return 0
 
@@ -235,7 +238,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             results.append({"id": e.id, "formula": e.structure.composition.reduced_formula, "status": "ok", **props})
     text = json.dumps(results, indent=2)
     if args.json:
-        atomic_write_text(args.json, text + "\n", force=True)
+        atomic_write(args.json, text + "\n", force=True)
     else:
         print(text)
     return 0

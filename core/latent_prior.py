@@ -117,19 +117,19 @@ class LatentPrior:
 
     # -- files --------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
+
+        from core.atomic import atomic_write
 
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
         # an aggregate prior has a component per training crystal: float16 halves its size
         dtype = np.float16 if self.info.get("kind") == "aggregate" else np.float64
         arrays = {"weights": self.weights.astype(np.float64), "means": self.means.astype(dtype), "chol": self.chol.astype(dtype)}
         if self.groups is not None:
             arrays["groups"] = self.groups.astype(np.int32)
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
-                  metadata={"format": "icsg3d-latent-prior", "info": json.dumps(self.info)})  # fmt: skip
-        tmp.replace(path)
-        return path
+        data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                    metadata={"format": "icsg3d-latent-prior", "info": json.dumps(self.info)})  # fmt: skip
+        return atomic_write(path, data, force=True)
 
     @classmethod
     def load(cls, path: str | Path, latent_dim: int | None = None) -> LatentPrior:

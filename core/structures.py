@@ -388,11 +388,6 @@ def load_entries(
     return entries, failures
 
 
-def atomic_write_text(path: str | Path, text: str, force: bool = False) -> Path:
-    """Write text atomically (``core.atomic.atomic_write``); refuses to overwrite unless ``force``."""
-    return atomic_write(path, text, force=force)
-
-
 def cif_text(structure: Structure, symprec: float | None = None) -> str:
     """CIF text of a structure: symmetrised with ``symprec`` (Å), or P1 when None."""
     writer = _quiet_parse(CifWriter, structure, symprec=symprec)
@@ -401,4 +396,4 @@ def cif_text(structure: Structure, symprec: float | None = None) -> str:
 
 def write_cif(structure: Structure, path: str | Path, symprec: float | None = None, force: bool = False) -> Path:
     """Write a CIF atomically (symmetrised with ``symprec`` or P1); refuses to overwrite unless ``force``."""
-    return atomic_write_text(path, cif_text(structure, symprec), force=force)
+    return atomic_write(path, cif_text(structure, symprec), force=force)

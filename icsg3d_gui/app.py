@@ -83,10 +83,16 @@ def take_screenshot(app: QApplication, window, path: Path, timeout_s: float = 12
     wait_until(app, lambda: False, 0.3)  # let queued results and renders land
     window.viewer.render_now()
     app.processEvents()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(path)):
-        raise OSError(f"{path}: could not write PNG")
-    return path
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    from core.atomic import atomic_write
+
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not window.grab().save(buffer, "PNG"):
+        raise OSError(f"{path}: could not encode the window as PNG")
+    return atomic_write(path, bytes(data.data()), force=True)
 
 
 def _record_first_frame(window, path: str) -> None:  # noqa: ANN001
@@ -95,7 +101,9 @@ def _record_first_frame(window, path: str) -> None:  # noqa: ANN001
     def rendered(_t: float) -> None:
         if window.state.structure is not None and window.state.density is not None:
             window.viewer.rendered.disconnect(rendered)
-            Path(path).write_text(repr(time.time()), encoding="utf-8")
+            from core.atomic import atomic_write
+
+            atomic_write(path, repr(time.time()), force=True)
 
     window.viewer.rendered.connect(rendered)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
+from core.atomic import atomic_write
 from icsg3d_gui import files, session
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def save_latent(win: MainWindow, path: str | Path) -> Path | None:
     buf = io.BytesIO()
     np.save(buf, np.asarray(win.state.z, dtype=np.float32))
     try:
-        out = files.atomic_write_bytes(path, buf.getvalue(), force=force)
+        out = atomic_write(path, buf.getvalue(), force=force)
     except Exception as exc:  # noqa: BLE001
         win.show_error("Latent export failed", f"{path}: {exc}")
         return None
@@ -165,6 +166,6 @@ def save_session(win: MainWindow) -> None:
     if not path:
         return
     try:
-        Path(path).write_text(json.dumps(session.to_dict(win), indent=1), encoding="utf-8")
+        atomic_write(path, json.dumps(session.to_dict(win), indent=1), force=True)  # the dialog asked
     except Exception as exc:  # noqa: BLE001
         win.show_error("Session not saved", f"{path}: {exc}")

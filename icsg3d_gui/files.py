@@ -6,19 +6,18 @@ Density grids are (D, D, D) arrays in e/Å^3 with point (i, j, k) at fractional 
 - Gaussian cube stores lengths in Bohr and the density in e/Bohr^3, z index fastest.
 - .npy stores the (D, D, D) float32 array as is (e/Å^3).
 Nothing is half-written: text goes to a temporary file that is renamed over the target
-(``core.structures.atomic_write_text``); callers ask the user before overwriting (``force``).
+(``core.atomic.atomic_write``); callers ask the user before overwriting (``force``).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from core.structures import atomic_write_text, write_cif
+from core.atomic import atomic_write
+from core.structures import write_cif
 
 BOHR = 0.529177210903  # Å
 DENSITY_FORMATS = {".chgcar": "CHGCAR", ".vasp": "CHGCAR", ".cube": "cube", ".npy": "npy"}
@@ -73,22 +72,6 @@ def _write_rows(buf: io.StringIO, values: np.ndarray, per_line: int, fmt: str) -
         buf.write(" ".join(fmt.format(v) for v in values[start : start + per_line]) + "\n")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, force: bool = False) -> Path:
-    """Binary twin of ``atomic_write_text``: temporary file beside ``path``, then rename."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path}: exists (not overwritten)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def export_density(path: str | Path, density: np.ndarray, structure, force: bool = False) -> Path:  # noqa: ANN001
     """Write ``density`` (D, D, D) e/Å^3 in the format named by ``path`` (CHGCAR, .cube, .npy).
 
@@ -98,11 +81,11 @@ def export_density(path: str | Path, density: np.ndarray, structure, force: bool
     if fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, np.asarray(density, dtype=np.float32))
-        return atomic_write_bytes(path, buf.getvalue(), force=force)
+        return atomic_write(path, buf.getvalue(), force=force)
     if structure is None:
         raise ValueError(f"{path}: {fmt} needs a crystal (cell and atoms); export .npy instead")
     text = chgcar_text(density, structure) if fmt == "CHGCAR" else cube_text(density, structure)
-    return atomic_write_text(path, text, force=force)
+    return atomic_write(path, text, force=force)
 
 
 def export_cif(path: str | Path, structure, symprec: float | None, force: bool = False) -> Path:  # noqa: ANN001

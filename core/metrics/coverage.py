@@ -14,8 +14,8 @@ lattice, species and wrapped fractional coordinates) and can be computed in a pr
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -26,6 +26,7 @@ import numpy as np
 from pymatgen.core import Structure
 from scipy.spatial.distance import cdist
 
+from core.atomic import atomic_write
 from core.metrics._cdvae_constants import COMP_SCALER_MEANS, COMP_SCALER_STDS
 from core.metrics.errors import record
 
@@ -144,17 +145,16 @@ class FingerprintCache:
         comp = np.array([v[1] if v is not None else np.full(N_COMP_FP, np.nan) for v in vals]).reshape(
             -1, N_COMP_FP
         )
-        tmp = path.with_name(path.name + ".tmp.npz")
+        buffer = io.BytesIO()
         np.savez_compressed(
-            tmp,
+            buffer,
             keys=np.array(keys, dtype="U40"),
             ok=np.array([v is not None for v in vals], dtype=bool),
             struct=struct,
             comp=comp,
             version=np.array(_featurizer_version()),
         )
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, buffer.getvalue(), force=True)
 
     @classmethod
     def load(cls, path: str | Path, maxsize: int = 200_000) -> FingerprintCache:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.atomic import atomic_write
 from core.structures import Entry, Failure, load_entries
 from core.train.state import derive_seed
 from core.voxel import is_orthogonal
@@ -76,20 +78,17 @@ def apply_split_file(entries: list[Entry], path: Path) -> tuple[list[Entry], lis
 
 def write_split(path: Path, train: list[Entry], val: list[Entry], **info: Any) -> None:
     payload = {**info, "train": sorted({e.id for e in train}), "val": sorted({e.id for e in val})}
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(payload, indent=1), force=True)
 
 
 def write_failures(path: Path, failures: list[tuple[Failure, str]]) -> None:
     """failures.csv: id, source, stage, reason (header even when empty, so "none" is visible)."""
-    tmp = Path(path).with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "source", "stage", "reason"])
-        for f, stage in failures:
-            w.writerow([f.id, f.source, stage, f.reason])
-    tmp.replace(path)
+    buffer = io.StringIO()
+    w = csv.writer(buffer)
+    w.writerow(["id", "source", "stage", "reason"])
+    for f, stage in failures:
+        w.writerow([f.id, f.source, stage, f.reason])
+    atomic_write(path, buffer.getvalue(), force=True)
 
 
 # -- normalisers ----------------------------------------------------------------------------

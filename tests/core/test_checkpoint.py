@@ -258,3 +258,45 @@ def test_init_from_checkpoint_copies_shared_weights_and_keeps_new_heads(tmp_path
         init_from_checkpoint(grown, tmp_path / "vae", "vae", ["X", "O", "Sr", "Ba"])
     with pytest.raises(CheckpointError, match="cannot initialise a unet"):
         init_from_checkpoint(UNet3D(UNetConfig(n_classes=3, base=4, levels=1)), tmp_path / "vae", "unet")
+
+
+def _weights_of(path: Path) -> dict:
+    model, _ = load_checkpoint(path, kind="unet")
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_replacing_a_checkpoint_never_leaves_its_name_empty(tmp_path: Path, monkeypatch) -> None:
+    import core.checkpoint as ck
+
+    first, cfg = _unet()
+    path = tmp_path / "best"
+    save_checkpoint(path, first, "unet", cfg)
+    second, _ = _unet()
+    with torch.no_grad():
+        for p in second.parameters():
+            p.add_(1.0)
+    # the one-step exchange (Linux renameat2), where the kernel has it
+    save_checkpoint(path, second, "unet", cfg)
+    got = _weights_of(path)
+    assert all(torch.equal(got[k], v) for k, v in second.state_dict().items())
+    assert [p.name for p in tmp_path.iterdir()] == ["best"]  # no temporary folder left behind
+
+    # the two-rename fallback, with a crash between the renames: the next reader restores the
+    # previous checkpoint instead of finding nothing
+    monkeypatch.setattr(ck, "_exchange", lambda a, b: False)
+    real_replace, calls = os.replace, []
+
+    def crash_on_second(src, dst):  # noqa: ANN001, ANN202
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt("power cut")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, first, "unet", cfg)
+    monkeypatch.setattr(ck.os, "replace", real_replace)
+    assert not path.exists()  # the gap the crash fell into
+    got = _weights_of(path)  # ... closed by the reader
+    assert all(torch.equal(got[k], v) for k, v in second.state_dict().items())
+    assert path.is_dir()

@@ -156,7 +156,7 @@ class Controller(QObject):
         """Space group, validity and novelty are computed in the worker (spglib, smact and the
         StructureMatcher must not stall the GUI); the dock shows the formula until they arrive."""
         self.state.set_properties(properties, {"formula": structure.composition.reduced_formula, "pending": True})
-        payload = {"structure": structure, "symprec": self.symprec, "token": id(structure)}
+        payload = {"structure": structure, "symprec": self.symprec, "token": self._token(structure)}
         self.worker.submit("analyse", payload, channel="analyse")
 
     # ---- latent requests -----------------------------------------------------------------
@@ -194,9 +194,7 @@ class Controller(QObject):
 
     # ---- worker callbacks (GUI thread) ---------------------------------------------------
     def _on_model_loaded(self, info: dict) -> None:
-        model = self.worker.model
-        info["voxel_cfg"] = getattr(model, "voxel_cfg", None)
-        self.state.set_model_info(info)
+        self.state.set_model_info(info)  # voxel_cfg included: the GUI thread never touches the model
         self.modelStatus.emit(f"Model set: {self.models_dir.name or self.models_dir} "
                               f"(latent {info['latent_dim']}, {info['device']}, load {info['load_ms']:.0f} ms)")
         self.encode_gallery()
@@ -280,17 +278,21 @@ class Controller(QObject):
 
     def _show_analyse(self, info: dict) -> None:
         st = self.state
-        if st.structure is not None and id(st.structure) == info.get("token"):
+        if st.structure is not None and self._token(st.structure) == info.get("token"):
             st.set_properties(st.properties, info)
+
+    def _token(self, structure) -> int | None:  # noqa: ANN001
+        """The serial of ``structure`` if it is the one shown (answers about others are stale)."""
+        return self.state.structure_serial if structure is self.state.structure else None
 
     def _predict(self, structure) -> None:  # noqa: ANN001
         """CGCNN for an opened crystal; the answer is kept only if that crystal is still shown."""
-        payload = {"structures": [structure], "token": id(structure)}
+        payload = {"structures": [structure], "token": self._token(structure)}
         self.worker.submit("predict", payload, channel="predict")
 
     def _show_predict(self, v: dict) -> None:
         st = self.state
-        if v["rows"] and st.structure is not None and id(st.structure) == v.get("token"):
+        if v["rows"] and st.structure is not None and self._token(st.structure) == v.get("token"):
             st.set_properties(v["rows"][0], None)
 
     def _show_gallery(self, v: dict) -> None:

@@ -95,12 +95,14 @@ class AppState(QObject):
         self.latent_property: float | None = None  # the VAE's property head at z (model_info["prop_name"])
         self.model_info: dict = {}  # filled when a model set is loaded; empty = "no model" mode
         self.history = History()
+        self.structure_serial = 0  # increases with every set_structure (not id(): Python reuses ids)
         self.bookmarks: list[LatentPoint] = []
 
     # ---- setters: each emits exactly the signals whose data changed --------------------------
     def set_structure(self, structure, source: str = "") -> None:  # noqa: ANN001
         """Show a crystal (or None when the last decode gave no crystal)."""
         self.structure = structure
+        self.structure_serial += 1  # names this showing of a crystal for late worker answers
         self.source = source
         self.structureChanged.emit()
 

@@ -124,10 +124,6 @@ class InferenceThread(QThread):
         with self._cond:
             return not self._busy and not self._pending
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     # ---- thread side ---------------------------------------------------------------------
     def run(self) -> None:  # noqa: D102 (QThread entry point)
         self._load()
@@ -196,7 +192,8 @@ class InferenceThread(QThread):
             log.warning("request %s (%s) failed: %s", req.id, req.kind, exc)
             result.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
         result.compute_ms = (time.perf_counter() - t0) * 1e3
-        self.n_executed += 1
+        with self._cond:
+            self.n_executed += 1
         return result
 
 
@@ -222,6 +219,7 @@ def model_info(model: Any) -> dict:
         "properties": list(getattr(model, "property_names", []) or []),
         "prop_name": getattr(model, "prop_name", None),  # the conditioning property (decile bins)
         "prop_edges": list(getattr(model, "prop_edges", None) or []),
+        "voxel_cfg": getattr(model, "voxel_cfg", None),
     }
 
 

@@ -33,6 +33,9 @@ from pymatgen.symmetry.groups import SpaceGroup
 log = logging.getLogger("make_gallery")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from core.atomic import atomic_write  # noqa: E402
+
 DEFAULT_OUT = REPO / "resources" / "gallery"
 SYMPREC = 0.01
 MAX_SITES = 80
@@ -305,10 +308,10 @@ def write_gallery(out: Path, specs: tuple[Spec, ...] = SPECS) -> list[dict]:
     records = []
     for spec in specs:
         structure = build(spec)
-        (out / f"{spec.id}.cif").write_text(cif_text(spec, structure), encoding="utf-8")
+        atomic_write(out / f"{spec.id}.cif", cif_text(spec, structure), force=True)
         records.append(index_entry(spec, structure))
     index = {"version": 1, "description": "Textbook cubic crystals, conventional cells", "items": records}
-    (out / "index.json").write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write(out / "index.json", json.dumps(index, indent=1, ensure_ascii=False) + "\n", force=True)
     log.info("wrote %d crystals to %s", len(records), out)
     return records
 

@@ -44,6 +44,42 @@ def min_distance(structure) -> float:  # noqa: ANN001
     return float(best)
 
 
+COVALENT_OVERLAP = 0.7  # closer than 0.7 x the sum of covalent radii: atoms overlap, not a bond
+
+
+def oxidation_states(structure) -> tuple[str, bool | None]:  # noqa: ANN001
+    """(text, ok): the charge-neutral oxidation states found (pymatgen's bond-valence guesses), or
+    "n/a" for an element or an intermetallic (neutrality is not the question there)."""
+    comp = structure.composition.element_composition
+    if len(comp.elements) == 1 or all(el.is_metal for el in comp.elements):
+        return "n/a (element or intermetallic)", None
+    try:
+        guesses = comp.oxi_state_guesses(max_sites=-1)
+    except Exception as exc:  # noqa: BLE001 - no guess is "none found", said as such
+        log.info("oxidation-state guess failed: %s", exc)
+        guesses = ()
+    if not guesses:
+        return "no charge-neutral oxidation states", False
+    states = guesses[0]
+    return " ".join(f"{el}{abs(v):g}{'+' if v > 0 else '-'}" if v else f"{el}0" for el, v in states.items()), True
+
+
+def closest_pair(structure) -> dict:  # noqa: ANN001
+    """The closest pair of sites relative to their covalent radii: symbols, distance (Å) and
+    ratio d / (r_i + r_j); a ratio below COVALENT_OVERLAP means overlapping atoms."""
+    from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+
+    if len(structure) < 2:
+        return {"pair": "", "distance": min_distance(structure), "ratio": None}
+    dist = np.array(structure.distance_matrix, dtype=float)
+    np.fill_diagonal(dist, np.inf)
+    radii = np.array([CovalentRadius.radius.get(site.specie.symbol, 1.5) for site in structure])
+    ratio = dist / (radii[:, None] + radii[None, :])
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+    return {"pair": f"{structure[i].specie.symbol}–{structure[j].specie.symbol}", "distance": float(dist[i, j]),
+            "ratio": float(ratio[i, j])}  # fmt: skip
+
+
 def find_match(structure, reference: Sequence[tuple[str, object]]) -> str | None:  # noqa: ANN001
     """Id of the first reference crystal that matches (CDVAE StructureMatcher), else None.
 
@@ -92,6 +128,9 @@ def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, obje
         "comp_valid": bool(composition_validity(structure)),
     }
     out["valid"] = out["struct_valid"] and out["comp_valid"]
+    out["oxidation_states"], out["oxidation_ok"] = oxidation_states(structure) if not big else ("–", None)
+    if not big:
+        out["closest"] = closest_pair(structure)
     out["match"] = find_match(structure, reference) if reference and not big else None
     out["known"] = known.match(structure) if known is not None and not big else None
     out["novel"] = out["known"] is None if known is not None and not big else None

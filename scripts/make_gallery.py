@@ -277,7 +277,7 @@ def index_entry(spec: Spec, structure: Structure) -> dict:
     return {
         "id": spec.id,
         "file": f"{spec.id}.cif",
-        "formula": structure.composition.reduced_formula,
+        "formula": spec.id.split("_")[0],  # as chemists write it (PbTiO3, Cu2MnAl), not pymatgen's order
         "cell_formula": structure.composition.formula.replace(" ", ""),
         "n_sites": len(structure),
         "name": spec.name,

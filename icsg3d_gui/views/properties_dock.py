@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from core.units import with_unit
+from icsg3d_gui.analysis import COVALENT_OVERLAP
 from icsg3d_gui.state import AppState
 
 GOOD, BAD, NEUTRAL, KNOWN = "#1b7f3b", "#b3261e", "#555555", "#2f5d8a"
@@ -50,8 +52,8 @@ class PropertiesDock(QWidget):
         valid = QGroupBox("Validity")
         vform = QFormLayout(valid)
         self.badges = {k: QLabel("–") for k in ("struct", "comp", "novel")}
-        vform.addRow("Distances ≥ 0.5 Å", self.badges["struct"])
-        vform.addRow("Charge balance (SMACT)", self.badges["comp"])
+        vform.addRow("Distances (covalent radii)", self.badges["struct"])
+        vform.addRow("Oxidation states", self.badges["comp"])
         vform.addRow("Novelty (training set)", self.badges["novel"])
         layout.addWidget(valid)
         self.pred_box = QGroupBox("Predicted (CGCNN)")
@@ -83,13 +85,24 @@ class PropertiesDock(QWidget):
             f["volume"].setText(f"{a['volume']:.2f}")
             f["density"].setText(f"{a['density']:.3f}")
             f["min_distance"].setText(f"{a['min_distance']:.3f}")
-            badge(self.badges["struct"], a["struct_valid"], "valid", "too close")
-            badge(self.badges["comp"], a["comp_valid"], "neutral", "not neutral")
+            self._distance_badge(a)
+            text, ok = a.get("oxidation_states", "–"), a.get("oxidation_ok")
+            badge(self.badges["comp"], ok, text, text, unknown=text)
             novel = a.get("novel")
             # a known crystal is information, not an error: blue, not red
             badge(self.badges["novel"], novel, "new", f"known: {a.get('known')} (training set)", no_colour=KNOWN,
                   unknown="n/a (no training index)" if self.state.has_model else "n/a (no model set)")
         self._refresh_predictions()
+
+    def _distance_badge(self, a: dict) -> None:
+        """Green when no two atoms are closer than 0.7 x their covalent radii (and >= 0.5 Å)."""
+        c = a.get("closest") or {}
+        if c.get("ratio") is None:
+            badge(self.badges["struct"], a["struct_valid"], "ok (one atom)", "too close")
+            return
+        ok = a["struct_valid"] and c["ratio"] >= COVALENT_OVERLAP
+        text = f"{c['pair']} {c['distance']:.2f} Å ({c['ratio']:.2f} × r_cov)"
+        badge(self.badges["struct"], ok, f"ok: closest {text}", f"too close: {text}")
 
     def _refresh_predictions(self) -> None:
         while self.pred_form.rowCount():
@@ -105,4 +118,4 @@ class PropertiesDock(QWidget):
             self.pred_form.addRow(QLabel(f"<i>{reason}</i>"))
             return
         for name, value in props.items():
-            self.pred_form.addRow(name, QLabel(f"{value:.3f}" if isinstance(value, float) else str(value)))
+            self.pred_form.addRow(name, QLabel(with_unit(name, value) if isinstance(value, float) else str(value)))

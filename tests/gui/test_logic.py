@@ -284,3 +284,21 @@ def test_pyside_keeps_reference_counts(qapp):
         emitter.fired.emit(1.0)
     assert sys.getrefcount(None) - none0 > -100
     assert sys.getrefcount(True) - true0 > -100
+
+
+def test_badges_say_what_they_check():
+    from pymatgen.core import Lattice, Structure
+
+    from icsg3d_gui.analysis import COVALENT_OVERLAP, analyse
+
+    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    srtio3 = analyse(Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"], frac))
+    assert srtio3["oxidation_states"] == "Sr2+ Ti4+ O2-" and srtio3["oxidation_ok"] is True
+    assert srtio3["closest"]["pair"] in ("Ti–O", "O–Ti") and srtio3["closest"]["ratio"] > COVALENT_OVERLAP
+    tio3 = analyse(Structure(Lattice.cubic(3.9), ["Ti", "O", "O", "O"], frac[1:]))
+    assert tio3["oxidation_ok"] is False and tio3["oxidation_states"] == "no charge-neutral oxidation states"
+    alloy = analyse(Structure(Lattice.cubic(3.0), ["Cu", "Mn"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    assert alloy["oxidation_ok"] is None and alloy["oxidation_states"].startswith("n/a")
+    # 0.725 Å between two lead atoms passes the 0.5 Å rule but not the covalent radii
+    lead = analyse(Structure(Lattice.cubic(5.0), ["Pb", "Pb"], [[0, 0, 0], [0.145, 0, 0]]))
+    assert lead["struct_valid"] and lead["closest"]["ratio"] < COVALENT_OVERLAP

@@ -112,7 +112,7 @@ class Prototype:
         return dict(out)
 
 
-MAX_TEMPLATES = 12  # training crystals kept per multi-site signature
+MAX_TEMPLATES = 24  # training crystals kept per multi-site signature (ideal and distorted, as drawn)
 
 
 def signature(by_role: dict[int, Sequence[str]]) -> str:
@@ -124,6 +124,53 @@ def composition_key(proto_key: str, by_role: dict[int, Sequence[str]]) -> str:
     """A crystal's identity on its prototype: the sorted element multiset of every role."""
     parts = [f"{role}:{''.join(sorted(by_role[role]))}" for role in sorted(by_role, reverse=True)]
     return proto_key + "|" + "|".join(parts)
+
+
+def _template(structure: Structure, roles: Sequence[int], distorted: bool) -> dict:
+    return {"lattice": (np.asarray(structure.lattice.matrix) / structure.volume ** (1 / 3)).round(6).tolist(),
+            "frac": np.round(structure.frac_coords, 5).tolist(), "roles": [int(r) for r in roles],
+            "species": [site.specie.symbol for site in structure], "distorted": bool(distorted)}  # fmt: skip
+
+
+def _distinct_geometries(pool: list[dict]) -> list[dict]:
+    """One template per geometry (roles and positions to 0.1 of the cell: what the matcher tells
+    apart), weighted by how many training crystals have it; the MAX_TEMPLATES most common."""
+    groups: dict[bytes, list[dict]] = {}
+    for t in pool:
+        roles = np.asarray(t["roles"])
+        anchor = int(np.argmax(roles))  # the origin put on the most coordinated site: origins differ
+        frac = (np.asarray(t["frac"]) - np.asarray(t["frac"])[anchor]) % 1.0
+        frac = np.where(frac > 0.95, frac - 1.0, frac)  # 0.999 and 0.001 are one position
+        order = np.lexsort((frac[:, 2], frac[:, 1], frac[:, 0], t["roles"]))
+        key = np.concatenate([np.asarray(t["roles"])[order, None], np.round(frac[order] * 10) % 10], axis=1)
+        groups.setdefault(key.astype(np.int16).tobytes(), []).append(t)
+    ranked = sorted(groups.values(), key=len, reverse=True)[:MAX_TEMPLATES]
+    return [{**members[0], "weight": len(members)} for members in ranked]
+
+
+def _distorted_roles(structure: Structure, proto: Prototype) -> list[int] | None:
+    """Roles of a distorted crystal's sites on ``proto``: the assignments its elements allow, and
+    among them the one where single-site roles of lower coordination sit nearer the multi-site
+    role (perovskite: B, CN 6, nearer the anions than A, CN 12); None if no assignment fits."""
+    symbols = [site.specie.symbol for site in structure]
+    if len(symbols) != len(proto.roles) or len(symbols) > MAX_ENUMERATED_SITES:
+        return None
+    multi = {r for r in proto.roles if proto.roles.count(r) > 1}
+    dist = np.array(structure.distance_matrix, dtype=float)
+    best, best_score = None, -1
+    for order in sorted(set(itertools.permutations(proto.roles))):
+        if any(sym not in proto.marginals.get(role, ()) for sym, role in zip(symbols, order, strict=True)):
+            continue
+        near = {}
+        for i, role in enumerate(order):
+            if role not in multi:
+                others = [j for j, r in enumerate(order) if r in multi]
+                near[role] = float(dist[i, others].min()) if others else 0.0
+        ranked = sorted(near, key=near.get)
+        score = sum(1 for a, b in itertools.combinations(ranked, 2) if a < b)  # nearer <-> lower CN
+        if score > best_score:
+            best, best_score = list(order), score
+    return best
 
 
 def _candidate_keys(structure: Structure, proto: Prototype) -> set[str]:
@@ -203,14 +250,11 @@ class CompositionPrior:
         if not kept:
             raise ValueError("no prototype holds a fifth of the training crystals on the half grid: nothing to learn")
         known: set[str] = set()
+        candidates: dict[tuple[str, str], list[dict]] = {}
         for key, by_role, structure, cns in assigned:
             if key not in kept:
                 continue
-            bucket = kept[key].templates.setdefault(signature(by_role), [])
-            if len(bucket) < MAX_TEMPLATES:
-                bucket.append({"lattice": (np.asarray(structure.lattice.matrix) / structure.volume ** (1 / 3)).round(6).tolist(),
-                               "frac": np.round(structure.frac_coords, 5).tolist(), "roles": list(cns),
-                               "species": [site.specie.symbol for site in structure]})  # fmt: skip
+            candidates.setdefault((key, signature(by_role)), []).append(_template(structure, cns, distorted=False))
             for role, symbols in by_role.items():
                 kept[key].multisets.setdefault(role, Counter())[tuple(sorted(symbols))] += 1
                 kept[key].marginals.setdefault(role, Counter()).update(symbols)
@@ -225,6 +269,18 @@ class CompositionPrior:
             for table in (*p.multisets.values(), *p.marginals.values()):
                 for rare in [k for k, c in table.items() if c < MIN_COUNT]:
                     del table[rare]
+        # distorted training crystals are templates too: their displacements are the family's own
+        for s_odd in odd:
+            for key, proto in kept.items():
+                roles = _distorted_roles(s_odd, proto)
+                if roles is not None:
+                    by_role: dict[int, list[str]] = defaultdict(list)
+                    for site, role in zip(s_odd, roles, strict=True):
+                        by_role[role].append(site.specie.symbol)
+                    candidates.setdefault((key, signature(by_role)), []).append(_template(s_odd, roles, distorted=True))
+                    break
+        for (key, sig), pool in candidates.items():
+            kept[key].templates[sig] = _distinct_geometries(pool)
         n_kept = int(sum(p.weight for p in kept.values()))
         for p in kept.values():
             p.weight /= n_kept
@@ -248,13 +304,21 @@ class CompositionPrior:
                 out[role] = list(multisets[int(rng.choice(len(multisets), p=p))])
         return out
 
-    def _build(self, proto: Prototype, by_role: dict[int, list[str]], rng: np.random.Generator) -> Structure:
+    def _pool(self, proto: Prototype, by_role: dict[int, list[str]]) -> list[dict]:
+        return proto.templates.get(signature(by_role)) or [t for ts in proto.templates.values() for t in ts]
+
+    def _build(self, proto: Prototype, by_role: dict[int, list[str]], rng: np.random.Generator,
+               index: int | None = None) -> Structure:  # fmt: skip
         """Substitute the drawn elements into a training crystal of the same multi-site signature
-        (its origin, arrangement and small displacements kept), or, for a signature no training
-        crystal has, into any template with the multi-site elements placed at random."""
+        (its origin, arrangement and displacements kept: ideal or distorted, as the data has them),
+        or, for a signature no training crystal has, into any template with the multi-site elements
+        placed at random. ``index`` picks the template (default: at random)."""
         sig = signature(by_role)
-        pool = proto.templates.get(sig) or [t for ts in proto.templates.values() for t in ts]
-        template = pool[int(rng.integers(len(pool)))]
+        pool = self._pool(proto, by_role)
+        if index is None:
+            weights = np.array([t.get("weight", 1) for t in pool], dtype=float)
+            index = int(rng.choice(len(pool), p=weights / weights.sum()))
+        template = pool[index]
         species = list(template["species"])
         for role in by_role:
             sites = [i for i, r in enumerate(template["roles"]) if r == role]
@@ -279,9 +343,9 @@ class CompositionPrior:
         rng = np.random.default_rng(seed)
         weights = np.array([p.weight for p in self.prototypes])
         seen: set[str] = set()
-        drawn: list[tuple[Prototype, dict[int, list[str]]]] = []  # novel compositions of this call
+        drawn: list[tuple[Prototype, dict[int, list[str]], list[int]]] = []  # new ones, templates left
         out: list[Structure] = []
-        repeats = 0
+        repeats = exhausted = 0
         for _ in range(n):
             choice = None
             for _attempt in range(max_tries):
@@ -289,17 +353,27 @@ class CompositionPrior:
                 by_role = self._draw(proto, rng)
                 key = composition_key(proto.key, by_role)
                 if not (exclude_known and key in self.known or unique and key in seen):
-                    choice = (proto, by_role)
                     seen.add(key)
-                    drawn.append(choice)
+                    pool = self._pool(proto, by_role)
+                    weights_t = np.array([t.get("weight", 1) for t in pool], dtype=float)
+                    first = int(rng.choice(len(pool), p=weights_t / weights_t.sum()))  # as common as in the data
+                    unused = [i for i in rng.permutation(len(pool)) if i != first]
+                    choice = (proto, by_role, first)
+                    drawn.append((proto, by_role, unused))
                     break
-            if choice is None:  # the space ran out: repeat one of this call's new compositions
+            if choice is None:  # no new composition left: a drawn one on a template it has not had
                 repeats += 1
-                choice = drawn[int(rng.integers(len(drawn)))] if drawn else (proto, by_role)
-            out.append(self._build(*choice, rng))
+                left = [d for d in drawn if d[2]]
+                if left:
+                    proto, by_role, unused = left[int(rng.integers(len(left)))]
+                    choice = (proto, by_role, int(unused.pop()))
+                else:
+                    exhausted += 1
+                    choice = drawn[int(rng.integers(len(drawn)))][:2] + (None,) if drawn else (proto, by_role, None)
+            out.append(self._build(*choice[:2], rng, index=choice[2]))
         if repeats:
-            log.warning("composition prior: %d of %d samples repeat a composition already drawn "
-                        "(only %d new ones found)", repeats, n, len(drawn))  # fmt: skip
+            log.warning("composition prior: %d of %d samples reuse one of the %d new compositions on another "
+                        "template (%d on a template already used)", repeats, n, len(drawn), exhausted)  # fmt: skip
         return out
 
     # -- storage ------------------------------------------------------------------------------

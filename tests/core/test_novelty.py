@@ -125,3 +125,26 @@ def test_a_broken_composition_prior_names_the_file(tmp_path):
     path.write_text('{"format": "icsg3d-composition-prior/1", "prototypes": [')
     with pytest.raises(CheckpointError, match="composition_prior.json"):
         CompositionPrior.load(path)
+
+
+def test_distorted_training_crystals_are_templates_and_repeats_change_template():
+    train = _training_set()
+    distorted = []
+    for s in train[:6]:
+        d = s.copy()
+        d.translate_sites([1], [0.0, 0.0, 0.2])  # B far off-centre: not on the half grid
+        distorted.append(d)
+    prior = CompositionPrior.fit(train * 3 + distorted * 3)
+    templates = [t for ts in prior.prototypes[0].templates.values() for t in ts]
+    assert any(t["distorted"] for t in templates) and any(not t["distorted"] for t in templates)
+    for t in templates:  # roles found for the distorted ones too: B (CN 6) is the cation nearest the anions
+        species = dict(zip(t["roles"], t["species"], strict=False))
+        assert species[6] in ("Ti", "Zr", "Nb", "Sn") and species[12] in ("Sr", "Ba", "Ca", "K")
+    # more samples than new compositions: the extra ones reuse a composition on another template
+    n_new = 16 * 3 - len(_training_set())
+    samples = prior.sample(n_new + 8, seed=2)
+    frac_sets = {}
+    for s in samples:
+        frac_sets.setdefault(s.composition.formula, []).append(np.round(s.frac_coords, 3).tobytes())
+    repeated = [f for f, fr in frac_sets.items() if len(fr) > 1]
+    assert repeated and all(len(set(frac_sets[f])) == len(frac_sets[f]) for f in repeated)

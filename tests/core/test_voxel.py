@@ -432,3 +432,21 @@ def test_voxel_config_round_trip_ignores_unknown_keys() -> None:
     assert VoxelConfig.from_dict({**cfg.to_dict(), "future_key": 1}) == cfg
     assert VoxelConfig().sigma("H") == VoxelConfig().sigma_min  # clipped up to sigma_min
     assert VoxelConfig().sigma("Cs") == VoxelConfig().sigma_max  # clipped down to sigma_max
+
+
+def test_single_crystal_numpy_path_equals_the_compiled_batch():
+    """The app grids one crystal with numpy (no numba start-up); it must be the same grid."""
+    from pymatgen.core import Lattice, Structure
+
+    from core.elements import Vocabulary
+    from core.voxel import VoxelConfig, Voxeliser
+
+    frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    crystals = [Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"], frac),
+                Structure(Lattice.orthorhombic(3.1, 4.7, 5.9), ["Cs", "Cl"], [[0.1, 0.2, 0.3], [0.6, 0.7, 0.85]])]
+    vox = Voxeliser(VoxelConfig(d=24), Vocabulary.from_structures(crystals))
+    batch_density, batch_labels, _ = vox.batch(crystals)
+    for k, s in enumerate(crystals):
+        sample = vox(s)
+        np.testing.assert_allclose(sample.density, batch_density[k], rtol=1e-5, atol=1e-6 * batch_density[k].max())
+        np.testing.assert_array_equal(sample.labels, batch_labels[k])

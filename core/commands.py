@@ -246,8 +246,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def prior_arg(p: argparse.ArgumentParser, what: str = "") -> None:
     """--prior, as `generate` and `evaluate generation` take it (choices: core.pipeline.PRIORS)."""
-    p.add_argument("--prior", choices=["auto", "fitted", "normal"], default="auto",
-                   help=f"{what}sample the shipped latent prior (auto: when the model set has one) or N(0, T^2 I)")  # fmt: skip
+    p.add_argument("--prior", choices=["auto", "composition", "composition-unfiltered", "fitted", "normal"],
+                   default="auto",
+                   help=f"{what}composition: new compositions on learned prototypes, encoded (the default when "
+                        "the model set has one); fitted: the latent mixture over the training crystals; "
+                        "normal: N(0, T^2 I)")  # fmt: skip
     p.add_argument("--prior-group", default=None, metavar="NAME",
                    help="sample only the prior's components of this training family (e.g. perov_5)")  # fmt: skip
 

@@ -130,8 +130,9 @@ def _prior_name(ms, prior: str, group: str | None) -> str:
     if prior == "auto":
         prior = ("composition" if ms.composition_prior is not None and group is None
                  else "fitted" if ms.prior is not None else "normal")  # fmt: skip
-    name = {"composition": "composition-first (core/composition_prior.py)", "fitted": "fitted latent mixture",
-            "normal": "N(0, I)"}[prior]  # fmt: skip
+    name = {"composition": "composition-first (core/composition_prior.py)",
+            "composition-unfiltered": "composition-first without the known/repeat filters",
+            "fitted": "fitted latent mixture", "normal": "N(0, I)"}[prior]  # fmt: skip
     return name + (f", group {group}" if group is not None else "")
 
 

@@ -33,7 +33,7 @@ from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_de
 log = logging.getLogger(__name__)
 
 UNKNOWN_BIN = 10
-PRIORS = ("auto", "composition", "fitted", "normal")
+PRIORS = ("auto", "composition", "composition-unfiltered", "fitted", "normal")
 KNOWN_FILE = "known.json.gz"  # the training crystals' index (core/known.py), at the model set's root
 MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
 
@@ -265,7 +265,8 @@ class ModelSet:
         self, n: int, temperature: float = 1.0, seed: int = 0, prior: str = "auto", group: str | None = None
     ) -> np.ndarray:
         """n latent vectors, seeded. ``prior``: 'composition' (new compositions on learned
-        prototypes, encoded: core/composition_prior.py; ``temperature`` unused), 'fitted' (the
+        prototypes, encoded: core/composition_prior.py; ``temperature`` unused;
+        'composition-unfiltered': the same without skipping known or repeated ones), 'fitted' (the
         latent mixture over the training crystals, only its ``group`` components when given:
         core/latent_prior.py), 'normal' (N(0, T^2 I)), or 'auto': composition when the set has
         it and no group is asked for, else fitted when it has one, else normal."""
@@ -274,10 +275,11 @@ class ModelSet:
         if prior == "auto":
             prior = ("composition" if self.composition_prior is not None and group is None
                      else "fitted" if self.prior is not None else "normal")  # fmt: skip
-        if prior == "composition":
+        if prior.startswith("composition"):
             if group is not None:
                 raise ICSGError("a prior group applies to the fitted prior (--prior fitted), not to the composition prior")
-            return self.sample_compositions(n, seed)[0]
+            free = prior == "composition-unfiltered"  # the ablation: known and repeated compositions allowed
+            return self.sample_compositions(n, seed, exclude_known=not free, unique=not free)[0]
         if prior == "fitted" and self.prior is None:
             raise ICSGError(f"{self.source}: this model set has no fitted prior (vae/{PRIOR_FILE}); "
                             "make one with: icsg3d fit-prior")  # fmt: skip

@@ -18,10 +18,10 @@ import numpy as np
 
 from core import __version__
 from core.errors import ICSGError, OutputExistsError
+from core.structures import STRUCTURES_HELP
 
 log = logging.getLogger("icsg3d")
 
-STRUCTURES_HELP = "a CIF/POSCAR file, a folder of them, or a CSV(.gz) with a `cif` column"
 
 
 def _write_json(path: Path, data: dict, force: bool = True) -> None:

@@ -344,7 +344,7 @@ def _common(p: argparse.ArgumentParser, out: bool = True) -> None:
 
 def add_model_commands(sub) -> None:
     """Register reconstruct / generate / interpolate / predict on the `icsg3d` sub-parsers."""
-    from core.cli import STRUCTURES_HELP
+    from core.structures import STRUCTURES_HELP
 
     p = sub.add_parser("reconstruct", help="encode (mean z) -> decode -> segment -> CIF per crystal")
     p.add_argument("structures", help=STRUCTURES_HELP)

@@ -15,12 +15,13 @@ from pathlib import Path
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from core.commands import BATCH, load_model_set
 from core.errors import ICSGError, StructureError
 from core.metrics import evaluate_generation, evaluate_properties, evaluate_reconstruction
 from core.structures import Entry, Failure, check_structure
 
 log = logging.getLogger(__name__)
+
+BATCH = 64  # crystals per decode call
 
 RATE_KEYS = ("match_rate", "match_rate_ungated", "composition_accuracy", "struct_validity")
 
@@ -159,7 +160,9 @@ def evaluate_properties_run(ms, entries: list[Entry], read_failures: list[Failur
 
 
 def run_model_evaluation(args: argparse.Namespace, entries: list[Entry], read_failures: list[Failure]):
-    ms = load_model_set(args)
+    from core.pipeline import ModelSet
+
+    ms = ModelSet.load(getattr(args, "models", None), device=getattr(args, "device", "auto"))
     entries, n_dropped = _held_out(ms, entries)
     if args.kind == "reconstruction":
         metrics, failures = evaluate_reconstruction_run(ms, entries, read_failures)

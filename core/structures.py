@@ -33,6 +33,7 @@ STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
 STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
 MIN_LENGTH, MAX_LENGTH = 1.0, 100.0  # Å: plausible lattice lengths of an input cell
 DEFAULT_MAX_SITES = 80
+STRUCTURES_HELP = "a CIF/POSCAR file, a folder of them, or a CSV(.gz) with a `cif` column"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from core.atomic import atomic_write
 from icsg3d_gui import files, session
 
 if TYPE_CHECKING:
-    from icsg3d_gui.main_window import MainWindow
+    from icsg3d_gui.protocols import Window
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def ask_open_path(parent, start_dir: str = "") -> str:  # noqa: ANN001
     return path
 
 
-def _ask_save(win: MainWindow, title: str, default: str, filters: str) -> str:
+def _ask_save(win: Window, title: str, default: str, filters: str) -> str:
     start = str(Path(win.settings.value("last_dir", "", type=str) or ".") / default)
     path, _ = QFileDialog.getSaveFileName(win, title, start, filters, options=NO_CONFIRM)
     if path:
@@ -40,14 +40,14 @@ def _ask_save(win: MainWindow, title: str, default: str, filters: str) -> str:
     return path
 
 
-def _confirm_overwrite(win: MainWindow, path: Path) -> bool | None:
+def _confirm_overwrite(win: Window, path: Path) -> bool | None:
     """None: user declined; else the ``force`` flag for the atomic writer."""
     if not path.exists():
         return False
     return True if win.ask_yes_no("Overwrite?", f"{path} exists. Replace it?") else None
 
 
-def _default_stem(win: MainWindow) -> str:
+def _default_stem(win: Window) -> str:
     a = win.state.analysis
     formula = a.get("formula", "crystal")
     sg = str(a.get("spacegroup", "")).replace("/", "_")
@@ -55,7 +55,7 @@ def _default_stem(win: MainWindow) -> str:
 
 
 # ---- CIF -----------------------------------------------------------------------------------
-def export_cif(win: MainWindow) -> None:
+def export_cif(win: Window) -> None:
     if win.state.structure is None:
         win.show_error("Nothing to export", "No crystal is shown (the last decode recovered none).")
         return
@@ -69,7 +69,7 @@ def export_cif(win: MainWindow) -> None:
         save_cif(win, path, symprec if choice == choices[0] else None)
 
 
-def save_cif(win: MainWindow, path: str | Path, symprec: float | None) -> Path | None:
+def save_cif(win: Window, path: str | Path, symprec: float | None) -> Path | None:
     """Write the shown crystal; asks before overwriting; errors go to a message box."""
     path = Path(path)
     force = _confirm_overwrite(win, path)
@@ -85,7 +85,7 @@ def save_cif(win: MainWindow, path: str | Path, symprec: float | None) -> Path |
 
 
 # ---- density -------------------------------------------------------------------------------
-def export_density(win: MainWindow) -> None:
+def export_density(win: Window) -> None:
     if win.state.density is None:
         win.show_error("Nothing to export", "No density grid is shown.")
         return
@@ -95,7 +95,7 @@ def export_density(win: MainWindow) -> None:
         save_density(win, path)
 
 
-def save_density(win: MainWindow, path: str | Path) -> Path | None:
+def save_density(win: Window, path: str | Path) -> Path | None:
     path = Path(path)
     force = _confirm_overwrite(win, path)
     if force is None:
@@ -109,7 +109,7 @@ def save_density(win: MainWindow, path: str | Path) -> Path | None:
     return out
 
 
-def export_latent(win: MainWindow) -> None:
+def export_latent(win: Window) -> None:
     if win.state.z is None:
         win.show_error("Nothing to export", "The shown crystal has no latent vector (no model, or not encodable).")
         return
@@ -118,7 +118,7 @@ def export_latent(win: MainWindow) -> None:
         save_latent(win, path)
 
 
-def save_latent(win: MainWindow, path: str | Path) -> Path | None:
+def save_latent(win: Window, path: str | Path) -> Path | None:
     """z (L,) float32 as .npy; the condition bin is reported in the status bar."""
     import io
 
@@ -140,13 +140,13 @@ def save_latent(win: MainWindow, path: str | Path) -> Path | None:
 
 
 # ---- images and sessions ---------------------------------------------------------------------
-def save_image(win: MainWindow) -> None:
+def save_image(win: Window) -> None:
     path = _ask_save(win, "Save image", _default_stem(win) + ".png", "PNG image (*.png)")
     if path:
         save_view_image(win, path, scale=2)
 
 
-def save_view_image(win: MainWindow, path: str | Path, scale: int = 2, transparent: bool = False) -> Path | None:
+def save_view_image(win: Window, path: str | Path, scale: int = 2, transparent: bool = False) -> Path | None:
     """The 3-D view at ``scale`` x its on-screen size (publication images)."""
     path = Path(path)
     force = _confirm_overwrite(win, path)
@@ -161,7 +161,7 @@ def save_view_image(win: MainWindow, path: str | Path, scale: int = 2, transpare
     return path
 
 
-def save_session(win: MainWindow) -> None:
+def save_session(win: Window) -> None:
     path = _ask_save(win, "Save session", "session.json", "Session (*.json)")
     if not path:
         return

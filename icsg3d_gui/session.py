@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from icsg3d_gui.main_window import MainWindow
+    from icsg3d_gui.protocols import Window
 
 log = logging.getLogger(__name__)
 
 
-def to_dict(win: MainWindow) -> dict[str, Any]:
+def to_dict(win: Window) -> dict[str, Any]:
     from core.structures import cif_text
 
     st = win.state
@@ -33,7 +33,7 @@ def to_dict(win: MainWindow) -> dict[str, Any]:
     }
 
 
-def apply(win: MainWindow, data: dict[str, Any]) -> None:
+def apply(win: Window, data: dict[str, Any]) -> None:
     """Restore a session; unknown display keys are ignored, a missing crystal is an error box."""
     display = {k: v for k, v in (data.get("display") or {}).items()
                if k in {f.name for f in dataclasses.fields(win.viewer.settings)}}

@@ -21,7 +21,7 @@ from core.errors import ICSGError
 from core.structures import Entry, Failure
 from core.train.data import SplitData, mean_std
 from core.train.loop import StepResult
-from core.train.tasks import TaskOptions, data_hash, make_config
+from core.train.options import TaskOptions, data_hash, make_config
 
 log = logging.getLogger(__name__)
 

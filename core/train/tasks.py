@@ -8,9 +8,7 @@ the crystals once for the three models.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,41 +20,10 @@ from core.errors import ICSGError
 from core.structures import Entry
 from core.train.data import SplitData, VoxelDataset, check_voxelisable, voxel_normalisers
 from core.train.loop import StepResult
+from core.train.options import TaskOptions, data_hash, make_config
 from core.train.state import seed_everything
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TaskOptions:
-    """Task settings from the command line (model overrides: fields of the model's config)."""
-
-    d: int = 32
-    condition: str | None = None  # property whose deciles condition the VAE
-    targets: list[str] = field(default_factory=list)  # CGCNN targets
-    unet_dir: Path | None = None  # frozen U-Net for the VAE's deep-feature loss
-    model: dict[str, Any] = field(default_factory=dict)
-    voxel: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0  # seeds the model initialisation (python, numpy and torch RNGs)
-
-
-def data_hash(entries: list[Entry], *extra: Any) -> str:
-    """Short fingerprint of the training ids (and settings), stored in checkpoints."""
-    h = hashlib.blake2b(digest_size=8)
-    for i in sorted(e.id for e in entries):
-        h.update(i.encode())
-    h.update(repr(extra).encode())
-    return h.hexdigest()
-
-
-def make_config(
-    cls: type, overrides: dict[str, Any], fixed: dict[str, Any], option: str = "--model-config"
-) -> Any:
-    """A config from command-line overrides plus the fields the data fix (ICSGError if bad)."""
-    try:
-        return cls(**{**overrides, **fixed})
-    except (TypeError, ValueError) as exc:
-        raise ICSGError(f"{option}: invalid {cls.__name__} ({exc})") from None
 
 
 def _require(entries: list[Entry], what: str) -> None:

@@ -33,32 +33,37 @@ def is_axis_aligned(lattice: np.ndarray) -> bool:
     return bool(np.all(np.abs(off) < 1e-6) and np.all(np.diag(lattice) > 0))
 
 
-def wrap_periodic(grid: np.ndarray, repeat: Sequence[int] = (1, 1, 1)) -> np.ndarray:
-    """Tile a periodic (D, D, D) grid ``repeat`` times and close it with one wrapped layer.
+def wrap_periodic(grid: np.ndarray, repeat: Sequence[int] = (1, 1, 1), margin: int = 0) -> np.ndarray:
+    """Tile a periodic (D, D, D) grid ``repeat`` times and close it with one wrapped layer, plus
+    ``margin`` periodic layers on every side.
 
-    Returns (na*D+1, nb*D+1, nc*D+1) so that the samples cover the (super)cell edge to edge.
+    Returns (na*D+1+2m, nb*D+1+2m, nc*D+1+2m): the samples cover the (super)cell edge to edge and,
+    with a margin, the parts of the atoms on its faces that stick out (VESTA draws boundary atoms
+    whole; a flat cut at the cell face reads as a half atom).
     """
     tiled = np.tile(grid, tuple(int(r) for r in repeat))
-    return np.pad(tiled, ((0, 1), (0, 1), (0, 1)), mode="wrap")
+    return np.pad(tiled, ((margin, margin + 1),) * 3, mode="wrap")
 
 
 def density_mesh(
-    density: np.ndarray, lattice: np.ndarray, repeat: Sequence[int] = (1, 1, 1), name: str = "density"
+    density: np.ndarray, lattice: np.ndarray, repeat: Sequence[int] = (1, 1, 1), name: str = "density",
+    margin: int = 0,
 ) -> pv.DataSet:
-    """A pyvista grid holding ``density`` (D, D, D) over the cell ``lattice`` (3, 3 rows a, b, c).
+    """A pyvista grid holding ``density`` (D, D, D) over the cell ``lattice`` (3, 3 rows a, b, c),
+    extended by ``margin`` grid points (periodic images) beyond every face.
 
     Orthogonal axis-aligned cells give an ``ImageData`` (volume rendering works); other cells give
     a ``StructuredGrid`` whose points follow the lattice (isosurfaces and slices work, and the
     volume layer falls back to an isosurface, see ``Viewer3D``).
     """
-    data = wrap_periodic(np.asarray(density, dtype=np.float32), repeat)
+    data = wrap_periodic(np.asarray(density, dtype=np.float32), repeat, margin)
     d = np.asarray(density.shape, dtype=float)
     lat = np.asarray(lattice, dtype=float)
     if is_axis_aligned(lat):
         spacing = np.diag(lat) / d
-        grid: pv.DataSet = pv.ImageData(dimensions=data.shape, spacing=tuple(spacing), origin=(0, 0, 0))
+        grid: pv.DataSet = pv.ImageData(dimensions=data.shape, spacing=tuple(spacing), origin=tuple(-margin * spacing))
     else:
-        axes = [np.arange(n) / di for n, di in zip(data.shape, d, strict=True)]
+        axes = [(np.arange(n) - margin) / di for n, di in zip(data.shape, d, strict=True)]
         fi, fj, fk = np.meshgrid(*axes, indexing="ij")
         frac = np.stack([fi.ravel(order="F"), fj.ravel(order="F"), fk.ravel(order="F")], axis=1)
         grid = pv.StructuredGrid()

@@ -57,6 +57,7 @@ class DisplaySettings:
     scheme: str = "VESTA"
     repeat: tuple[int, int, int] = field(default=(1, 1, 1))
     background: str = "white"
+    volume_margin: float = 0.12  # of the cell: density drawn beyond each face (boundary atoms whole)
     lock_camera: bool = False  # keep the camera when the cell changes (compare crystals at one scale)
 
 
@@ -166,7 +167,7 @@ class Viewer3D(QWidget):
         if st.density is None or st.lattice is None:
             self._remove(DENSITY_ACTORS)
             return
-        grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho")
+        grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho", margin=self._margin(st.density))
         # colour range relative to the peak, but never to a peak below DENSITY_FLOOR: a blurred,
         # nearly flat decode then shows as a faint fog instead of a saturated opaque block
         vmax = max(float(st.density.max()), DENSITY_FLOOR)
@@ -191,8 +192,9 @@ class Viewer3D(QWidget):
         else:
             self._remove(("density_iso",))
         if s.show_slices:
-            bounds = np.asarray(grid.bounds).reshape(3, 2)
-            x, y, z = (lo + f * (hi - lo) for (lo, hi), f in zip(bounds, s.slice_frac, strict=True))
+            # positions are fractions of the (super)cell, not of the grid with its margin
+            cell_diag = np.asarray(st.lattice, dtype=float).sum(axis=0) * np.asarray(s.repeat, dtype=float)
+            x, y, z = (f * length for length, f in zip(cell_diag, s.slice_frac, strict=True))
             slices = grid.slice_orthogonal(x=x, y=y, z=z)
             self.plotter.add_mesh(slices, scalars="rho", cmap=s.cmap, clim=clim, name="density_slices",
                                   render=False, reset_camera=False, show_scalar_bar=False)
@@ -202,6 +204,10 @@ class Viewer3D(QWidget):
         self._set_antialias(not self.state.preview)
         self._fit_camera()
         self.request_render()
+
+    def _margin(self, density: np.ndarray) -> int:
+        """Grid points drawn beyond each face (periodic images), from ``volume_margin``."""
+        return int(round(self.settings.volume_margin * density.shape[0]))
 
     def _hide_stale_crystal(self, preview: bool) -> None:
         """While a slider drags, the atoms, bonds and blobs on screen belong to the previous

@@ -42,7 +42,8 @@ def assert_draws_state(win) -> None:  # noqa: ANN001
     that cell: all of it in view, and not a speck (>= 25 % of the view's smaller side)."""
     st, viewer = win.state, win.viewer
     viewer.render_now()
-    expected = scene.density_mesh(st.density, st.lattice, viewer.settings.repeat, name="rho")
+    expected = scene.density_mesh(st.density, st.lattice, viewer.settings.repeat, name="rho",
+                                  margin=viewer._margin(st.density))
     drawn = drawn_volume(win)
     np.testing.assert_allclose(np.asarray(drawn.point_data["rho"]), np.asarray(expected.point_data["rho"]),
                                rtol=1e-6, atol=1e-6)

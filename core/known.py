@@ -12,11 +12,11 @@ import gzip
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Element, Lattice, Structure
 
 from core.atomic import atomic_write
 from core.errors import CheckpointError
@@ -26,31 +26,64 @@ FILENAME = "known.json.gz"
 FORMAT = "icsg3d-known-crystals/1"
 
 
-@dataclass
+@cache
+def _symbol(z: int) -> str:
+    return Element.from_Z(int(z)).symbol
+
+
+def _reduced_formula(numbers: Sequence[int]) -> str:
+    return _formula_of(tuple(sorted(numbers)))
+
+
+@lru_cache(maxsize=65536)
+def _formula_of(numbers: tuple[int, ...]) -> str:
+    counts: dict[str, int] = {}
+    for z in numbers:
+        counts[_symbol(z)] = counts.get(_symbol(z), 0) + 1
+    return Composition(counts).reduced_formula
+
+
 class KnownCrystals:
-    """Structures by id, grouped by reduced formula for matching."""
+    """Structures by id, grouped by reduced formula for matching (built on first use: reading an
+    index of 14k crystals stays well under a second)."""
 
-    ids: list[str]
-    structures: list[Structure]
-    _by_formula: dict[str, list[int]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.ids) != len(self.structures):
-            raise ValueError(f"{len(self.ids)} ids for {len(self.structures)} structures")
+    def __init__(self, ids: Sequence[str], structures: Sequence[Structure] | None = None, *,
+                 raw: dict | None = None) -> None:  # fmt: skip
+        self.ids = [str(i) for i in ids]
+        if structures is not None:
+            if len(self.ids) != len(structures):
+                raise ValueError(f"{len(self.ids)} ids for {len(structures)} structures")
+            self._structures: list[Structure | None] = list(structures)
+            formulas = [s.composition.reduced_formula for s in structures]
+        else:  # from a file: formulas from the species lists, structures when a lookup needs them
+            self._structures = [None] * len(self.ids)
+            self._raw = raw or {}
+            formulas = [_reduced_formula(z) for z in self._raw["species"]]
         groups: dict[str, list[int]] = defaultdict(list)
-        for i, s in enumerate(self.structures):
-            groups[s.composition.reduced_formula].append(i)
+        for i, formula in enumerate(formulas):
+            groups[formula].append(i)
         self._by_formula = dict(groups)
         self._matcher = cdvae_matcher()
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def structure(self, i: int) -> Structure:
+        if self._structures[i] is None:
+            raw = self._raw
+            self._structures[i] = Structure(Lattice(np.reshape(raw["lattice"][i], (3, 3))), raw["species"][i],
+                                            np.reshape(raw["frac"][i], (-1, 3)))  # fmt: skip
+        return self._structures[i]
+
+    @property
+    def structures(self) -> list[Structure]:
+        return [self.structure(i) for i in range(len(self))]
+
     def match(self, structure: Structure) -> str | None:
         """The id of a crystal here that ``structure`` matches (CDVAE matcher), else None."""
         for i in self._by_formula.get(structure.composition.reduced_formula, ()):
             try:
-                if self._matcher.fit(self.structures[i], structure):
+                if self._matcher.fit(self.structure(i), structure):
                     return self.ids[i]
             except Exception:  # noqa: BLE001 - a matcher crash on one pair means "no match" for that pair
                 continue
@@ -73,10 +106,9 @@ class KnownCrystals:
     def from_dict(cls, data: dict, source: str = "known crystals") -> KnownCrystals:
         if data.get("format") != FORMAT:
             raise CheckpointError(source, f"not a known-crystal index (format {data.get('format')!r})")
-        structures = []
-        for lat, z, frac in zip(data["lattice"], data["species"], data["frac"], strict=True):
-            structures.append(Structure(Lattice(np.reshape(lat, (3, 3))), z, np.reshape(frac, (-1, 3))))
-        return cls([str(i) for i in data["ids"]], structures)
+        if not len(data["ids"]) == len(data["lattice"]) == len(data["species"]) == len(data["frac"]):
+            raise CheckpointError(source, "ids, lattices, species and coordinates differ in number")
+        return cls(data["ids"], raw={k: data[k] for k in ("lattice", "species", "frac")})
 
     def save(self, path: str | Path) -> Path:
         raw = json.dumps(self.to_dict(), separators=(",", ":")).encode()

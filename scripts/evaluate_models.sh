@@ -22,6 +22,7 @@ EV=($PY -m core.cli evaluate --models "$MODELS")
 # index and rediscovery of the report crystals; the default prior is composition-first
 "${EV[@]}" generation --data $P5 --n 10000 --json "$OUT/gen10k_composition.json" --report "$OUT/gen10k_composition.md"
 "${EV[@]}" generation --data $P5 --n 4000 --json "$OUT/gen4k_composition.json"
+"${EV[@]}" generation --data $P5 --n 1000 --prior composition-unfiltered --json "$OUT/gen1k_composition_unfiltered.json"
 "${EV[@]}" generation --data $P5 --n 10000 --prior fitted --prior-group perov_5 --json "$OUT/gen10k_fitted.json"
 "${EV[@]}" generation --data $P5 --n 1000 --prior normal --json "$OUT/gen1k_normal.json"
 "${EV[@]}" properties --data $P5 --json "$OUT/props_perov5.json"
@@ -29,4 +30,4 @@ EV=($PY -m core.cli evaluate --models "$MODELS")
 # the real-data floor of COV on this reference: the selection crystals scored as if generated
 "${EV[@]}" generation --data $P5 --calibrate runs/data/heldout_perov5_select.csv.gz --json "$OUT/calibration_select_vs_report.json"
 # throughput of the CLI (decode + segment + CGCNN + CIF writing)
-/usr/bin/time -f "generate --n 1000: %e s" $PY -m core.cli generate --n 1000 --seed 0 --models "$MODELS" --out "$OUT/gen1000" --force
+time $PY -m core.cli generate --n 1000 --seed 0 --models "$MODELS" --out "$OUT/gen1000" --force

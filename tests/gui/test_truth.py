@@ -54,6 +54,10 @@ def assert_draws_state(win) -> None:  # noqa: ANN001
     assert (xy[:, 1] >= 0).all() and (xy[:, 1] <= height).all(), f"cell cut off: y {xy[:, 1]} of {height}"
     span = (xy.max(axis=0) - xy.min(axis=0)).max()
     assert span >= 0.25 * min(width, height), f"cell drawn as a speck: {span:.0f} px of {width}x{height}"
+    bar = next(iter(viewer.plotter.scalar_bars.values()), None)
+    if bar is not None:  # the colour bar never sits on the cell
+        bar_left = bar.GetPositionCoordinate().GetValue()[0] * width
+        assert xy[:, 0].max() < bar_left, f"cell under the colour bar: x {xy[:, 0].max():.0f} >= {bar_left:.0f}"
 
 
 def test_gallery_sequence_draws_each_crystal(make_window, qtbot):

@@ -25,12 +25,14 @@ def drawn_volume(win):  # noqa: ANN001, ANN201
     return win.viewer.plotter.actors["density_volume"].mapper.dataset
 
 
-def projected_cell(win) -> np.ndarray:
-    """Display coordinates (8, 2) of the shown (super)cell's corners, through the live camera."""
+def projected_cell(win, grow: float = 1.0) -> np.ndarray:
+    """Display coordinates (8, 2) of the shown (super)cell's corners, through the live camera
+    (``grow``: the cell scaled about its centre, for the atoms and density that stick out)."""
     ren = win.viewer.plotter.renderer
     lat = win.viewer._lattice()
+    centre = 0.5 * lat.sum(axis=0)
     out = []
-    for corner in CORNERS @ lat:
+    for corner in centre + grow * (CORNERS @ lat - centre):
         ren.SetWorldPoint(*corner, 1.0)
         ren.WorldToDisplay()
         out.append(ren.GetDisplayPoint()[:2])
@@ -57,7 +59,8 @@ def assert_draws_state(win) -> None:  # noqa: ANN001
     bar = next(iter(viewer.plotter.scalar_bars.values()), None)
     if bar is not None:  # the colour bar never sits on the cell
         bar_left = bar.GetPositionCoordinate().GetValue()[0] * width
-        assert xy[:, 0].max() < bar_left, f"cell under the colour bar: x {xy[:, 0].max():.0f} >= {bar_left:.0f}"
+        right = projected_cell(win, grow=1.3)[:, 0].max()  # corner atoms stick out of the cell
+        assert right < bar_left, f"crystal under the colour bar: x {right:.0f} >= {bar_left:.0f}"
 
 
 def test_gallery_sequence_draws_each_crystal(make_window, qtbot):
@@ -203,3 +206,12 @@ def test_a_file_that_fails_in_screenshot_mode_exits_nonzero_and_says_why(qtbot, 
     assert code == 1
     assert "cut.cif" in seen["status"]
     assert seen["formula"] is None and seen["density"] is None  # no default crystal passed off as the file
+
+
+def test_small_screen_keeps_the_cell_in_view_and_clear_of_the_colour_bar(make_window, qtbot):
+    win = make_window()
+    win.resize(1366, 768)
+    qtbot.wait(50)
+    for name in ("SrTiO3_perovskite", "KCl_rocksalt"):
+        assert win.open_gallery(name)
+        assert_draws_state(win)

@@ -199,10 +199,18 @@ class Viewer3D(QWidget):
             cell_diag = np.asarray(st.lattice, dtype=float).sum(axis=0) * np.asarray(s.repeat, dtype=float)
             x, y, z = (f * length for length, f in zip(cell_diag, s.slice_frac, strict=True))
             slices = grid.slice_orthogonal(x=x, y=y, z=z)
-            self.plotter.add_mesh(slices, scalars="rho", cmap=s.cmap, clim=clim, name="density_slices",
-                                  render=False, reset_camera=False, show_scalar_bar=False)
+            # translucent, so that the atoms behind stay visible; with the volume off the slices
+            # get the colour bar (one bar, one title: the density's)
+            bar = not (s.show_volume and volume_ok)
+            if bar and DENSITY_BAR in self.plotter.scalar_bars:
+                self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
+            self.plotter.add_mesh(slices, scalars="rho", cmap=s.cmap, clim=clim, name="density_slices", opacity=0.8,
+                                  render=False, reset_camera=False, show_scalar_bar=bar,
+                                  scalar_bar_args=self._bar_args())  # fmt: skip
         else:
             self._remove(("density_slices",))
+            if not (s.show_volume and volume_ok) and DENSITY_BAR in self.plotter.scalar_bars:
+                self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)  # the slices' bar goes with them
         self._hide_stale_crystal(self.state.preview)
         self._set_antialias(not self.state.preview)
         self._fit_camera()
@@ -317,15 +325,18 @@ class Viewer3D(QWidget):
             grid, scalars="rho", cmap=s.cmap, opacity=s.opacity, clim=clim, name="density_volume",
             render=False, reset_camera=False, shade=False, log_scale=s.log_scale, mapper="gpu",
             opacity_unit_distance=unit,
-            scalar_bar_args={"title": DENSITY_BAR, "vertical": True, "position_x": 0.88,
-                             "position_y": 0.25, "height": 0.5, "width": 0.06, "fmt": "%.2f",
-                             "color": "black", "title_font_size": 14, "label_font_size": 12},
+            scalar_bar_args=self._bar_args(),
         )
         actor = self.plotter.actors["density_volume"]
         actor.prop.interpolation_type = "linear"  # trilinear, not blocky nearest-voxel
         actor.mapper.SetAutoAdjustSampleDistances(False)
         self._volume_quality(actor, grid)
         self._volume_key = key
+
+    @staticmethod
+    def _bar_args() -> dict:
+        return {"title": DENSITY_BAR, "vertical": True, "position_x": 0.88, "position_y": 0.25, "height": 0.5,
+                "width": 0.06, "fmt": "%.2f", "color": "black", "title_font_size": 14, "label_font_size": 12}
 
     def _volume_quality(self, actor, grid: pv.ImageData) -> None:  # noqa: ANN001
         """Ray step below the voxel spacing (VTK's default step, 1 world unit = 1 Å, slices the

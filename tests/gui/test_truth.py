@@ -215,3 +215,19 @@ def test_small_screen_keeps_the_cell_in_view_and_clear_of_the_colour_bar(make_wi
     for name in ("SrTiO3_perovskite", "KCl_rocksalt"):
         assert win.open_gallery(name)
         assert_draws_state(win)
+
+
+def test_slices_are_translucent_and_carry_the_colour_bar_when_the_volume_is_off(make_window, qtbot):
+    from icsg3d_gui.views.viewer3d import DENSITY_BAR
+
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    viewer = win.viewer
+    viewer.update_settings(show_volume=False, show_slices=True)
+    actor = viewer.plotter.actors["density_slices"]
+    assert actor.prop.opacity < 1.0
+    assert list(viewer.plotter.scalar_bars.keys()) == [DENSITY_BAR]
+    viewer.update_settings(show_slices=False)
+    assert list(viewer.plotter.scalar_bars.keys()) == []
+    viewer.update_settings(show_volume=True, show_slices=True)
+    assert list(viewer.plotter.scalar_bars.keys()) == [DENSITY_BAR]  # one bar, the volume's

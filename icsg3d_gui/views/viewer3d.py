@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DENSITY_ACTORS = ("density_volume", "density_iso", "density_slices")
 CRYSTAL_ACTORS = ("atoms", "bonds", "cell")
 BLOB_ACTOR = "blobs"
-DENSITY_BAR = "ρ (e/Å³)"  # short: the bar sits in a narrow strip on small screens
+DENSITY_BAR = "e/Å³"  # short (a narrow strip on small screens); VTK's font has no ρ
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
 

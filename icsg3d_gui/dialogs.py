@@ -153,8 +153,16 @@ def save_view_image(win: Window, path: str | Path, scale: int = 2, transparent: 
     if force is None:
         return None
     try:
+        import io
+
+        from PIL import Image
+
         win.viewer.render_now()
-        win.viewer.plotter.screenshot(str(path), transparent_background=transparent, scale=scale)
+        pixels = win.viewer.plotter.screenshot(None, transparent_background=transparent, scale=scale,
+                                               return_img=True)  # fmt: skip
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        atomic_write(path, buffer.getvalue(), force=force)
     except Exception as exc:  # noqa: BLE001
         win.show_error("Image export failed", f"{path}: {exc}")
         return None

@@ -137,7 +137,8 @@ class Controller(QObject):
         st = self.state
         st.preview = False
         st.set_density(sample.density, np.asarray(structure.lattice.matrix))
-        st.set_segmentation(sample.labels, [""] + list(vocab.symbols))
+        st.set_segmentation(sample.labels, [""] + list(vocab.symbols),
+                            origin="true species of the crystal (not a model's segmentation)")
         st.set_structure(structure, source)
         self._analyse(structure, {})
         st.set_latent(None)
@@ -258,7 +259,7 @@ class Controller(QObject):
         abc = v.get("abc")
         lattice = np.diag(abc) if abc is not None else None
         st.set_density(v["density"], lattice)
-        st.set_segmentation(v.get("labels"), st.model_info.get("vocab"))
+        st.set_segmentation(v.get("labels"), st.model_info.get("vocab"), origin="the decoder's species segmentation")
         st.set_structure(v.get("structure"), source)
         if v.get("structure") is not None:
             self._analyse(v["structure"], v.get("properties", {}))

@@ -95,6 +95,7 @@ class AppState(QObject):
         self.latent_property: float | None = None  # the VAE's property head at z (model_info["prop_name"])
         self.model_info: dict = {}  # filled when a model set is loaded; empty = "no model" mode
         self.history = History()
+        self.segmentation_origin = ""  # "true labels of the crystal" or the model's segmentation
         self.structure_serial = 0  # increases with every set_structure (not id(): Python reuses ids)
         self.bookmarks: list[LatentPoint] = []
 
@@ -112,8 +113,11 @@ class AppState(QObject):
         self.lattice = None if lattice is None else np.asarray(lattice, dtype=float)
         self.densityChanged.emit()
 
-    def set_segmentation(self, labels: np.ndarray | None, class_symbols: list[str] | None = None) -> None:
+    def set_segmentation(self, labels: np.ndarray | None, class_symbols: list[str] | None = None,
+                         origin: str = "") -> None:  # fmt: skip
+        """Species labels (D, D, D); ``origin`` says where they come from (shown beside the blobs)."""
         self.labels = labels
+        self.segmentation_origin = origin
         if class_symbols is not None:
             self.class_symbols = list(class_symbols)
         self.segmentationChanged.emit()

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 DENSITY_ACTORS = ("density_volume", "density_iso", "density_slices")
 CRYSTAL_ACTORS = ("atoms", "bonds", "cell")
 BLOB_ACTOR = "blobs"
+BLOB_CAPTION = "blobs_caption"
 DENSITY_BAR = "e/Å³"  # short (a narrow strip on small screens); VTK's font has no ρ
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
@@ -276,8 +277,16 @@ class Viewer3D(QWidget):
         if s.show_blobs and st.labels is not None and st.lattice is not None:
             mesh = scene.label_blobs(st.labels, st.lattice, st.class_symbols, s.repeat, s.scheme)
         self._show_mesh(BLOB_ACTOR, mesh, scalars="rgb", rgb=True, opacity=0.55, smooth_shading=True)
+        self._blob_caption(f"blobs: {st.segmentation_origin}" if mesh is not None and st.segmentation_origin else "")
         self._update_legend(self._legend_symbols())
         self.request_render()
+
+    def _blob_caption(self, text: str) -> None:
+        """Say which labels the blobs show (the crystal's own or a model's)."""
+        self._remove((BLOB_CAPTION,))
+        if text:
+            self.plotter.add_text(text, position="lower_right", font_size=9, color="black", name=BLOB_CAPTION,
+                                  render=False)  # fmt: skip
 
     def _legend_symbols(self) -> list[str]:
         """Elements of the crystal, then those only the shown segmentation has (decoded grids)."""

@@ -110,15 +110,19 @@ class Controller(QObject):
 
     def open_file(self, path: str | Path) -> bool:
         """Read a CIF/POSCAR (conventional cell); a bad file gives a message box, nothing else."""
-        from core.structures import read_structure
+        from core.structures import read_entry
 
         try:
-            structure = read_structure(Path(path))
+            structure, note = read_entry(Path(path))
         except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
             msg = str(exc) if str(Path(path)) in str(exc) else f"{path}: {exc}"
             self.error.emit("Cannot open crystal", msg)
             return False
-        return self.show_structure(structure, str(path))
+        # a note (e.g. a supercell reduced to its conventional cell) rides along with the source
+        ok = self.show_structure(structure, f"{path} ({note.split(' (')[0]})" if note else str(path))
+        if ok and note:
+            self.status.emit(f"{path}: {note}")
+        return ok
 
     def show_structure(self, structure, source: str, encode: bool = True) -> bool:  # noqa: ANN001
         """Show a real crystal with its true density and species grid (no model needed)."""
@@ -139,14 +143,30 @@ class Controller(QObject):
         st.set_density(sample.density, np.asarray(structure.lattice.matrix))
         st.set_segmentation(sample.labels, [""] + list(vocab.symbols),
                             origin="true species of the crystal (not a model's segmentation)")
+        problem = self._domain_problem(structure)
+        if problem:  # the true density is shown; no decode passes for the crystal (no latent point)
+            source = f"{source} — outside the model set's domain: {problem}"
         st.set_structure(structure, source)
         self._analyse(structure, {})
         st.set_latent(None)
-        if encode and st.has_model:
+        if problem:
+            self.latentNotice.emit(f"Not encoded: {problem}")
+        elif encode and st.has_model:
             self.worker.submit("encode", {"structures": [structure], "cond": None}, channel="encode")
             self._predict(structure)
-        self.status.emit(f"Showing {structure.composition.reduced_formula} ({source})")
+        self.status.emit(f"Showing {structure.composition.reduced_formula} ({st.source})")
         return True
+
+    def _domain_problem(self, structure) -> str | None:  # noqa: ANN001
+        """Why the loaded model set cannot speak for this crystal (core/domain.py), or None."""
+        info = self.state.model_info
+        if not self.state.has_model or not info.get("vocab") or info.get("voxel_cfg") is None:
+            return None
+        from core.domain import domain_problem
+        from core.elements import Vocabulary
+
+        vocab = Vocabulary([s for s in info["vocab"] if s])
+        return domain_problem(structure, vocab, info["voxel_cfg"], info.get("domain_lattice", "any"))
 
     def set_symprec(self, symprec: float) -> None:
         self.symprec = float(symprec)

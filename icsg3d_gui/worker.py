@@ -220,6 +220,7 @@ def model_info(model: Any) -> dict:
         "prop_name": getattr(model, "prop_name", None),  # the conditioning property (decile bins)
         "prop_edges": list(getattr(model, "prop_edges", None) or []),
         "voxel_cfg": getattr(model, "voxel_cfg", None),
+        "domain_lattice": str(getattr(model, "domain_lattice", "any")),
     }
 
 

@@ -40,8 +40,9 @@ class FakeModelSet:
     def __init__(self, latent_dim: int = 16, d: int = 12, delay: float = 0.0, fail_decode: bool = False) -> None:
         self.latent_dim = latent_dim
         self.n_conditions = 11
-        self.vocab = Vocabulary(["Na", "Cl"])
-        self.voxel_cfg = VoxelConfig(d=d)
+        # every element, so that no gallery crystal is outside this fake model set's domain
+        self.vocab = Vocabulary.default()
+        self.voxel_cfg = VoxelConfig(d=d, max_voxel=1.0)  # a coarse test grid: every gallery cell fits
         self.device = "cpu"
         self.name = "fake"
         self.property_names = ["formation_energy"]
@@ -66,7 +67,7 @@ class FakeModelSet:
         shift = 0.1 * float(np.tanh(z[1])) if len(z) > 1 else 0.0
         rho = np.zeros((d, d, d), np.float32)
         labels = np.zeros((d, d, d), np.int64)
-        for centre, (amp, cls) in zip((0.0 + shift, 0.5), ((3.0, 1), (5.0, 2)), strict=True):
+        for centre, (amp, cls) in zip((0.0 + shift, 0.5), ((3.0, self.vocab.index("Na")), (5.0, self.vocab.index("Cl"))), strict=True):
             diff = (x - centre + 0.5) % 1.0 - 0.5
             g = np.exp(-(diff**2) / (2 * 0.08**2))
             blob = amp * g[:, None, None] * g[None, :, None] * g[None, None, :]

@@ -75,7 +75,8 @@ def test_slider_decodes_live_then_full_on_release(make_window, qtbot):
     assert not win.state.preview and win.viewer.plotter.actors["atoms"].GetVisibility()
     assert win.viewer.plotter.ren_win.GetMultiSamples() == settled_samples > 0  # smooth settled frame
     assert win.state.properties["formation_energy"] < 0
-    assert win.state.labels is not None and win.state.class_symbols[:3] == ["", "Na", "Cl"]
+    assert win.state.labels is not None
+    assert {win.state.class_symbols[c] for c in np.unique(win.state.labels) if c} == {"Na", "Cl"}
     expected = win.latent.base + 1.5 * win.latent.scales[0] * win.latent.components[0]
     np.testing.assert_allclose(win.state.z, expected, rtol=1e-5, atol=1e-6)
     # undo goes back to the encoded crystal's point

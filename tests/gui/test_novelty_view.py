@@ -69,3 +69,24 @@ def test_batch_samples_the_model_set_or_around_the_current_point(make_window, qt
     win.batch.generate()
     qtbot.waitUntil(lambda: len(win.batch.rows) == 3, timeout=20000)
     assert model.calls.get("around", 0) == 1
+
+
+def test_a_crystal_outside_the_domain_is_shown_as_itself_not_decoded(make_window, qtbot, tmp_path):
+    from core.elements import Vocabulary
+
+    model = FakeModelSet()
+    model.vocab = Vocabulary(["Na", "Cl"])  # a set that knows two elements
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    encodes = model.calls.get("encode", 0)
+    win.open_gallery("KCl_rocksalt")
+    assert "outside the model set's domain: element(s) K not among" in win.state.source
+    assert win.properties.fields["source"].text() == win.state.source
+    qtbot.wait(300)
+    assert model.calls.get("encode", 0) == encodes and win.state.z is None  # no latent point claimed
+    assert win.state.structure.composition.reduced_formula == "KCl"  # its true density and atoms
+    # a supercell file is reduced to its conventional cell, and the app says so
+    path = tmp_path / "supercell.cif"
+    (rocksalt(5.64) * (2, 2, 2)).to(filename=str(path))
+    assert win.open_path(path)
+    assert "reduced from the file's 64-atom cell" in win.state.source and len(win.state.structure) == 8

@@ -224,9 +224,17 @@ class Controller(QObject):
             self.pending_z = None
             self.set_base(z, cond)
         elif self.state.structure is not None and self.state.z is None:
-            # the crystal opened while the models loaded: place it in the latent space, predict it
-            self.worker.submit("encode", {"structures": [self.state.structure], "cond": None}, channel="encode")
-            self._predict(self.state.structure)
+            # the crystal opened while the models loaded: place it in the latent space and predict
+            # it, if the set can speak for it; otherwise say why beside it
+            problem = self._domain_problem(self.state.structure)
+            if problem:
+                self.state.set_structure(self.state.structure,
+                                         f"{self.state.source} — outside the model set's domain: {problem}")  # fmt: skip
+                self._analyse(self.state.structure, {})
+                self.latentNotice.emit(f"Not encoded: {problem}")
+            else:
+                self.worker.submit("encode", {"structures": [self.state.structure], "cond": None}, channel="encode")
+                self._predict(self.state.structure)
 
     def _on_model_failed(self, reason: str) -> None:
         self.no_model_reason = f"Model set failed to load from {self.models_dir}: {reason}"

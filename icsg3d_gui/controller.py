@@ -154,6 +154,7 @@ class Controller(QObject):
         elif encode and st.has_model:
             self.worker.submit("encode", {"structures": [structure], "cond": None}, channel="encode")
             self._predict(structure)
+            self._recheck(structure)
         self.status.emit(f"Showing {structure.composition.reduced_formula} ({st.source})")
         return True
 
@@ -235,6 +236,7 @@ class Controller(QObject):
             else:
                 self.worker.submit("encode", {"structures": [self.state.structure], "cond": None}, channel="encode")
                 self._predict(self.state.structure)
+                self._recheck(self.state.structure)
 
     def _on_model_failed(self, reason: str) -> None:
         self.no_model_reason = f"Model set failed to load from {self.models_dir}: {reason}"
@@ -308,7 +310,8 @@ class Controller(QObject):
     def _show_analyse(self, info: dict) -> None:
         st = self.state
         if st.structure is not None and self._token(st.structure) == info.get("token"):
-            st.set_properties(st.properties, info)
+            keep = {"reconstruction": st.analysis["reconstruction"]} if "reconstruction" in st.analysis else {}
+            st.set_properties(st.properties, {**info, **keep})
 
     def _token(self, structure) -> int | None:  # noqa: ANN001
         """The serial of ``structure`` if it is the one shown (answers about others are stale)."""
@@ -318,6 +321,15 @@ class Controller(QObject):
         """CGCNN for an opened crystal; the answer is kept only if that crystal is still shown."""
         payload = {"structures": [structure], "token": self._token(structure)}
         self.worker.submit("predict", payload, channel="predict")
+
+    def _recheck(self, structure) -> None:  # noqa: ANN001
+        """Ask the worker what the model makes of the opened crystal (shown beside it)."""
+        self.worker.submit("recheck", {"structure": structure, "token": self._token(structure)}, channel="recheck")
+
+    def _show_recheck(self, v: dict) -> None:
+        st = self.state
+        if st.structure is not None and self._token(st.structure) == v.get("token"):
+            st.set_properties(st.properties, {**st.analysis, "reconstruction": v})
 
     def _show_predict(self, v: dict) -> None:
         st = self.state

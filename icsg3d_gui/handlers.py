@@ -104,6 +104,24 @@ def _encode(model: Any, p: dict, cancelled: Callable[[], bool]) -> np.ndarray:
     return np.asarray(model.encode(list(p["structures"]), p.get("cond")))
 
 
+def _recheck(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    """What the model makes of an opened crystal: encode (mean z) -> decode, compared with the
+    input by the CDVAE matcher. The Properties dock states it beside the true crystal."""
+    from core.metrics.matching import cdvae_matcher
+
+    structure = p["structure"]
+    out = model.reconstruct([structure], labels=False)[0]
+    made = getattr(out, "structure", None)
+    match = made is not None and made.composition.reduced_composition == structure.composition.reduced_composition
+    if match:
+        try:
+            match = bool(cdvae_matcher().fit(made, structure))
+        except Exception:  # noqa: BLE001 - the matcher failing is "no match", said as such
+            match = False
+    return {"formula": made.composition.reduced_formula if made is not None else None,
+            "error": getattr(out, "error", None), "match": match, "token": p.get("token")}  # fmt: skip
+
+
 def _encode_each(model: Any, refs: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], np.ndarray]:
     """Encode crystals, dropping those the model cannot take (elements outside its vocabulary)."""
     try:
@@ -256,6 +274,7 @@ HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {
     "batch": _batch,
     "predict": _predict,
     "analyse": _analyse,
+    "recheck": _recheck,
 }
 
 

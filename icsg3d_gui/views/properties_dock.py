@@ -51,10 +51,11 @@ class PropertiesDock(QWidget):
         layout.addWidget(crystal)
         valid = QGroupBox("Validity")
         vform = QFormLayout(valid)
-        self.badges = {k: QLabel("–") for k in ("struct", "comp", "novel")}
+        self.badges = {k: QLabel("–") for k in ("struct", "comp", "novel", "recon")}
         vform.addRow("Distances (covalent radii)", self.badges["struct"])
         vform.addRow("Oxidation states", self.badges["comp"])
         vform.addRow("Novelty (training set)", self.badges["novel"])
+        vform.addRow("Model's reconstruction", self.badges["recon"])
         layout.addWidget(valid)
         self.pred_box = QGroupBox("Predicted (CGCNN)")
         self.pred_form = QFormLayout(self.pred_box)
@@ -92,7 +93,18 @@ class PropertiesDock(QWidget):
             # a known crystal is information, not an error: blue, not red
             badge(self.badges["novel"], novel, "new", f"known: {a.get('known')} (training set)", no_colour=KNOWN,
                   unknown="n/a (no training index)" if self.state.has_model else "n/a (no model set)")
+            self._reconstruction_badge(a)
         self._refresh_predictions()
+
+    def _reconstruction_badge(self, a: dict) -> None:
+        """For an opened crystal: what the model makes of it (encode -> decode), match or not."""
+        r = a.get("reconstruction")
+        if r is None:
+            decoded = self.state.source.startswith(("decoded", "interpolation", "batch"))
+            badge(self.badges["recon"], None, "", "", unknown="n/a (a decoded crystal)" if decoded else "–")
+            return
+        made = r.get("formula") or f"no crystal ({r.get('error') or 'segmentation failed'})"
+        badge(self.badges["recon"], bool(r.get("match")), f"{made}: match", f"{made}: no match")
 
     def _distance_badge(self, a: dict) -> None:
         """Green when no two atoms are closer than 0.7 x their covalent radii (and >= 0.5 Å)."""

@@ -104,6 +104,9 @@ class FakeModelSet:
             out.append(FakeDecoded(rho, labels, rocksalt(a), None, abc))
         return out
 
+    def reconstruct(self, structures: list, cond=None, labels: bool = True) -> list[FakeDecoded]:  # noqa: ANN001
+        return self.decode(self.encode(structures), cond)
+
     def predict(self, structures: list) -> list[dict[str, float]]:
         self._count("predict")
         return [{"formation_energy": -2.0 + 0.01 * s.lattice.a} for s in structures]

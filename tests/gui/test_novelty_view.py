@@ -90,3 +90,15 @@ def test_a_crystal_outside_the_domain_is_shown_as_itself_not_decoded(make_window
     (rocksalt(5.64) * (2, 2, 2)).to(filename=str(path))
     assert win.open_path(path)
     assert "reduced from the file's 64-atom cell" in win.state.source and len(win.state.structure) == 8
+
+
+def test_an_opened_crystal_shows_what_the_model_makes_of_it(make_window, qtbot):
+    win = make_window(FakeModelSet())  # the fake decodes rock-salt NaCl (a = 5.0-5.2 Å) whatever it is given
+    wait_for_model(qtbot, win)
+    badge = win.properties.badges["recon"]
+    win.open_gallery("NaCl_rocksalt")
+    qtbot.waitUntil(lambda: badge.text().endswith("match"), timeout=20000)
+    assert badge.text() == "NaCl: match"
+    win.open_gallery("CsCl_cscl")
+    qtbot.waitUntil(lambda: badge.text() == "NaCl: no match", timeout=20000)
+    assert win.state.structure.composition.reduced_formula == "CsCl"  # the true crystal stays shown

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from icsg3d_gui.views.viewer3d import Viewer3D
 
 CMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "coolwarm", "Blues", "Greys")
-OPACITIES = ("sigmoid", "linear", "geom", "sigmoid_3", "sigmoid_10", "linear_r")
+OPACITIES = ("translucent", "sigmoid", "linear", "geom", "sigmoid_3", "sigmoid_10", "linear_r")
 LAYERS = (
     ("show_volume", "Density volume"), ("show_iso", "Isosurface"), ("show_slices", "Slice planes"),
     ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"), ("show_bonds", "Bonds"),

@@ -32,6 +32,9 @@ DENSITY_BAR = "e/Å³"  # short (a narrow strip on small screens); VTK's font ha
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
 
+# A curve that rises early (light atoms' density shows beside heavy ones) and stays translucent at
+# the peaks (the atom spheres inside a blob stay visible): opacity at evenly spaced colour levels.
+OPACITY_CURVES = {"translucent": [0.0, 0.04, 0.35, 0.5, 0.6, 0.65, 0.7]}
 REFIT_TOLERANCE = 0.05  # relative change of the cell's size that refits the camera
 # below 1: the fitted cell leaves the view's edges to the legend (left) and the colour bar (right),
 # which must never sit on the crystal, even in the narrow view of a 1366x768 screen
@@ -50,7 +53,7 @@ class DisplaySettings:
     show_bonds: bool = True
     show_cell: bool = True
     cmap: str = "viridis"
-    opacity: str = "sigmoid"  # pyvista transfer function: linear, sigmoid, geom, ...
+    opacity: str = "translucent"  # OPACITY_CURVES, or a pyvista transfer function: linear, sigmoid, geom, ...
     clim_fraction: tuple[float, float] = (0.0, 0.5)  # of the density maximum (peaks saturate)
     volume_opacity: float = 0.35  # scales the volume's opacity unit distance
     iso_fraction: float = 0.25  # isovalue as a fraction of the density maximum
@@ -331,7 +334,8 @@ class Viewer3D(QWidget):
         if DENSITY_BAR in self.plotter.scalar_bars:
             self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
         self.plotter.add_volume(
-            grid, scalars="rho", cmap=s.cmap, opacity=s.opacity, clim=clim, name="density_volume",
+            grid, scalars="rho", cmap=s.cmap, opacity=OPACITY_CURVES.get(s.opacity, s.opacity), clim=clim,
+            name="density_volume",
             render=False, reset_camera=False, shade=False, log_scale=s.log_scale, mapper="gpu",
             opacity_unit_distance=unit,
             scalar_bar_args=self._bar_args(),

@@ -221,11 +221,17 @@ def _as_z(model: Any, end: Any) -> np.ndarray:
 def _interpolate(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
     za, zb = _as_z(model, p["za"]), _as_z(model, p["zb"])
     zs = np.asarray(model.interpolate(za, zb, int(p["steps"]), method=p.get("method", "slerp")))
+    from icsg3d_gui.analysis import analyse
+
     frames = []
+    known = _known(model)
     for z in zs:  # frame by frame so that closing the app mid-job waits for one decode at most
         if cancelled():
             break
         frames += _full_rows(model, z[None], [int(p["cond"])])
+        s = frames[-1]["structure"]
+        # the filmstrip's facts (space group, validity, novelty), computed here, not on the GUI thread
+        frames[-1]["analysis"] = analyse(s, float(p.get("symprec", 0.1)), (), known) if s is not None else {}
     return frames
 
 

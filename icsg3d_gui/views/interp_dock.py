@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -15,6 +16,8 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -27,6 +30,24 @@ log = logging.getLogger(__name__)
 CURRENT = "Current crystal"
 OPEN_FILE = "Open file…"
 PLAY_MS = 400
+
+
+STRIP_COLUMNS = ("#", "formula", "space group", "valid", "novelty", "CGCNN")
+
+
+def strip_cells(index: int, frame: dict) -> tuple[str, ...]:
+    """One filmstrip row: frame number, formula, space group, validity, novelty, first prediction."""
+    from core.units import with_unit
+
+    s, a = frame.get("structure"), frame.get("analysis") or {}
+    if s is None:
+        return (str(index + 1), f"no crystal ({frame.get('error')})", "–", "–", "–", "–")
+    novelty = {True: "new", False: f"known: {a.get('known')}"}.get(a.get("novel"), "–")
+    props = frame.get("properties") or {}
+    first = next(iter(props.items()), None)
+    return (str(index + 1), s.composition.reduced_formula, a.get("spacegroup", "–"),
+            {True: "yes", False: "no"}.get(a.get("valid"), "–"), novelty,
+            f"{first[0]} {with_unit(*first)}" if first else "–")  # fmt: skip
 
 
 class InterpolationDock(QWidget):
@@ -75,7 +96,14 @@ class InterpolationDock(QWidget):
         layout.addWidget(self.scrubber)
         layout.addWidget(self.frame_label)
         layout.addLayout(row)
-        layout.addStretch(1)
+        # the filmstrip: one row per frame, click to show it
+        self.strip = QTableWidget(0, len(STRIP_COLUMNS))
+        self.strip.setHorizontalHeaderLabels(STRIP_COLUMNS)
+        self.strip.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.strip.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.strip.verticalHeader().setVisible(False)
+        self.strip.cellClicked.connect(lambda r, _c: self.scrubber.setValue(r))
+        layout.addWidget(self.strip, 1)
         self.timer = QTimer(self)
         self.timer.setInterval(PLAY_MS)
         self.timer.timeout.connect(self._next_frame)
@@ -146,8 +174,16 @@ class InterpolationDock(QWidget):
         self.scrubber.blockSignals(False)
         self._frames_enabled()
         self.framesChanged.emit(len(self.frames))
+        self._fill_strip()
         if self.frames:
             self.show_frame(0)
+
+    def _fill_strip(self) -> None:
+        self.strip.setRowCount(len(self.frames))
+        for r, frame in enumerate(self.frames):
+            for c, text in enumerate(strip_cells(r, frame)):
+                self.strip.setItem(r, c, QTableWidgetItem(text))
+        self.strip.resizeColumnsToContents()
 
     def show_frame(self, index: int) -> None:
         if not 0 <= index < len(self.frames):

@@ -102,3 +102,22 @@ def test_an_opened_crystal_shows_what_the_model_makes_of_it(make_window, qtbot):
     win.open_gallery("CsCl_cscl")
     qtbot.waitUntil(lambda: badge.text() == "NaCl: no match", timeout=20000)
     assert win.state.structure.composition.reduced_formula == "CsCl"  # the true crystal stays shown
+
+
+def test_interpolation_filmstrip_lists_every_frame(make_window, qtbot, boxes):
+    win = make_window(_model({"mp-22862": rocksalt(5.0)}))
+    wait_for_model(qtbot, win)
+    dock = win.interp
+    dock.a.setCurrentText("NaCl_rocksalt")
+    dock.b.setCurrentText("KCl_rocksalt")
+    dock.steps.setValue(4)
+    dock.run()
+    qtbot.waitUntil(lambda: len(dock.frames) == 4, timeout=20000)
+    assert dock.strip.rowCount() == 4
+    rows = [[dock.strip.item(r, c).text() for c in range(dock.strip.columnCount())] for r in range(4)]
+    for r, row in enumerate(rows):
+        assert row[0] == str(r + 1) and row[1] == "NaCl" and row[2].startswith("Fm-3m") and row[3] == "yes"
+        assert row[4] in ("new", "known: mp-22862")
+        assert row[5].startswith("formation_energy ")
+    dock.strip.cellClicked.emit(2, 1)
+    assert win.state.source == "interpolation 3/4"

@@ -4,7 +4,7 @@
 
 Each picture is one state a user reaches by clicking: a Random sample of the default prior (the
 Properties badge says new or known), the density with an isosurface, slice planes, the blob view,
-a batch, and the window at 1366x768. Settings are scratch ones (the user's are left alone).
+a batch, the interpolation filmstrip, and the window at 1366x768. Settings are scratch ones (the user's are left alone).
 """
 
 from __future__ import annotations
@@ -65,6 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         if dock.windowTitle() == "Batch":
             dock.raise_()
     shot("batch.png")
+    dock = win.interp
+    dock.a.setCurrentText("SrTiO3_perovskite")
+    dock.b.setCurrentText("BaZrO3_perovskite")
+    dock.steps.setValue(9)
+    dock.run()
+    wait_until(app, lambda: len(dock.frames) == 9, 120)
+    for d in win.findChildren(QDockWidget):
+        if d.windowTitle() == "Interpolation":
+            d.raise_()
+    dock.scrubber.setValue(4)
+    shot("filmstrip.png")
     win.resize(1366, 768)
     app.processEvents()
     shot("small_screen_1366x768.png")

@@ -109,8 +109,13 @@ class Controller(QObject):
         return self.show_structure(structure, f"gallery:{item_id}")
 
     def open_file(self, path: str | Path) -> bool:
-        """Read a CIF/POSCAR (conventional cell); a bad file gives a message box, nothing else."""
+        """Read a CIF/POSCAR (conventional cell), or a CHGCAR/LOCPOT/cube density file (its own
+        grid and cell); a bad file gives a message box, nothing else."""
         from core.structures import read_entry
+        from core.volumetric import density_file_kind
+
+        if density_file_kind(path):
+            return self._open_density_file(Path(path))
 
         try:
             structure, note = read_entry(Path(path))
@@ -123,6 +128,26 @@ class Controller(QObject):
         if ok and note:
             self.status.emit(f"{path}: {note}")
         return ok
+
+    def _open_density_file(self, path: Path) -> bool:
+        """Show a user's density grid as it is (no model involved: no encoding, no segmentation)."""
+        from core.volumetric import read_density_file
+
+        try:
+            structure, grid, what = read_density_file(path)
+        except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
+            self.error.emit("Cannot open density", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
+            return False
+        self.latest.invalidate(VIEW, self.worker.peek_next_id())
+        st = self.state
+        st.preview = False
+        st.set_density(grid, np.asarray(structure.lattice.matrix))
+        st.set_segmentation(None)
+        st.set_structure(structure, f"{path} ({what}, grid {'x'.join(map(str, grid.shape))})")
+        self._analyse(structure, {})
+        st.set_latent(None)
+        self.status.emit(f"Showing the {what} of {structure.composition.reduced_formula} ({path})")
+        return True
 
     def show_structure(self, structure, source: str, encode: bool = True) -> bool:  # noqa: ANN001
         """Show a real crystal with its true density and species grid (no model needed)."""

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPEN_FILTER = "Crystals (*.cif *.vasp *.poscar POSCAR* CONTCAR*);;All files (*)"
+OPEN_FILTER = ("Crystals and densities (*.cif *.vasp *.poscar POSCAR* CONTCAR* CHGCAR* CHG* LOCPOT* AECCAR* *.cube);;"
+               "Crystals (*.cif *.vasp *.poscar POSCAR* CONTCAR*);;Densities (CHGCAR* LOCPOT* *.cube);;All files (*)")
 NO_CONFIRM = QFileDialog.Option.DontConfirmOverwrite
 
 

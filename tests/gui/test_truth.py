@@ -248,3 +248,23 @@ def test_blob_view_says_whose_labels_it_shows(make_window, qtbot):
     assert "decoder's species segmentation" in win.viewer.plotter.actors[BLOB_CAPTION].GetText(1)
     win.viewer.update_settings(show_blobs=False)
     assert BLOB_CAPTION not in win.viewer.plotter.actors
+
+
+def test_density_files_open_as_they_are_and_draw_their_grid(make_window, qtbot, tmp_path):
+    """A user's CHGCAR or cube opens like a CIF: its own grid is what the view draws."""
+    from core.voxel import VoxelConfig, density_grid
+    from icsg3d_gui.files import export_density
+    from tests.gui.fakes import rocksalt
+
+    crystal = rocksalt(5.64)
+    rho = density_grid(crystal, VoxelConfig(d=20))
+    win = make_window()
+    for name in ("CHGCAR", "nacl.cube"):
+        export_density(tmp_path / name, rho, crystal)
+        assert win.open_path(tmp_path / name)
+        assert win.state.density.shape == (20, 20, 20)
+        np.testing.assert_allclose(win.state.density, rho, rtol=1e-4, atol=1e-5 * rho.max())
+        assert "density from a" in win.state.source and win.state.labels is None
+        assert_draws_state(win)
+    (tmp_path / "CHGCAR_broken").write_text("not a chgcar\n")
+    assert not win.open_path(tmp_path / "CHGCAR_broken")

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QLineEdit,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -27,6 +28,20 @@ LAYERS = (
     ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"), ("show_bonds", "Bonds"),
     ("show_cell", "Unit cell"),
 )
+
+
+def parse_uvw(text: str) -> tuple[int, int, int] | None:
+    """"1 1 0", "[1,-1,0]", "110" or "1-10" -> (u, v, w); None if it is not a direction."""
+    import re
+
+    cleaned = text.strip().strip("[]")
+    parts = re.findall(r"-?\d+", cleaned)
+    if len(parts) != 3 and re.fullmatch(r"(-?\d){3}", cleaned.replace(" ", "")):
+        parts = re.findall(r"-?\d", cleaned)
+    if len(parts) != 3:
+        return None
+    uvw = tuple(int(p) for p in parts)
+    return None if uvw == (0, 0, 0) else uvw  # type: ignore[return-value]
 
 
 def _slider(lo: int, hi: int, value: int) -> QSlider:
@@ -140,6 +155,16 @@ class DisplayDock(QWidget):
         reset = QPushButton("Reset")
         reset.clicked.connect(self.viewer.reset_view)
         row.addWidget(reset)
+        self.uvw = QLineEdit()
+        self.uvw.setPlaceholderText("[uvw]")
+        self.uvw.setMaximumWidth(70)
+        self.uvw.setToolTip("Look down a lattice direction, e.g. 1 1 0 or 111, then Enter")
+        self.uvw.returnPressed.connect(self._uvw_entered)
+        row.addWidget(self.uvw)
+        self.orthographic = QCheckBox("ortho")
+        self.orthographic.setToolTip("Parallel projection (no perspective)")
+        self.orthographic.toggled.connect(lambda on: self.viewer.update_settings(orthographic=bool(on)))
+        row.addWidget(self.orthographic)
         self.lock_camera = QCheckBox("lock")
         self.lock_camera.setToolTip("Keep the camera when the cell changes (otherwise it refits to each new cell)")
         self.lock_camera.toggled.connect(lambda on: self.viewer.update_settings(lock_camera=bool(on)))
@@ -154,7 +179,8 @@ class DisplayDock(QWidget):
                    (self.range_hi, s.clim_fraction[1]), (self.vol_opacity, int(s.volume_opacity * 100)),
                    (self.iso, int(s.iso_fraction * 100)), (self.radius, int(s.radius_scale * 100)),
                    (self.bond_tol, s.bond_tolerance), (self.cmap, s.cmap), (self.opacity, s.opacity),
-                   (self.scheme, s.scheme), (self.lock_camera, s.lock_camera)]
+                   (self.scheme, s.scheme), (self.lock_camera, s.lock_camera),
+                   (self.orthographic, s.orthographic)]
         values += [(sl, int(f * 100)) for sl, f in zip(self.slice_sliders, s.slice_frac, strict=True)]
         values += [(sp, int(r)) for sp, r in zip(self.repeat, s.repeat, strict=True)]
         for widget, value in values:
@@ -166,6 +192,14 @@ class DisplayDock(QWidget):
             else:
                 widget.setValue(value)
             widget.blockSignals(False)
+
+    def _uvw_entered(self) -> None:
+        uvw = parse_uvw(self.uvw.text())
+        if uvw is None:
+            self.uvw.setStyleSheet("QLineEdit { background: #ffd6d6; }")
+            return
+        self.uvw.setStyleSheet("")
+        self.viewer.view_along_uvw(uvw)
 
     def _range_changed(self) -> None:
         self.viewer.update_settings(clim_fraction=(self.range_lo.value(), self.range_hi.value()))

@@ -65,7 +65,8 @@ class DisplaySettings:
     repeat: tuple[int, int, int] = field(default=(1, 1, 1))
     background: str = "white"
     volume_margin: float = 0.12  # of the cell: density drawn beyond each face (boundary atoms whole)
-    lock_camera: bool = False  # keep the camera when the cell changes (compare crystals at one scale)
+    lock_camera: bool = False
+    orthographic: bool = False  # parallel projection (crystallographers' views along [uvw])  # keep the camera when the cell changes (compare crystals at one scale)
 
 
 class Viewer3D(QWidget):
@@ -112,6 +113,7 @@ class Viewer3D(QWidget):
         self.update_density()
         self.update_crystal()
         self.update_blobs()
+        self.plotter.camera.parallel_projection = bool(settings.orthographic)
         if old.repeat != settings.repeat:
             self.reset_view()
 
@@ -136,13 +138,22 @@ class Viewer3D(QWidget):
 
     def view_along(self, axis: int) -> None:
         """Look down lattice vector ``axis`` (0 = a, 1 = b, 2 = c)."""
+        self.view_along_uvw(tuple(int(i == axis) for i in range(3)))
+
+    def view_along_uvw(self, uvw: tuple[float, float, float]) -> None:
+        """Look down the direction [uvw] = u a + v b + w c (c up, or b when looking down c)."""
         lat = self._lattice()
         if lat is None or self._closed:
             return
-        vec = lat[axis] / np.linalg.norm(lat[axis])
-        up = lat[2] if axis != 2 else lat[1]
+        lat = lat / np.asarray(self.settings.repeat, dtype=float)[:, None]  # directions of one cell
+        vec = np.asarray(uvw, dtype=float) @ lat
+        if np.linalg.norm(vec) < 1e-9:
+            return
+        vec /= np.linalg.norm(vec)
+        up = lat[2] if abs(np.dot(vec, lat[2] / np.linalg.norm(lat[2]))) < 0.99 else lat[1]
         self.plotter.view_vector(vec, viewup=up / np.linalg.norm(up), render=False)
         self.plotter.renderer.reset_camera(render=False)
+        self.plotter.camera.zoom(CAMERA_ZOOM)
         self.request_render()
 
     def request_render(self) -> None:

@@ -268,3 +268,21 @@ def test_density_files_open_as_they_are_and_draw_their_grid(make_window, qtbot, 
         assert_draws_state(win)
     (tmp_path / "CHGCAR_broken").write_text("not a chgcar\n")
     assert not win.open_path(tmp_path / "CHGCAR_broken")
+
+
+def test_view_along_uvw_and_orthographic(make_window, qtbot):
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    viewer = win.viewer
+    win.display.uvw.setText("1 1 0")
+    win.display.uvw.returnPressed.emit()
+    cam = viewer.plotter.camera
+    look = np.asarray(cam.focal_point) - np.asarray(cam.position)
+    look /= np.linalg.norm(look)
+    assert abs(abs(np.dot(look, [1, 1, 0] / np.sqrt(2))) - 1) < 1e-6  # looking down [110]
+    assert_draws_state(win)
+    win.display.orthographic.setChecked(True)
+    assert cam.GetParallelProjection() == 1
+    win.display.uvw.setText("nonsense")
+    win.display.uvw.returnPressed.emit()
+    assert "background" in win.display.uvw.styleSheet()  # marked, camera unchanged

@@ -146,7 +146,11 @@ class DisplayDock(QWidget):
 
     def _view_box(self) -> QGroupBox:
         box = QGroupBox("View")
-        row = QHBoxLayout(box)
+        rows = QVBoxLayout(box)
+        row = QHBoxLayout()
+        second = QHBoxLayout()  # two short rows: the dock must not widen (the 3-D view would shrink)
+        rows.addLayout(row)
+        rows.addLayout(second)
         for axis, name in enumerate("abc"):
             b = QPushButton(f"along {name}")
             b.setToolTip(f"Look down the {name} axis")
@@ -160,15 +164,16 @@ class DisplayDock(QWidget):
         self.uvw.setMaximumWidth(70)
         self.uvw.setToolTip("Look down a lattice direction, e.g. 1 1 0 or 111, then Enter")
         self.uvw.returnPressed.connect(self._uvw_entered)
-        row.addWidget(self.uvw)
+        second.addWidget(self.uvw)
         self.orthographic = QCheckBox("ortho")
         self.orthographic.setToolTip("Parallel projection (no perspective)")
         self.orthographic.toggled.connect(lambda on: self.viewer.update_settings(orthographic=bool(on)))
-        row.addWidget(self.orthographic)
+        second.addWidget(self.orthographic)
         self.lock_camera = QCheckBox("lock")
         self.lock_camera.setToolTip("Keep the camera when the cell changes (otherwise it refits to each new cell)")
         self.lock_camera.toggled.connect(lambda on: self.viewer.update_settings(lock_camera=bool(on)))
-        row.addWidget(self.lock_camera)
+        second.addWidget(self.lock_camera)
+        second.addStretch(1)
         return box
 
     def refresh(self) -> None:

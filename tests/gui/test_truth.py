@@ -215,6 +215,8 @@ def test_small_screen_keeps_the_cell_in_view_and_clear_of_the_colour_bar(make_wi
     for name in ("SrTiO3_perovskite", "KCl_rocksalt"):
         assert win.open_gallery(name)
         assert_draws_state(win)
+    # the docks leave the 3-D view a real share of the window (a wide dock row once squeezed it to 100 px)
+    assert win.viewer.width() >= 0.3 * win.width(), (win.viewer.width(), win.width())
 
 
 def test_slices_are_translucent_and_carry_the_colour_bar_when_the_volume_is_off(make_window, qtbot):

@@ -3,7 +3,7 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/docs_screenshots.py [--out docs]
 
 Each picture is one state a user reaches by clicking: a Random sample of the default prior (the
-Properties badge says new or known), the density with an isosurface, slice planes, the blob view,
+Properties badge says new or known), the density with an isosurface, coordination polyhedra, slice planes, the blob view,
 a batch, the interpolation filmstrip, and the window at 1366x768. Settings are scratch ones (the user's are left alone).
 """
 
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     win.open_gallery("SrTiO3_perovskite")
     win.viewer.update_settings(show_iso=True, iso_fraction=0.15)
     shot("density_isosurface.png")
-    win.viewer.update_settings(show_iso=False, show_volume=False, show_slices=True)
+    win.viewer.update_settings(show_iso=False, show_volume=False, show_polyhedra=True, repeat=(2, 2, 1))
+    shot("polyhedra.png")
+    win.viewer.update_settings(show_polyhedra=False, repeat=(1, 1, 1), show_slices=True)
     shot("slices.png")
     win.viewer.update_settings(show_slices=False, show_volume=False, show_blobs=True)
     shot("blobs.png")

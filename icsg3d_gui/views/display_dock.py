@@ -26,7 +26,7 @@ OPACITIES = ("translucent", "sigmoid", "linear", "geom", "sigmoid_3", "sigmoid_1
 LAYERS = (
     ("show_volume", "Density volume"), ("show_iso", "Isosurface"), ("show_slices", "Slice planes"),
     ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"), ("show_bonds", "Bonds"),
-    ("show_cell", "Unit cell"),
+    ("show_cell", "Unit cell"), ("show_polyhedra", "Polyhedra"),
 )
 
 

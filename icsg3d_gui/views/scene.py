@@ -224,3 +224,44 @@ def frac_and_symbols(structure) -> tuple[np.ndarray, list[str]]:  # noqa: ANN001
     frac = np.array([s.frac_coords for s in structure]) if len(structure) else np.zeros((0, 3))
     symbols = [max(s.species.items(), key=lambda kv: kv[1])[0].symbol for s in structure]
     return frac, symbols
+
+
+POLYHEDRON_CN = (4, 8)  # coordination numbers drawn as polyhedra (tetrahedra to cubes; not A-site cages)
+
+
+def polyhedra_mesh(structure, repeat: Sequence[int] = (1, 1, 1), tolerance: float = 1.15,  # noqa: ANN001
+                   scheme: str = "VESTA") -> pv.PolyData | None:  # fmt: skip
+    """Coordination polyhedra (VESTA style): for each metal site bonded to 4-8 non-metal neighbours
+    (closer than ``tolerance`` x the sum of covalent radii; periodic images included), the convex
+    hull of those neighbours, coloured like the central atom; one per site of each (super)cell."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    lat = np.asarray(structure.lattice.matrix, dtype=float)
+    points, faces, colours = [], [], []
+    reach = 2.0 * tolerance * max(covalent_radius(s.specie.symbol) for s in structure)
+    for site in structure:
+        symbol = site.specie.symbol
+        if not is_metal(symbol):
+            continue
+        neigh = [n for n in structure.get_neighbors(site, reach)
+                 if not is_metal(n.specie.symbol)
+                 and n.nn_distance < tolerance * (covalent_radius(symbol) + covalent_radius(n.specie.symbol))]  # fmt: skip
+        if not POLYHEDRON_CN[0] <= len(neigh) <= POLYHEDRON_CN[1]:
+            continue
+        corners = np.array([n.coords for n in neigh]) - site.coords  # relative to the centre
+        try:
+            hull = ConvexHull(corners)
+        except QhullError:  # flat (e.g. square-planar): no volume to draw
+            continue
+        centre_frac = np.mod(site.frac_coords, 1.0)
+        for shift in np.ndindex(*(int(r) for r in repeat)):
+            centre = (centre_frac + np.asarray(shift)) @ lat
+            base = sum(len(p) for p in points)
+            points.append(corners + centre)
+            faces.extend(np.c_[np.full(len(hull.simplices), 3), hull.simplices + base].ravel())
+            colours.extend([element_rgb(symbol, scheme)] * len(hull.simplices))
+    if not points:
+        return None
+    poly = pv.PolyData(np.concatenate(points), faces=np.asarray(faces))
+    poly.cell_data["rgb"] = (np.asarray(colours) * 255).astype(np.uint8)
+    return poly

@@ -28,6 +28,7 @@ DENSITY_ACTORS = ("density_volume", "density_iso", "density_slices")
 CRYSTAL_ACTORS = ("atoms", "bonds", "cell")
 BLOB_ACTOR = "blobs"
 BLOB_CAPTION = "blobs_caption"
+POLYHEDRA = "polyhedra"
 DENSITY_BAR = "e/Å³"  # short (a narrow strip on small screens); VTK's font has no ρ
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
@@ -52,6 +53,7 @@ class DisplaySettings:
     show_atoms: bool = True
     show_bonds: bool = True
     show_cell: bool = True
+    show_polyhedra: bool = False
     cmap: str = "viridis"
     opacity: str = "translucent"  # OPACITY_CURVES, or a pyvista transfer function: linear, sigmoid, geom, ...
     clim_fraction: tuple[float, float] = (0.0, 0.5)  # of the density maximum (peaks saturate)
@@ -239,7 +241,7 @@ class Viewer3D(QWidget):
         """While a slider drags, the atoms, bonds and blobs on screen belong to the previous
         settled decode: hide them (they would mislead, and they cost half the render time in
         software GL) until the full decode of the new point arrives."""
-        for name in ("atoms", "bonds", BLOB_ACTOR):
+        for name in ("atoms", "bonds", BLOB_ACTOR, POLYHEDRA):
             actor = self.plotter.actors.get(name)
             if actor is not None:
                 actor.SetVisibility(not preview)
@@ -262,7 +264,7 @@ class Viewer3D(QWidget):
             return
         st, s = self.state, self.settings
         if st.structure is None:  # a decode without a crystal: keep the cell of its density grid
-            self._remove(("atoms", "bonds"))
+            self._remove(("atoms", "bonds", POLYHEDRA))
             self._shown = (np.zeros((0, 3)), [])
             cell = scene.cell_mesh(st.lattice, s.repeat) if s.show_cell and st.lattice is not None else None
             self._show_mesh("cell", cell, color="#333333", line_width=2)
@@ -279,6 +281,8 @@ class Viewer3D(QWidget):
                         if s.show_bonds and s.show_atoms else None, scalars="rgb", rgb=True, smooth_shading=True)
         self._show_mesh("cell", scene.cell_mesh(lat, s.repeat) if s.show_cell else None,
                         color="#333333", line_width=2)
+        self._show_mesh(POLYHEDRA, scene.polyhedra_mesh(st.structure, s.repeat, s.bond_tolerance, s.scheme)
+                        if s.show_polyhedra else None, scalars="rgb", rgb=True, opacity=0.45)  # fmt: skip
         self._update_legend(self._legend_symbols())
         self._fit_camera()
         self.request_render()

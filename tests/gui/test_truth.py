@@ -288,3 +288,19 @@ def test_view_along_uvw_and_orthographic(make_window, qtbot):
     win.display.uvw.setText("nonsense")
     win.display.uvw.returnPressed.emit()
     assert "background" in win.display.uvw.styleSheet()  # marked, camera unchanged
+
+
+def test_coordination_polyhedra(make_window, qtbot):
+    from icsg3d_gui.views.viewer3d import POLYHEDRA
+
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    win.display.layer_checks["show_polyhedra"].setChecked(True)
+    mesh = win.viewer.plotter.actors[POLYHEDRA].mapper.dataset
+    assert mesh.n_cells == 8 and mesh.n_points == 6  # one TiO6 octahedron; Sr's 12-fold cage is not drawn
+    centre = mesh.points.mean(axis=0)
+    np.testing.assert_allclose(centre, [3.905 / 2] * 3, atol=1e-6)  # around Ti at the body centre
+    win.viewer.update_settings(repeat=(2, 1, 1))
+    assert win.viewer.plotter.actors[POLYHEDRA].mapper.dataset.n_cells == 16  # one per cell of the supercell
+    win.display.layer_checks["show_polyhedra"].setChecked(False)
+    assert POLYHEDRA not in win.viewer.plotter.actors

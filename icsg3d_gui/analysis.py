@@ -8,7 +8,7 @@ checks are the project's CDVAE-protocol ones from ``core.metrics.validity``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -50,7 +50,16 @@ COVALENT_OVERLAP = 0.7  # closer than 0.7 x the sum of covalent radii: atoms ove
 def oxidation_states(structure) -> tuple[str, bool | None]:  # noqa: ANN001
     """(text, ok): the charge-neutral oxidation states found (pymatgen's bond-valence guesses), or
     "n/a" for an element or an intermetallic (neutrality is not the question there)."""
-    comp = structure.composition.element_composition
+    return _oxidation_states(structure.composition.element_composition.reduced_formula)
+
+
+@lru_cache(maxsize=4096)
+def _oxidation_states(formula: str) -> tuple[str, bool | None]:
+    """Cached by reduced formula: the guess costs ~0.1 s, and batches, filmstrips and symprec
+    changes ask again for the same compositions."""
+    from pymatgen.core import Composition
+
+    comp = Composition(formula)
     if len(comp.elements) == 1 or all(el.is_metal for el in comp.elements):
         return "n/a (element or intermetallic)", None
     try:
@@ -80,29 +89,8 @@ def closest_pair(structure) -> dict:  # noqa: ANN001
             "ratio": float(ratio[i, j])}  # fmt: skip
 
 
-def find_match(structure, reference: Sequence[tuple[str, object]]) -> str | None:  # noqa: ANN001
-    """Id of the first reference crystal that matches (CDVAE StructureMatcher), else None.
-
-    Only references with the same reduced formula are compared, which keeps this fast.
-    """
-    from core.metrics.matching import cdvae_matcher
-
-    formula = structure.composition.reduced_formula
-    candidates = [(rid, ref) for rid, ref in reference if ref.composition.reduced_formula == formula]
-    if not candidates:
-        return None
-    matcher = cdvae_matcher()
-    for rid, ref in candidates:
-        try:
-            if matcher.fit(structure, ref):
-                return rid
-        except Exception as exc:  # noqa: BLE001 (a matcher crash means "not shown as matched")
-            log.info("StructureMatcher failed against %s: %s", rid, exc)
-    return None
-
-
-def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, object]] = (),  # noqa: ANN001
-            known=None) -> dict:  # noqa: ANN001 (core.known.KnownCrystals: the model set's training crystals)
+def analyse(structure, symprec: float = 0.1, gallery=None, known=None) -> dict:  # noqa: ANN001
+    # gallery, known: core.known.KnownCrystals (the gallery crystals; the model set's training ones)
     """Everything the Properties dock shows about one crystal, as plain values.
 
     Keys: formula, n_sites, abc (3,), volume, density (g/cm^3), spacegroup, spacegroup_number,
@@ -131,7 +119,7 @@ def analyse(structure, symprec: float = 0.1, reference: Sequence[tuple[str, obje
     out["oxidation_states"], out["oxidation_ok"] = oxidation_states(structure) if not big else ("–", None)
     if not big:
         out["closest"] = closest_pair(structure)
-    out["match"] = find_match(structure, reference) if reference and not big else None
+    out["match"] = gallery.match(structure) if gallery is not None and not big else None
     out["known"] = known.match(structure) if known is not None and not big else None
     out["novel"] = out["known"] is None if known is not None and not big else None
     return out

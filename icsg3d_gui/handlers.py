@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 _refs_lock = threading.Lock()
 _refs: list[tuple[str, Any]] | None = None
+_gallery_index: Any = None  # core.known.KnownCrystals of the gallery, built on first use
 
 
 def gallery_references() -> list[tuple[str, Any]]:
@@ -177,6 +178,21 @@ def _predicted_colours(model: Any, structures: list) -> dict[str, list[float]]:
     return {f"{n} (CGCNN)": [float(r.get(n, np.nan)) for r in rows] for n in model.property_names}
 
 
+def gallery_index() -> Any:
+    """The gallery crystals as a ``core.known.KnownCrystals`` index (built once): "matches <id>"."""
+    global _gallery_index
+    with _refs_lock:
+        built = _gallery_index
+    if built is None:
+        from core.known import KnownCrystals
+
+        refs = gallery_references()
+        built = KnownCrystals([rid for rid, _ in refs], [s for _, s in refs])
+        with _refs_lock:
+            _gallery_index = built
+    return built
+
+
 def _known(model: Any) -> Any:
     """The model set's index of its training crystals (None without a model or an index)."""
     try:
@@ -189,7 +205,7 @@ def _known(model: Any) -> Any:
 def _analyse(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     from icsg3d_gui.analysis import analyse
 
-    out = analyse(p["structure"], float(p.get("symprec", 0.1)), gallery_references(), _known(model))
+    out = analyse(p["structure"], float(p.get("symprec", 0.1)), gallery_index(), _known(model))
     out["token"] = p.get("token")
     return out
 
@@ -231,7 +247,7 @@ def _interpolate(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dic
         frames += _full_rows(model, z[None], [int(p["cond"])])
         s = frames[-1]["structure"]
         # the filmstrip's facts (space group, validity, novelty), computed here, not on the GUI thread
-        frames[-1]["analysis"] = analyse(s, float(p.get("symprec", 0.1)), (), known) if s is not None else {}
+        frames[-1]["analysis"] = analyse(s, float(p.get("symprec", 0.1)), None, known) if s is not None else {}
     return frames
 
 
@@ -255,7 +271,7 @@ def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
     for row in rows:
         if cancelled():
             break
-        row["analysis"] = analyse(row["structure"], float(p.get("symprec", 0.1)), gallery_references(), known) \
+        row["analysis"] = analyse(row["structure"], float(p.get("symprec", 0.1)), gallery_index(), known) \
             if row["structure"] is not None else {"error": row["error"]}
     return rows
 

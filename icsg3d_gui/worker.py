@@ -35,7 +35,7 @@ from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
-from icsg3d_gui.handlers import HANDLERS, gallery_references
+from icsg3d_gui.handlers import HANDLERS, gallery_index
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class InferenceThread(QThread):
 
             import core.metrics.validity  # noqa: F401  (slow first import: matminer, smact)
 
-            gallery_references()
+            gallery_index()  # the gallery crystals, parsed and indexed for "matches <id>"
         except Exception as exc:  # noqa: BLE001 (warm-up is an optimisation only)
             log.info("warm-up incomplete: %s", exc)
 

@@ -138,16 +138,22 @@ class Controller(QObject):
         except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
             self.error.emit("Cannot open density", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
             return False
+        self._show_true(structure, grid, None, None, "", f"{path} ({what}, grid {'x'.join(map(str, grid.shape))})")
+        self.status.emit(f"Showing the {what} of {structure.composition.reduced_formula} ({path})")
+        return True
+
+    def _show_true(self, structure, density: np.ndarray, labels: np.ndarray | None,  # noqa: ANN001
+                   symbols: list[str] | None, origin: str, source: str) -> None:  # fmt: skip
+        """Put a real crystal and a grid of it on screen (no model involved), and ask the worker
+        for its analysis; anything still computing for the previous view becomes stale."""
         self.latest.invalidate(VIEW, self.worker.peek_next_id())
         st = self.state
         st.preview = False
-        st.set_density(grid, np.asarray(structure.lattice.matrix))
-        st.set_segmentation(None)
-        st.set_structure(structure, f"{path} ({what}, grid {'x'.join(map(str, grid.shape))})")
+        st.set_density(density, np.asarray(structure.lattice.matrix))
+        st.set_segmentation(labels, symbols, origin=origin)
+        st.set_structure(structure, source)
         self._analyse(structure, {})
         st.set_latent(None)
-        self.status.emit(f"Showing the {what} of {structure.composition.reduced_formula} ({path})")
-        return True
 
     def show_structure(self, structure, source: str, encode: bool = True) -> bool:  # noqa: ANN001
         """Show a real crystal with its true density and species grid (no model needed)."""
@@ -161,19 +167,12 @@ class Controller(QObject):
         except Exception as exc:  # noqa: BLE001
             self.error.emit("Cannot show crystal", f"{source}: {exc}")
             return False
-        # anything the worker is still computing for the previous view is now stale
-        self.latest.invalidate(VIEW, self.worker.peek_next_id())
-        st = self.state
-        st.preview = False
-        st.set_density(sample.density, np.asarray(structure.lattice.matrix))
-        st.set_segmentation(sample.labels, [""] + list(vocab.symbols),
-                            origin="true species of the crystal (not a model's segmentation)")
         problem = self._domain_problem(structure)
         if problem:  # the true density is shown; no decode passes for the crystal (no latent point)
             source = f"{source} — outside the model set's domain: {problem}"
-        st.set_structure(structure, source)
-        self._analyse(structure, {})
-        st.set_latent(None)
+        self._show_true(structure, sample.density, sample.labels, [""] + list(vocab.symbols),
+                        "true species of the crystal (not a model's segmentation)", source)  # fmt: skip
+        st = self.state
         if problem:
             self.latentNotice.emit(f"Not encoded: {problem}")
         elif encode and st.has_model:

@@ -148,44 +148,45 @@ def _distinct_geometries(pool: list[dict]) -> list[dict]:
     return [{**members[0], "weight": len(members)} for members in ranked]
 
 
-def _distorted_roles(structure: Structure, proto: Prototype) -> list[int] | None:
-    """Roles of a distorted crystal's sites on ``proto``: the assignments its elements allow, and
-    among them the one where single-site roles of lower coordination sit nearer the multi-site
-    role (perovskite: B, CN 6, nearer the anions than A, CN 12); None if no assignment fits."""
+def _allowed_role_orders(structure: Structure, proto: Prototype) -> list[tuple[int, ...]]:
+    """Every assignment of the crystal's sites to the prototype's roles (a role per site) that its
+    elements allow: each role only takes elements seen in it. Empty for another site count."""
     symbols = [site.specie.symbol for site in structure]
     if len(symbols) != len(proto.roles) or len(symbols) > MAX_ENUMERATED_SITES:
+        return []
+    return [order for order in sorted(set(itertools.permutations(proto.roles)))
+            if all(sym in proto.marginals.get(role, ()) for sym, role in zip(symbols, order, strict=True))]  # fmt: skip
+
+
+def _distorted_roles(structure: Structure, proto: Prototype) -> list[int] | None:
+    """Roles of a distorted crystal's sites on ``proto``: among the assignments its elements allow,
+    the one where single-site roles of lower coordination sit nearer the multi-site role
+    (perovskite: B, CN 6, nearer the anions than A, CN 12); None if no assignment fits."""
+    orders = _allowed_role_orders(structure, proto)
+    if not orders:
         return None
     multi = {r for r in proto.roles if proto.roles.count(r) > 1}
     dist = np.array(structure.distance_matrix, dtype=float)
-    best, best_score = None, -1
-    for order in sorted(set(itertools.permutations(proto.roles))):
-        if any(sym not in proto.marginals.get(role, ()) for sym, role in zip(symbols, order, strict=True)):
-            continue
-        near = {}
-        for i, role in enumerate(order):
-            if role not in multi:
-                others = [j for j, r in enumerate(order) if r in multi]
-                near[role] = float(dist[i, others].min()) if others else 0.0
+
+    def score(order: tuple[int, ...]) -> int:
+        others = [j for j, r in enumerate(order) if r in multi]
+        near = {role: float(dist[i, others].min()) if others else 0.0
+                for i, role in enumerate(order) if role not in multi}  # fmt: skip
         ranked = sorted(near, key=near.get)
-        score = sum(1 for a, b in itertools.combinations(ranked, 2) if a < b)  # nearer <-> lower CN
-        if score > best_score:
-            best, best_score = list(order), score
-    return best
+        return sum(1 for a, b in itertools.combinations(ranked, 2) if a < b)  # nearer <-> lower CN
+
+    return list(max(orders, key=score))  # the first of the best, as the orders are sorted
 
 
 def _candidate_keys(structure: Structure, proto: Prototype) -> set[str]:
-    """Composition keys of every assignment of the crystal's atoms to the prototype's roles that
-    its elements allow (each role only takes elements seen in it)."""
+    """Composition keys of every role assignment the crystal's elements allow."""
     symbols = [site.specie.symbol for site in structure]
-    if len(symbols) != len(proto.roles) or len(symbols) > MAX_ENUMERATED_SITES:
-        return set()
     keys = set()
-    for order in set(itertools.permutations(symbols)):
+    for order in _allowed_role_orders(structure, proto):
         by_role: dict[int, list[str]] = defaultdict(list)
-        for role, symbol in zip(proto.roles, order, strict=True):
+        for role, symbol in zip(order, symbols, strict=True):
             by_role[role].append(symbol)
-        if all(e in proto.marginals.get(role, ()) for role, els in by_role.items() for e in els):
-            keys.add(composition_key(proto.key, by_role))
+        keys.add(composition_key(proto.key, by_role))
     return keys
 
 

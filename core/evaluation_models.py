@@ -16,6 +16,7 @@ from pymatgen.core import Structure
 from tqdm import tqdm
 
 from core.errors import ICSGError, StructureError
+from core.known import KnownCrystals
 from core.metrics import evaluate_generation, evaluate_properties, evaluate_reconstruction
 from core.structures import Entry, Failure, check_structure
 
@@ -107,17 +108,11 @@ def _generated(ms, args: argparse.Namespace) -> tuple[list[Structure | None], li
 
 
 def evaluate_generation_run(ms, args: argparse.Namespace, ref: list[Entry]):
-    from core.structures import load_entries
-
     prior, group = getattr(args, "prior", "auto"), getattr(args, "prior_group", None)
     gen, failures, seconds = _generated(ms, args)
-    known = ms.known
-    if args.train:  # novelty against these crystals instead of the model set's index
-        from core.known import KnownCrystals
-
-        train_entries, _ = load_entries(args.train)
-        known = KnownCrystals([e.id for e in train_entries], [e.structure for e in train_entries])
-    rediscover = _reference(args, ref)
+    # novelty against --train instead of the model set's index; rediscovery of --reference, else --data
+    known = _index(args.train) if args.train else ms.known
+    rediscover = _index(args.reference) if getattr(args, "reference", None) else KnownCrystals.from_entries(ref)
     metrics = evaluate_generation(gen, [e.structure for e in ref], n_jobs=2, seed=args.seed, known=known,
                                   rediscover=rediscover)  # fmt: skip
     metrics["prior"] = (f"real crystals from {args.calibrate} (calibration)" if getattr(args, "calibrate", None)
@@ -137,15 +132,11 @@ def _prior_name(ms, prior: str, group: str | None) -> str:
     return name + (f", group {group}" if group is not None else "")
 
 
-def _reference(args: argparse.Namespace, ref: list[Entry]):  # noqa: ANN202 (KnownCrystals)
-    """The crystals to rediscover: --reference, else the --data crystals (held out of training)."""
-    from core.metrics.novelty import reference_index
+def _index(path: str) -> KnownCrystals:
+    """The crystals of an input (file, folder or CSV) as a matcher index."""
     from core.structures import load_entries
 
-    if getattr(args, "reference", None):
-        entries, _ = load_entries(args.reference)
-        return reference_index([e.id for e in entries], [e.structure for e in entries])
-    return reference_index([e.id for e in ref], [e.structure for e in ref])
+    return KnownCrystals.from_entries(load_entries(path)[0])
 
 
 def evaluate_properties_run(ms, entries: list[Entry], read_failures: list[Failure]):

@@ -65,6 +65,11 @@ class KnownCrystals:
         self._by_formula = dict(groups)
         self._matcher = cdvae_matcher()
 
+    @classmethod
+    def from_entries(cls, entries: Sequence) -> KnownCrystals:
+        """An index of read crystals (``core.structures.Entry``: id and structure)."""
+        return cls([e.id for e in entries], [e.structure for e in entries])
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import core.pipeline as pipeline
+    from core.known import KnownCrystals
     from core.metrics import evaluate_generation
-    from core.metrics.novelty import reference_index
     from core.structures import load_entries
 
     ms = pipeline.ModelSet.load(args.models, device="cpu")
     ref, _ = load_entries(args.data)
-    rediscover = reference_index([e.id for e in ref], [e.structure for e in ref])
+    rediscover = KnownCrystals.from_entries(ref)
     z = ms.sample(args.n, seed=0)
     original = pipeline.refine_structures
     out = {}

@@ -92,7 +92,7 @@ def evaluate_generation(
     rediscover=None,  # noqa: ANN001 (core.known.KnownCrystals: held-out crystals to rediscover)
 ) -> dict:
     """CDVAE GenEval on `gen` (None = failed sample) against the reference set `ref`, and
-    novelty beside it (core/metrics/novelty.py).
+    novelty beside it (core/metrics/rediscovery.py).
 
     Keys: n, struct_validity, comp_validity, cov_r, cov_p, w1_density, w1_nelem, uniqueness,
     novelty, vun_rate, rediscovered, rediscovery_precision (+ n_valid, n_failed, n_w1,
@@ -114,7 +114,8 @@ def evaluate_generation(
 
 def _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed, n_jobs, cache,  # noqa: ANN001, ANN202
                          include_reference, known, rediscover):  # fmt: skip
-    from core.metrics.novelty import novelty_metrics, reference_index
+    from core.known import KnownCrystals
+    from core.metrics.rediscovery import novelty_metrics
 
     n = len(gen)
     s_ok, c_ok = _validity_flags(gen)
@@ -139,7 +140,7 @@ def _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed
     }
     if known is None and train is not None:
         train_list = [t for group in train.values() for t in group] if isinstance(train, Mapping) else list(train)
-        known = reference_index([f"train-{i}" for i in range(len(train_list))], train_list)
+        known = KnownCrystals([f"train-{i}" for i in range(len(train_list))], train_list)
     flags = [a and b for a, b in zip(s_ok, c_ok, strict=True)]
     out.update(novelty_metrics(gen, flags, known, rediscover))
     if n_w1 and len(valid) < n_w1:

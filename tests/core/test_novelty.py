@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 from core.composition_prior import CompositionPrior, ideal_roles
 from core.errors import CheckpointError
 from core.known import KnownCrystals
-from core.metrics.novelty import novelty_metrics, reference_index, unique_flags
+from core.metrics.rediscovery import novelty_metrics, unique_flags
 
 PEROVSKITE = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
 
@@ -47,7 +47,7 @@ def test_known_index_matches_copies_and_survives_a_roundtrip(tmp_path):
 
 def test_metrics_copy_is_not_novel_relabelled_copy_not_unique_heldout_counts_once():
     known = KnownCrystals(["train-1"], [perovskite("Sr", "Ti")])
-    reference = reference_index(["held-1", "held-2"], [perovskite("Ca", "Ti"), perovskite("Ba", "Zr")])
+    reference = KnownCrystals(["held-1", "held-2"], [perovskite("Ca", "Ti"), perovskite("Ba", "Zr")])
     relabelled = perovskite("Ca", "Ti")
     relabelled = Structure(relabelled.lattice, relabelled.species[::-1], relabelled.frac_coords[::-1])
     gen = [

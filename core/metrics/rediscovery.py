@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pymatgen.core import Structure
 
 from core.known import KnownCrystals
-from core.metrics.matching import _fits, cdvae_matcher, formula_index
+from core.metrics.matching import _fits, cdvae_matcher
 
 
 def unique_flags(structures: Sequence[Structure | None]) -> list[bool]:
@@ -75,11 +75,3 @@ def novelty_metrics(
             "n_reference": len(reference),
         }
     return out
-
-
-def reference_index(ids: Sequence[str], structures: Sequence[Structure]) -> KnownCrystals:
-    """The crystals to rediscover, indexed like the training crystals."""
-    return KnownCrystals(list(map(str, ids)), list(structures))
-
-
-__all__ = ["formula_index", "novelty_metrics", "reference_index", "unique_flags"]

@@ -186,6 +186,7 @@ class Viewer3D(QWidget):
         st, s = self.state, self.settings
         if st.density is None or st.lattice is None:
             self._remove(DENSITY_ACTORS)
+            self._drop_bar()
             return
         grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho", margin=self._margin(st.density))
         # colour range relative to the peak, but never to a peak below DENSITY_FLOOR: a blurred,
@@ -198,8 +199,7 @@ class Viewer3D(QWidget):
             self._show_volume(grid, clim)
         else:
             self._remove(("density_volume",))
-            if DENSITY_BAR in self.plotter.scalar_bars:
-                self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
+            self._drop_bar()  # the volume's, or the slices' of the last frame
             self._volume_key = None
         show_iso = s.show_iso or (s.show_volume and not volume_ok)
         if show_iso:
@@ -217,21 +217,21 @@ class Viewer3D(QWidget):
             x, y, z = (f * length for length, f in zip(cell_diag, s.slice_frac, strict=True))
             slices = grid.slice_orthogonal(x=x, y=y, z=z)
             # translucent, so that the atoms behind stay visible; with the volume off the slices
-            # get the colour bar (one bar, one title: the density's)
+            # get the colour bar (one bar, one title: the density's; dropped above with the volume)
             bar = not (s.show_volume and volume_ok)
-            if bar and DENSITY_BAR in self.plotter.scalar_bars:
-                self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
             self.plotter.add_mesh(slices, scalars="rho", cmap=s.cmap, clim=clim, name="density_slices", opacity=0.8,
                                   render=False, reset_camera=False, show_scalar_bar=bar,
                                   scalar_bar_args=self._bar_args())  # fmt: skip
         else:
             self._remove(("density_slices",))
-            if not (s.show_volume and volume_ok) and DENSITY_BAR in self.plotter.scalar_bars:
-                self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)  # the slices' bar goes with them
         self._hide_stale_crystal(self.state.preview)
         self._set_antialias(not self.state.preview)
         self._fit_camera()
         self.request_render()
+
+    def _drop_bar(self) -> None:
+        if DENSITY_BAR in self.plotter.scalar_bars:
+            self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
 
     def _margin(self, density: np.ndarray) -> int:
         """Grid points drawn beyond each face (periodic images), from ``volume_margin``."""
@@ -345,9 +345,7 @@ class Viewer3D(QWidget):
             actor.prop.apply_lookup_table(lut)
             self._volume_quality(actor, grid)
             return
-        # pyvista keeps an existing scalar bar of the same title bound to the OLD lookup table
-        if DENSITY_BAR in self.plotter.scalar_bars:
-            self.plotter.remove_scalar_bar(DENSITY_BAR, render=False)
+        self._drop_bar()  # pyvista would keep an existing bar of this title bound to the OLD lookup table
         self.plotter.add_volume(
             grid, scalars="rho", cmap=s.cmap, opacity=OPACITY_CURVES.get(s.opacity, s.opacity), clim=clim,
             name="density_volume",

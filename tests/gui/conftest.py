@@ -68,3 +68,23 @@ def make_window(qtbot, tmp_path: Path, boxes):
 def wait_for_model(qtbot, win, timeout: int = 15000) -> None:  # noqa: ANN001
     """Until the fake model set is loaded and the gallery PCA has reached the latent dock."""
     qtbot.waitUntil(lambda: win.state.has_model and win.latent.components is not None, timeout=timeout)
+
+
+def fake_window_with_crystal(make_window, qtbot, model, name: str = "NaCl_rocksalt"):  # noqa: ANN001, ANN201
+    """A window on ``model`` with gallery crystal ``name`` open and encoded (the worker idle)."""
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery(name)
+    qtbot.waitUntil(lambda: win.state.z is not None and win.controller.worker.idle(), timeout=10000)
+    return win
+
+
+def run_interpolation(win, qtbot, a: str, b: str, steps: int, boxes=None, timeout: int = 10000) -> None:  # noqa: ANN001
+    """Interpolate gallery crystals a -> b in the dock and wait for the frames (or an error box)."""
+    dock = win.interp
+    dock.a.setCurrentText(a)
+    dock.b.setCurrentText(b)
+    dock.steps.setValue(steps)
+    dock.run()
+    failed = (lambda: bool(boxes["critical"])) if boxes is not None else (lambda: False)
+    qtbot.waitUntil(lambda: len(dock.frames) == steps or failed(), timeout=timeout)

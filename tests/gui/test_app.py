@@ -10,7 +10,7 @@ from pymatgen.core import Structure
 from PySide6.QtWidgets import QMessageBox
 
 from icsg3d_gui import dialogs
-from tests.gui.conftest import wait_for_model
+from tests.gui.conftest import run_interpolation, wait_for_model
 from tests.gui.fakes import FakeModelSet
 
 pytestmark = pytest.mark.gui
@@ -107,11 +107,7 @@ def test_interpolation_frames_scrub_and_export(make_window, qtbot, tmp_path, box
     win = make_window(model)
     wait_for_model(qtbot, win)
     dock = win.interp
-    dock.a.setCurrentText("NaCl_rocksalt")
-    dock.b.setCurrentText("KCl_rocksalt")
-    dock.steps.setValue(5)
-    dock.run()
-    qtbot.waitUntil(lambda: bool(dock.frames or boxes["critical"]), timeout=10000)
+    run_interpolation(win, qtbot, "NaCl_rocksalt", "KCl_rocksalt", 5, boxes)
     assert boxes["critical"] == []
     assert len(dock.frames) == 5
     dock.scrubber.setValue(3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.known import KnownCrystals
-from tests.gui.conftest import wait_for_model
+from tests.gui.conftest import fake_window_with_crystal, run_interpolation, wait_for_model
 from tests.gui.fakes import FakeModelSet, rocksalt
 
 pytestmark = pytest.mark.gui
@@ -55,10 +55,7 @@ def test_batch_novelty_column_new_only_filter_and_one_crystal_warning(make_windo
 
 def test_batch_samples_the_model_set_or_around_the_current_point(make_window, qtbot):
     model = FakeModelSet()
-    win = make_window(model)
-    wait_for_model(qtbot, win)
-    win.open_gallery("NaCl_rocksalt")
-    qtbot.waitUntil(lambda: win.state.z is not None and win.controller.worker.idle(), timeout=10000)
+    win = fake_window_with_crystal(make_window, qtbot, model)
     sampled = model.calls.get("sample", 0)
     win.batch.n.setValue(3)
     win.batch.generate()
@@ -108,11 +105,7 @@ def test_interpolation_filmstrip_lists_every_frame(make_window, qtbot, boxes):
     win = make_window(_model({"mp-22862": rocksalt(5.0)}))
     wait_for_model(qtbot, win)
     dock = win.interp
-    dock.a.setCurrentText("NaCl_rocksalt")
-    dock.b.setCurrentText("KCl_rocksalt")
-    dock.steps.setValue(4)
-    dock.run()
-    qtbot.waitUntil(lambda: len(dock.frames) == 4, timeout=20000)
+    run_interpolation(win, qtbot, "NaCl_rocksalt", "KCl_rocksalt", 4, timeout=20000)
     assert dock.strip.rowCount() == 4
     rows = [[dock.strip.item(r, c).text() for c in range(dock.strip.columnCount())] for r in range(4)]
     for r, row in enumerate(rows):

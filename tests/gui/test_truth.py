@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from icsg3d_gui.views import scene
-from tests.gui.conftest import wait_for_model
+from tests.gui.conftest import fake_window_with_crystal, run_interpolation, wait_for_model
 from tests.gui.fakes import FakeModelSet
 
 pytestmark = pytest.mark.gui
@@ -98,10 +98,7 @@ def test_lock_keeps_the_camera(make_window, qtbot):
 
 def test_every_latent_update_draws_its_density(make_window, qtbot):
     model = FakeModelSet()
-    win = make_window(model)
-    wait_for_model(qtbot, win)
-    win.open_gallery("NaCl_rocksalt")
-    qtbot.waitUntil(lambda: win.state.z is not None and win.controller.worker.idle(), timeout=10000)
+    win = fake_window_with_crystal(make_window, qtbot, model)
     first = win.state.density.copy()
 
     def settled(source: str) -> None:
@@ -136,11 +133,7 @@ def test_interpolation_frames_and_batch_rows_draw_their_density(make_window, qtb
     win = make_window(model)
     wait_for_model(qtbot, win)
     dock = win.interp
-    dock.a.setCurrentText("NaCl_rocksalt")
-    dock.b.setCurrentText("KCl_rocksalt")
-    dock.steps.setValue(5)
-    dock.run()
-    qtbot.waitUntil(lambda: bool(dock.frames or boxes["critical"]), timeout=10000)
+    run_interpolation(win, qtbot, "NaCl_rocksalt", "KCl_rocksalt", 5, boxes)
     assert boxes["critical"] == []
     densities = []
     for i in (0, 4, 2):

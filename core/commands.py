@@ -97,11 +97,9 @@ def _decoded_rows(ids, decoded, formulas_in=None) -> list[tuple[Row, object]]:
     return rows
 
 
-def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace) -> Row:  # noqa: ANN001
+def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace, matcher) -> Row:  # noqa: ANN001
     """A decoded input's row: ``composition_changed`` / ``structure_changed`` when the output is
-    not the input crystal (CDVAE matcher), never ``ok`` for a crystal the model got wrong."""
-    from core.metrics.matching import cdvae_matcher
-
+    not the input crystal (CDVAE ``matcher``), never ``ok`` for a crystal the model got wrong."""
     formula_in = entry.structure.composition.reduced_formula
     row = Row(entry.id, formula_in, "", "ok", entry.note)
     if item.structure is None:
@@ -113,7 +111,7 @@ def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace) -> Row
     if item.structure.composition.reduced_composition != entry.structure.composition.reduced_composition:
         row.status = "composition_changed"
         row.error = _join(f"the model made {row.formula_out} of {formula_in}", entry.note)
-    elif not cdvae_matcher().fit(item.structure, entry.structure):
+    elif not matcher.fit(item.structure, entry.structure):
         row.status = "structure_changed"
         row.error = _join(f"same formula, another structure (no StructureMatcher match to {entry.id})", entry.note)
     return row
@@ -142,6 +140,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     # read without the model's limits: a readable crystal outside them is out_of_domain, not an error
     entries, failures = load_entries(args.structures, limit=args.limit, max_sites=None)
     rows = [Row(f.id, f.formula, status="error", error=f.reason) for f in failures]
+    from core.metrics.matching import cdvae_matcher
+
+    matcher = cdvae_matcher()
     inside = []
     for e in entries:
         problem = ms.domain_problem(e.structure)
@@ -156,7 +157,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         except ICSGError as exc:
             rows += [Row(e.id, e.structure.composition.reduced_formula, "", "error", str(exc)) for e in chunk]
             continue
-        rows += [_reconstruction_row(e, item, out, args) for e, item in zip(chunk, decoded, strict=True)]
+        rows += [_reconstruction_row(e, item, out, args, matcher) for e, item in zip(chunk, decoded, strict=True)]
     write_summary(out, rows)
     return _report_rows(rows)
 

@@ -177,6 +177,7 @@ class InferenceThread(QThread):
             import core.metrics.validity  # noqa: F401  (slow first import: matminer, smact)
 
             gallery_index()  # the gallery crystals, parsed and indexed for "matches <id>"
+            getattr(self.model, "known", None)  # the training index (~1 s to read): before the first badge asks
         except Exception as exc:  # noqa: BLE001 (warm-up is an optimisation only)
             log.info("warm-up incomplete: %s", exc)
 

@@ -26,6 +26,7 @@ from core.errors import CheckpointError, ICSGError, SegmentationError
 from core.latent_prior import FILENAME as PRIOR_FILE
 from core.latent_prior import LatentPrior
 from core.models.blocks import make_input
+from core.refine import STEPS as REFINE_STEPS
 from core.refine import SYMPREC, refine_structures, symmetrize_positions
 from core.segment import find_sites, sites_to_structure
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
@@ -210,7 +211,7 @@ class ModelSet:
 
     def decode(
         self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True,
-        symprec: float | None = SYMPREC,
+        symprec: float | None = SYMPREC, refine_steps: int = REFINE_STEPS,
     ) -> list[Decoded]:  # fmt: skip
         """Full path: density -> species probabilities -> sites -> refined sites -> Structure (+ CGCNN).
 
@@ -237,7 +238,7 @@ class ModelSet:
                 item.error = str(exc)
             results.append(item)
         if refine:
-            self._refine(results)
+            self._refine(results, refine_steps)
         if symprec:
             for r in results:
                 if r.structure is not None:
@@ -248,11 +249,12 @@ class ModelSet:
                 r.properties = props
         return results
 
-    def _refine(self, results: list[Decoded]) -> None:
+    def _refine(self, results: list[Decoded], steps: int = REFINE_STEPS) -> None:
         """Fit positions of every segmented structure to its density, in place (one batch)."""
         ok = [r for r in results if r.structure is not None]
         if ok:
-            fitted = refine_structures([r.structure for r in ok], np.stack([r.density for r in ok]), self.voxeliser)
+            fitted = refine_structures([r.structure for r in ok], np.stack([r.density for r in ok]), self.voxeliser,
+                                       steps=steps)  # fmt: skip
             for r, structure in zip(ok, fitted, strict=True):
                 r.structure = structure
 

@@ -11,7 +11,6 @@ it). Prints one JSON object: setting -> figures. The shipped setting is the best
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import sys
@@ -31,28 +30,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    import core.pipeline as pipeline
     from core.known import KnownCrystals
     from core.metrics import evaluate_generation
+    from core.pipeline import ModelSet
     from core.structures import load_entries
 
-    ms = pipeline.ModelSet.load(args.models, device="cpu")
+    ms = ModelSet.load(args.models, device="cpu")
     ref, _ = load_entries(args.data)
     rediscover = KnownCrystals.from_entries(ref)
     z = ms.sample(args.n, seed=0)
-    original = pipeline.refine_structures
     out = {}
     for steps, symprec in SETTINGS:
-        pipeline.refine_structures = functools.partial(original, steps=steps)
         gen = []
         for first in range(0, len(z), 64):
-            gen += [d.structure for d in ms.decode(z[first : first + 64], predict=False, labels=False, symprec=symprec)]
+            gen += [d.structure for d in ms.decode(z[first : first + 64], predict=False, labels=False,
+                                                   symprec=symprec, refine_steps=steps)]  # fmt: skip
         m = evaluate_generation(gen, [e.structure for e in ref], n_jobs=2, known=ms.known, rediscover=rediscover,
                                 include_reference=False)  # fmt: skip
         out[f"steps={steps},symprec={symprec}"] = {k: m[k] for k in ("cov_r", "cov_p", "w1_density", "comp_validity",
                                                                     "uniqueness", "novelty", "rediscovered")}  # fmt: skip
         print(json.dumps({f"steps={steps},symprec={symprec}": out[f"steps={steps},symprec={symprec}"]}), flush=True)
-    pipeline.refine_structures = original
     best = max(out, key=lambda k: out[k]["cov_p"] + out[k]["cov_r"])
     result = {"data": args.data, "n": args.n, "settings": out, "best": best}
     if args.json:

@@ -84,6 +84,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--unet", type=Path, metavar="DIR", help="trained U-Net checkpoint for the VAE's deep-feature loss")
     a(
+        "--decoded-from",
+        type=Path,
+        metavar="MODELS",
+        help="unet: also train on this model set's VAE reconstructions of the training crystals",
+    )
+    a("--decoded-frac", type=float, default=0.5, help="unet: share of samples that use the reconstruction")
+    a(
         "--init",
         type=Path,
         metavar="DIR",
@@ -270,6 +277,8 @@ def train_one(kind: str, split: SplitData, args: argparse.Namespace, out: Path, 
         unet_dir=unet_dir if unet_dir is not None else args.unet,
         model={**RECIPE[kind].get("model", {}), **_model_overrides(args.model_config, kind)},
         voxel=_json_overrides(args.voxel_config, "--voxel-config"),
+        decoded_from=args.decoded_from if kind == "unet" else None,
+        decoded_frac=args.decoded_frac,
         seed=args.seed,
     )
     task = build_task(kind, split, opts)

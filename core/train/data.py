@@ -199,13 +199,16 @@ class VoxelDataset(Dataset):
     abc_std (B, 3) f32 standardised, cond (B,) int64 decile (10 = unknown), prop (B,) f32
     standardised (NaN = unknown), counts (B, C) int64 atoms of each class in the cell. With ``augment`` each sample gets a random cubic rotation /
     reflection (orthogonal cells only; the permuted lattice lengths follow) and a periodic
-    translation, seeded by its sample_seed.
+    translation, seeded by its sample_seed. With ``decoded`` set (U-Net training), a seeded share of
+    samples takes the VAE's reconstruction of the crystal as its density and lattice, with the
+    true labels (core/train/decoded.py).
     """
 
     def __init__(self, entries: list[Entry], voxeliser: Any, norms: dict, augment: bool = False) -> None:
         self.entries = entries
         self.voxeliser = voxeliser
         self.augment = augment
+        self.decoded = None  # DecodedGrids (core/train/decoded.py): VAE reconstructions mixed in
         props = prop_values(entries, norms.get("property"))
         self.cond = np.array([to_bin(v, norms.get("prop_edges")) for v in props], dtype=np.int64)
         self.prop = ((props - norms["prop_mean"]) / norms["prop_std"]).astype(np.float32)
@@ -231,6 +234,14 @@ class VoxelDataset(Dataset):
         shift = tuple(int(s) for s in rng.integers(0, density.shape[-1], size=3))
         return np.roll(density, shift, axis=(0, 1, 2)), np.roll(labels, shift, axis=(0, 1, 2)), abc
 
+    def _source(self, i: int, seed: int | None, density, abc):
+        """The true grid, or (for a seeded share of samples) the VAE's reconstruction of it."""
+        if self.decoded is None or seed is None:
+            return density, abc
+        if np.random.default_rng((seed, 1)).random() >= self.decoded.frac:
+            return density, abc
+        return self.decoded.density[i].astype(np.float32), self.decoded.abc[i]
+
     def collate(self, keys: list[tuple[int, int | None]]) -> dict[str, torch.Tensor]:
         from core.voxel import normalise_density
 
@@ -238,7 +249,8 @@ class VoxelDataset(Dataset):
         density, labels, abc = self.voxeliser.batch([self.entries[i].structure for i in idx])
         out_d, out_l, out_a = [], [], []
         for b, (i, seed) in enumerate(keys):
-            d_, l_, a_ = self._augment(i, seed, density[b], labels[b], abc[b])
+            rho_b, abc_b = self._source(i, seed, density[b], abc[b])
+            d_, l_, a_ = self._augment(i, seed, rho_b, labels[b], abc_b)
             out_d.append(d_)
             out_l.append(l_)
             out_a.append(np.asarray(a_, dtype=np.float32))

@@ -21,6 +21,8 @@ class TaskOptions:
     unet_dir: Path | None = None  # frozen U-Net for the VAE's deep-feature loss
     model: dict[str, Any] = field(default_factory=dict)
     voxel: dict[str, Any] = field(default_factory=dict)
+    decoded_from: Path | None = None  # model set whose VAE reconstructions the U-Net also trains on
+    decoded_frac: float = 0.5  # share of U-Net samples that use the reconstruction
     seed: int = 0  # seeds the model initialisation (python, numpy and torch RNGs)
 
 

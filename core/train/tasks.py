@@ -106,6 +106,26 @@ class UNetTask(VoxelTask):
         super().__init__(split, opts)
         cfg = make_config(UNetConfig, opts.model, {"in_channels": 4, "n_classes": len(self.vocab)})
         self.model = UNet3D(cfg)
+        if opts.decoded_from is not None:
+            self._attach_decoded(opts.decoded_from, opts.decoded_frac)
+
+    def _attach_decoded(self, models_dir: Path, frac: float) -> None:
+        """Mix the VAE's reconstructions of the training crystals into the training inputs."""
+        from core.pipeline import ModelSet
+        from core.train.decoded import decode_training_grids
+
+        models = ModelSet.load(models_dir, device="cpu")
+        if models.voxel_cfg.to_dict() != self.voxel_cfg.to_dict() or models.vocab.to_list() != self.vocab.to_list():
+            raise ICSGError(f"{models_dir}: its VAE uses another grid or vocabulary than this training data")
+        train = self.train_set
+        train.decoded = decode_training_grids(models, train.entries, train.cond, frac)
+        self.decoded_info = {"from": str(models_dir), "frac": frac}
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        meta = super().checkpoint_meta()
+        if getattr(self, "decoded_info", None):
+            meta["decoded_inputs"] = self.decoded_info
+        return meta
 
     def step(self, model: nn.Module, batch: dict[str, torch.Tensor], train: bool) -> StepResult:
         from core.models.unet import unet_loss

@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from torch import nn
 
 from core.atomic import atomic_write
 from core.errors import CheckpointError
+from core.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -59,27 +59,6 @@ def _registry(kind: str) -> tuple[type, type]:
 
         return CGCNNConfig, CGCNN
     raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
-
-
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, tuples and Paths into JSON types."""
-    if hasattr(obj, "to_list") and not isinstance(obj, (np.ndarray, torch.Tensor)):
-        obj = obj.to_list()  # e.g. core.elements.Vocabulary
-    if is_dataclass(obj) and not isinstance(obj, type):
-        obj = obj.to_dict() if hasattr(obj, "to_dict") else asdict(obj)
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store {type(obj).__name__} in meta.json")
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -151,7 +130,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, config: Any, 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     record.update(meta)
-    text = json.dumps(_jsonable(record), indent=2, allow_nan=True)
+    text = json.dumps(jsonable(record), indent=2, allow_nan=True)
     # Detach, move to CPU and un-share storage: safetensors refuses aliased tensors.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ def selected(path: str) -> bool:
 missing = [f for f in files if selected(f) and f not in names]
 if missing:
     sys.exit(f"{len(missing)} files missing from the wheel: " + ", ".join(missing[:20]))
-for must in ("core/cli.py", "resources/__init__.py", "icsg3d_gui/app.py", "resources/gallery/index.json"):
+for must in ("core/cli/__init__.py", "resources/__init__.py", "icsg3d_gui/app.py", "resources/gallery/index.json"):
     assert must in names, f"{must} not in the wheel"
 n_cif = sum(n.startswith("resources/gallery/") and n.endswith(".cif") for n in names)
 print(f"wheel has {len(names)} files, {n_cif} gallery CIFs; every selected source/resource file is in it")

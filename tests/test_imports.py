@@ -80,3 +80,18 @@ def test_no_import_circles():
 
 def test_the_walker_sees_a_circle():
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_only_the_cli_imports_argparse():
+    """The library takes plain arguments: argparse stays in core/cli/."""
+    offenders = [
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "core").rglob("*.py")
+        if "cli" != path.relative_to(REPO / "core").parts[0]
+        and any(
+            (isinstance(n, ast.Import) and any(a.name.split(".")[0] == "argparse" for a in n.names))
+            or (isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "argparse")
+            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    ]
+    assert offenders == []

@@ -94,6 +94,8 @@ def test_entry_point_targets_exist(name: str):
     """The module behind each entry point exists and defines the function (checked without importing)."""
     module, _, func = _pyproject()["project"]["scripts"][name].partition(":")
     path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.is_file():  # a package: its __init__.py
+        path = ROOT.joinpath(*module.split("."), "__init__.py")
     assert path.is_file(), f"{name}: {path.relative_to(ROOT)} missing"
     tree = ast.parse(path.read_text(encoding="utf-8"))
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}

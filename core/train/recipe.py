@@ -13,7 +13,6 @@ The defaults below are sized so that the whole recipe fits in <= 3 h on a 2-core
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Iterator
@@ -57,11 +56,11 @@ def labelled(entries: list[Entry], targets: list[str]) -> list[Entry]:
     return [e for e in entries if known(e)]
 
 
-def stage_splits(split: SplitData, args: argparse.Namespace) -> Iterator[tuple[str, SplitData, Path | None]]:
-    """(kind, data split, U-Net folder for the DFC loss) of each stage of ``train all``."""
+def stage_splits(split: SplitData, out: Path, targets: list[str]) -> Iterator[tuple[str, SplitData, Path | None]]:
+    """(kind, data split, U-Net folder for the DFC loss) of each stage of ``train all`` into ``out``;
+    CGCNN trains on the crystals labelled with one of ``targets``."""
     yield "unet", split, None
-    yield "vae", SplitData(split.train, split.val, []), args.out / "unet" / "best"
-    targets = [t.strip() for a in args.target for t in a.split(",") if t.strip()] or [args.condition]
+    yield "vae", SplitData(split.train, split.val, []), out / "unet" / "best"
     train, val = labelled(split.train, targets), labelled(split.val, targets)
     log.info("cgcnn stage: %d labelled training / %d validation crystals (%s)", len(train), len(val), targets)
     yield "cgcnn", SplitData(train, val, []), None

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from core.checkpoint import load_checkpoint
 from core.cli import main
+from core.cli.train import add_train_parser, run_train
 from core.errors import ICSGError
 from core.structures import load_entries
-from core.train.cli import add_train_parser, run_train
 from core.train.data import SplitData, decile_edges, split_by_id, to_bin
 from core.train.loop import StopTraining, TrainConfig, Trainer, lr_at
 from core.train.sampler import EpochBatchSampler

@@ -1,0 +1,62 @@
+"""What the `icsg3d` sub-commands share: the model-set options, --prior, loading the model set,
+and the JSON/stderr reports of failures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.atomic import atomic_write
+from core.jsonable import jsonable
+
+log = logging.getLogger("icsg3d")
+
+
+def write_json(path: str | Path, data: dict, force: bool = True) -> None:
+    atomic_write(path, json.dumps(jsonable(data), indent=2) + "\n", force=force)
+
+
+def report_failures(failures: Sequence, shown: int = 20) -> None:
+    """Log the first ``shown`` failures (source and reason) and how many more there are."""
+    for f in failures[:shown]:
+        log.warning("skipped %s: %s", f.source, f.reason)
+    if len(failures) > shown:
+        log.warning("... and %d more failures", len(failures) - shown)
+
+
+def load_model_set(args: argparse.Namespace):  # noqa: ANN201 (core.pipeline.ModelSet; imported lazily)
+    from core.pipeline import ModelSet
+
+    return ModelSet.load(getattr(args, "models", None), device=getattr(args, "device", "auto"))
+
+
+def models_root(args: argparse.Namespace) -> Path:
+    """--models, else the shipped model set."""
+    from core.pipeline import default_models_dir
+
+    return Path(args.models) if getattr(args, "models", None) else default_models_dir()
+
+
+def add_model_options(p: argparse.ArgumentParser, out: bool = True) -> None:
+    """--models and --device; with ``out`` also --out, --force and --symprec (commands writing CIFs)."""
+    p.add_argument("--models", type=Path, help="model set folder (default: the shipped one in resources/models)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    if out:
+        p.add_argument("--out", required=True, type=Path, help="output folder (CIFs + summary.csv)")
+        p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        p.add_argument("--symprec", type=float, default=None, help="symmetrise CIFs with this tolerance (Å); default P1")
+
+
+def add_prior_options(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--prior and --prior-group, as `generate` and `evaluate generation` take them."""
+    from core.pipeline import PRIORS
+
+    p.add_argument("--prior", choices=list(PRIORS), default="auto",
+                   help=f"{what}composition: new compositions on learned prototypes, encoded (the default when "
+                        "the model set has one); fitted: the latent mixture over the training crystals; "
+                        "normal: N(0, T^2 I)")  # fmt: skip
+    p.add_argument("--prior-group", default=None, metavar="NAME",
+                   help="sample only the prior's components of this training family (e.g. perov_5)")  # fmt: skip

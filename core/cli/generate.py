@@ -1,0 +1,169 @@
+"""`icsg3d reconstruct | generate | interpolate`: decode crystals and write one CIF per result and
+a summary.csv (core/cli/outputs.py)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.atomic import atomic_write
+from core.cli.common import add_model_options, add_prior_options, load_model_set
+from core.cli.outputs import (
+    Row,
+    chunks,
+    join,
+    prepare_out,
+    report_rows,
+    write_decoded,
+    write_result,
+    write_summary,
+)
+from core.errors import ICSGError
+from core.structures import STRUCTURES_HELP
+
+log = logging.getLogger(__name__)
+
+
+def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace, matcher) -> Row:  # noqa: ANN001
+    """A decoded input's row: ``composition_changed`` / ``structure_changed`` when the output is
+    not the input crystal (CDVAE ``matcher``), never ``ok`` for a crystal the model got wrong."""
+    formula_in = entry.structure.composition.reduced_formula
+    row = Row(entry.id, formula_in, "", "ok", entry.note)
+    if item.structure is None:
+        row.status, row.error = "error", item.error or "no structure"
+        return row
+    write_result(out, row, item.structure, args.symprec, args.force)
+    if row.status != "ok":
+        return row
+    if item.structure.composition.reduced_composition != entry.structure.composition.reduced_composition:
+        row.status = "composition_changed"
+        row.error = join(f"the model made {row.formula_out} of {formula_in}", entry.note)
+    elif not matcher.fit(item.structure, entry.structure):
+        row.status = "structure_changed"
+        row.error = join(f"same formula, another structure (no StructureMatcher match to {entry.id})", entry.note)
+    return row
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from core.evaluation import BATCH
+    from core.metrics.matching import cdvae_matcher
+    from core.structures import load_entries
+
+    ms = load_model_set(args)
+    out = Path(args.out)
+    prepare_out(out, args.force)
+    # read without the model's limits: a readable crystal outside them is out_of_domain, not an error
+    entries, failures = load_entries(args.structures, limit=args.limit, max_sites=None)
+    rows = [Row(f.id, f.formula, status="error", error=f.reason) for f in failures]
+    matcher = cdvae_matcher()
+    inside = []
+    for e in entries:
+        problem = ms.domain_problem(e.structure)
+        if problem is None:
+            inside.append(e)
+        else:
+            rows.append(Row(e.id, e.structure.composition.reduced_formula, "", "out_of_domain",
+                            join(problem + "; no shipped model set covers it yet", e.note)))  # fmt: skip
+    for chunk in tqdm(list(chunks(inside, BATCH)), desc="reconstruct", unit="batch"):
+        try:
+            decoded = ms.reconstruct([e.structure for e in chunk], labels=False)
+        except ICSGError as exc:
+            rows += [Row(e.id, e.structure.composition.reduced_formula, "", "error", str(exc)) for e in chunk]
+            continue
+        rows += [_reconstruction_row(e, item, out, args, matcher) for e, item in zip(chunk, decoded, strict=True)]
+    write_summary(out, rows)
+    return report_rows(rows)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.evaluation import BATCH
+
+    ms = load_model_set(args)
+    out = Path(args.out)
+    prepare_out(out, args.force)
+    start = time.perf_counter()  # sampling included: composition-first sampling encodes its proposals
+    if args.around:
+        from core.structures import read_structure
+
+        centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
+        z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
+    else:
+        z = ms.sample(args.n, args.temperature, args.seed, prior=args.prior, group=args.prior_group)
+    rows: list[Row] = []
+    for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
+        decoded = ms.decode(z[first : first + BATCH], args.condition, labels=False)
+        ids = [f"sample-{i:05d}" for i in range(first, first + len(decoded))]
+        rows += write_decoded(out, ids, decoded, args.symprec, args.force)
+    seconds = time.perf_counter() - start
+    write_summary(out, rows)
+    log.info("generated %d crystals in %.1f s (%.1f per second, sampling and CIF writing included)", args.n, seconds, args.n / seconds)
+    return 0
+
+
+def _structure_arg(text: str, vocab):  # noqa: ANN001, ANN202 (a Vocabulary -> a pymatgen Structure)
+    """A CIF/POSCAR path or a gallery id."""
+    from core.structures import read_structure
+
+    if Path(text).exists():
+        return read_structure(text, vocab=vocab)
+    from core.gallery import load_gallery
+    from core.structures import check_structure
+
+    try:
+        structure = load_gallery(text)
+    except KeyError as exc:
+        raise ICSGError(f"{text}: neither a file nor a gallery id ({exc.args[0]})") from None
+    check_structure(structure, f"gallery:{text}", vocab=vocab)  # elements the model knows
+    return structure
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    ms = load_model_set(args)
+    out = Path(args.out)
+    prepare_out(out, args.force)
+    a, b = _structure_arg(args.a, ms.vocab), _structure_arg(args.b, ms.vocab)
+    za, zb = ms.encode([a, b])
+    path = ms.interpolate(za, zb, args.steps, args.method)
+    decoded = ms.decode(path, labels=False)
+    rows = write_decoded(out, [f"step-{i:03d}" for i in range(len(path))], decoded, args.symprec, args.force)
+    buffer = io.BytesIO()
+    np.save(buffer, path)
+    atomic_write(out / "latent_path.npy", buffer.getvalue(), force=args.force)
+    write_summary(out, rows)
+    return 0
+
+
+def add_reconstruct(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection)
+    p = sub.add_parser("reconstruct", help="encode (mean z) -> decode -> segment -> CIF per crystal")
+    p.add_argument("structures", help=STRUCTURES_HELP)
+    p.add_argument("--limit", type=int)
+    add_model_options(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+
+def add_generate(sub) -> None:  # noqa: ANN001
+    p = sub.add_parser("generate", help="sample crystals from the prior (or around a crystal)")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0, help="prior std (or spread with --around)")
+    p.add_argument("--around", help="sample around this CIF's latent vector")
+    p.add_argument("--condition", type=int, default=None, help="property decile 0-9 (default: unknown)")
+    add_prior_options(p)
+    add_model_options(p)
+    p.set_defaults(func=cmd_generate)
+
+
+def add_interpolate(sub) -> None:  # noqa: ANN001
+    p = sub.add_parser("interpolate", help="decode a latent path between two crystals")
+    p.add_argument("a", help="CIF/POSCAR file or gallery id")
+    p.add_argument("b", help="CIF/POSCAR file or gallery id")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--method", choices=["slerp", "linear"], default="slerp")
+    add_model_options(p)
+    p.set_defaults(func=cmd_interpolate)

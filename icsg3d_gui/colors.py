@@ -108,3 +108,15 @@ def covalent_radius(symbol: str) -> float:
     from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
 
     return float(CovalentRadius.radius.get(symbol, FALLBACK_RADIUS))
+
+
+@lru_cache(maxsize=256)
+def is_metal(symbol: str) -> bool:
+    """pymatgen's metal flag (False for an unknown symbol)."""
+    from pymatgen.core import Element
+
+    try:
+        el = Element(symbol)
+    except ValueError:
+        return False
+    return bool(el.is_metal)

@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from icsg3d_gui.display_settings import as_tuples
+
 if TYPE_CHECKING:
     from icsg3d_gui.protocols import Window
 
@@ -37,9 +39,9 @@ def apply(win: Window, data: dict[str, Any]) -> None:
     """Restore a session; unknown display keys are ignored, a missing crystal is an error box."""
     display = {k: v for k, v in (data.get("display") or {}).items()
                if k in {f.name for f in dataclasses.fields(win.viewer.settings)}}
-    for key in ("clim_fraction", "slice_frac", "repeat"):
+    for key in ("clim_fraction", "slice_frac", "repeat", "slice_hkl", "iso_levels", "bond_rules"):
         if key in display:
-            display[key] = tuple(display[key])
+            display[key] = as_tuples(display[key])
     if display:
         win.viewer.update_settings(**display)
         win.display.refresh()

@@ -1,4 +1,5 @@
-"""Display dock: layer toggles, transfer function, isovalue, slices, atoms, supercell, view buttons."""
+"""Display dock: layer toggles, transfer function, isosurfaces over a histogram, slices (a, b, c
+and (hkl)), atoms, bond rules, supercell, view buttons."""
 
 from __future__ import annotations
 
@@ -19,22 +20,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from icsg3d_gui.views.bond_rules import BondRulesBox
+from icsg3d_gui.views.iso_panel import IsoPanel
 from icsg3d_gui.views.viewer3d import Viewer3D
 
 CMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "coolwarm", "Blues", "Greys")
 OPACITIES = ("translucent", "sigmoid", "linear", "geom", "sigmoid_3", "sigmoid_10", "linear_r")
 LAYERS = (
-    ("show_volume", "Density volume"), ("show_iso", "Isosurface"), ("show_slices", "Slice planes"),
-    ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"), ("show_bonds", "Bonds"),
-    ("show_cell", "Unit cell"), ("show_polyhedra", "Polyhedra"),
+    ("show_volume", "Density volume"), ("show_iso", "Isosurfaces"), ("show_slices", "Slice planes"),
+    ("show_hkl", "(hkl) slice"), ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"),
+    ("show_bonds", "Bonds"), ("show_labels", "Labels"), ("show_cell", "Unit cell"), ("show_polyhedra", "Polyhedra"),
 )
 
 
 def parse_uvw(text: str) -> tuple[int, int, int] | None:
-    """"1 1 0", "[1,-1,0]", "110" or "1-10" -> (u, v, w); None if it is not a direction."""
+    """"1 1 0", "[1,-1,0]", "110" or "1-10" -> (u, v, w); None if it is not a direction. Also
+    reads Miller indices "(1 1 1)"."""
     import re
 
-    cleaned = text.strip().strip("[]")
+    cleaned = text.strip().strip("[]()")
     parts = re.findall(r"-?\d+", cleaned)
     if len(parts) != 3 and re.fullmatch(r"(-?\d){3}", cleaned.replace(" ", "")):
         parts = re.findall(r"-?\d", cleaned)
@@ -62,6 +66,8 @@ class DisplayDock(QWidget):
         layout.addWidget(self._layers_box(s))
         layout.addWidget(self._volume_box(s))
         layout.addWidget(self._atoms_box(s))
+        self.bond_rules = BondRulesBox(viewer)
+        layout.addWidget(self.bond_rules)
         layout.addWidget(self._view_box())
         layout.addStretch(1)
 
@@ -105,15 +111,26 @@ class DisplayDock(QWidget):
         self.vol_opacity = _slider(5, 100, int(s.volume_opacity * 100))
         self.vol_opacity.valueChanged.connect(lambda v: self.viewer.update_settings(volume_opacity=v / 100))
         form.addRow("Volume opacity", self.vol_opacity)
-        self.iso = _slider(1, 99, int(s.iso_fraction * 100))
-        self.iso.valueChanged.connect(lambda v: self.viewer.update_settings(iso_fraction=v / 100))
-        form.addRow("Isovalue (% max)", self.iso)
+        self.iso_panel = IsoPanel(self.viewer)
+        self.iso_panel.levelsChanged.connect(lambda: self._check("show_iso"))
+        form.addRow("Isosurfaces", self.iso_panel)
         self.slice_sliders = []
         for axis, name in enumerate("abc"):
             sl = _slider(0, 100, int(s.slice_frac[axis] * 100))
             sl.valueChanged.connect(self._slices_changed)
             self.slice_sliders.append(sl)
             form.addRow(f"Slice ⟂ {name}", sl)
+        row = QHBoxLayout()
+        self.hkl = QLineEdit(" ".join(map(str, s.slice_hkl)))
+        self.hkl.setMaximumWidth(70)
+        self.hkl.setToolTip("Miller indices of the (hkl) slice, e.g. 1 1 0 or 111, then Enter")
+        self.hkl.returnPressed.connect(self._hkl_entered)
+        self.hkl_position = _slider(0, 100, int(s.hkl_position * 100))
+        self.hkl_position.setToolTip("Position of the (hkl) plane across the cell")
+        self.hkl_position.valueChanged.connect(lambda v: self.viewer.update_settings(hkl_position=v / 100))
+        row.addWidget(self.hkl)
+        row.addWidget(self.hkl_position)
+        form.addRow("(hkl) slice", row)
         return box
 
     def _atoms_box(self, s) -> QGroupBox:  # noqa: ANN001
@@ -127,7 +144,7 @@ class DisplayDock(QWidget):
         self.bond_tol.setSingleStep(0.05)
         self.bond_tol.setValue(s.bond_tolerance)
         self.bond_tol.setToolTip("Bond when d < tolerance × (r_cov,i + r_cov,j)")
-        self.bond_tol.valueChanged.connect(lambda v: self.viewer.update_settings(bond_tolerance=v))
+        self.bond_tol.valueChanged.connect(self._tolerance_changed)
         form.addRow("Bond tolerance", self.bond_tol)
         self.scheme = QComboBox()
         self.scheme.addItems(["VESTA", "Jmol"])
@@ -182,7 +199,7 @@ class DisplayDock(QWidget):
         values = [(cb, getattr(s, key)) for key, cb in self.layer_checks.items()]
         values += [(self.log_scale, s.log_scale), (self.range_lo, s.clim_fraction[0]),
                    (self.range_hi, s.clim_fraction[1]), (self.vol_opacity, int(s.volume_opacity * 100)),
-                   (self.iso, int(s.iso_fraction * 100)), (self.radius, int(s.radius_scale * 100)),
+                   (self.hkl_position, int(s.hkl_position * 100)), (self.radius, int(s.radius_scale * 100)),
                    (self.bond_tol, s.bond_tolerance), (self.cmap, s.cmap), (self.opacity, s.opacity),
                    (self.scheme, s.scheme), (self.lock_camera, s.lock_camera),
                    (self.orthographic, s.orthographic)]
@@ -197,6 +214,29 @@ class DisplayDock(QWidget):
             else:
                 widget.setValue(value)
             widget.blockSignals(False)
+        self.hkl.setText(" ".join(map(str, s.slice_hkl)))
+        self.iso_panel.refresh()
+        self.bond_rules.refresh()
+
+    def _tolerance_changed(self, value: float) -> None:
+        self.viewer.update_settings(bond_tolerance=value)
+        self.bond_rules.refresh()  # the default rules follow the tolerance
+
+    def _hkl_entered(self) -> None:
+        hkl = parse_uvw(self.hkl.text())
+        if hkl is None:
+            self.hkl.setStyleSheet("QLineEdit { background: #ffd6d6; }")
+            return
+        self.hkl.setStyleSheet("")
+        self.viewer.update_settings(slice_hkl=hkl, show_hkl=True)
+        self._check("show_hkl")
+
+    def _check(self, key: str) -> None:
+        """Tick a layer box the viewer already shows (no feedback)."""
+        box = self.layer_checks[key]
+        box.blockSignals(True)
+        box.setChecked(bool(getattr(self.viewer.settings, key)))
+        box.blockSignals(False)
 
     def _uvw_entered(self) -> None:
         uvw = parse_uvw(self.uvw.text())

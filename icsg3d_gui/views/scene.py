@@ -6,22 +6,24 @@ Conventions (VESTA-like):
   (D+1)^3 points span the whole cell [0, 1]^3 exactly (spacing a/D along a, and so on).
 - Atoms on a cell face, edge or corner are drawn with their periodic images on the opposite
   faces, as VESTA does with its default boundary 0..1.
-- Bonds join displayed atoms closer than ``tolerance x (r_cov,i + r_cov,j)``; each bond is drawn
-  as two half-sticks in the colours of its two atoms. Metal-metal contacts count as bonds only in
-  crystals without non-metals (intermetallics), so that an ionic crystal shows its cation-anion
-  bonds and not the cation-cation edges (Sr-Sr in SrTiO3).
+- Bonds join displayed atoms by the rule of their element pair (``min < d < max``; defaults
+  ``max = tolerance x (r_cov,i + r_cov,j)``, see display_settings.py); each bond is drawn as two
+  half-sticks in the colours of its two atoms. Metal-metal contacts are off by default in
+  crystals with non-metals, so that an ionic crystal shows its cation-anion bonds and not the
+  cation-cation edges (Sr-Sr in SrTiO3). Bonds are found among the displayed atoms of the whole
+  supercell, so bonds across the edges between its cells are drawn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 import pyvista as pv
 from scipy.spatial import cKDTree
 
-from icsg3d_gui.colors import atomic_radius, covalent_radius, element_rgb
+from icsg3d_gui.colors import atomic_radius, element_rgb, is_metal  # noqa: F401 (is_metal: re-exported)
+from icsg3d_gui.display_settings import BondRule, effective_rules
 
 #: fractional distance from a face within which an atom also gets its image on the opposite face
 BOUNDARY_TOL = 1e-3
@@ -77,7 +79,16 @@ def density_mesh(
 def display_atoms(
     frac: np.ndarray, symbols: Sequence[str], lattice: np.ndarray, repeat: Sequence[int] = (1, 1, 1)
 ) -> tuple[np.ndarray, list[str]]:
-    """Cartesian positions (N, 3) and symbols of the atoms to draw in a (super)cell.
+    """Cartesian positions (N, 3) and symbols of the atoms to draw in a (super)cell
+    (``display_sites`` without the site numbers)."""
+    cart, shown, _ = display_sites(frac, symbols, lattice, repeat)
+    return cart, shown
+
+
+def display_sites(
+    frac: np.ndarray, symbols: Sequence[str], lattice: np.ndarray, repeat: Sequence[int] = (1, 1, 1)
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Cartesian positions (N, 3), symbols and site index (N,) into ``frac`` of the atoms to draw.
 
     ``frac`` (M, 3) are wrapped into [0, 1); each atom is repeated over the supercell and atoms
     on the boundary also get the images that close the supercell.
@@ -87,16 +98,18 @@ def display_atoms(
     shifts = np.stack(np.meshgrid(*[np.arange(r + 1) for r in reps], indexing="ij"), -1).reshape(-1, 3)
     out_pos: list[np.ndarray] = []
     out_sym: list[str] = []
-    for f, sym in zip(frac, symbols, strict=True):
+    out_site: list[int] = []
+    for site, (f, sym) in enumerate(zip(frac, symbols, strict=True)):
         f = np.where(f > 1 - BOUNDARY_TOL, f - 1, f)
         cand = f[None, :] + shifts
         keep = np.all((cand > -BOUNDARY_TOL) & (cand < reps + BOUNDARY_TOL), axis=1)
         for c in cand[keep]:
             out_pos.append(c)
             out_sym.append(sym)
+            out_site.append(site)
     if not out_pos:
-        return np.zeros((0, 3)), []
-    return np.asarray(out_pos) @ np.asarray(lattice, dtype=float), out_sym
+        return np.zeros((0, 3)), [], np.zeros(0, dtype=int)
+    return np.asarray(out_pos) @ np.asarray(lattice, dtype=float), out_sym, np.asarray(out_site, dtype=int)
 
 
 def atoms_mesh(
@@ -118,31 +131,31 @@ def atoms_mesh(
     return pts.glyph(scale="radius", geom=sphere, orient=False, factor=1.0)
 
 
-@lru_cache(maxsize=256)
-def is_metal(symbol: str) -> bool:
-    from pymatgen.core import Element
-
-    try:
-        el = Element(symbol)
-    except ValueError:
-        return False
-    return bool(el.is_metal)
-
-
-def bond_pairs(cart: np.ndarray, symbols: Sequence[str], tolerance: float = 1.15) -> np.ndarray:
-    """(K, 2) index pairs of displayed atoms closer than tolerance x (sum of covalent radii)."""
+def bond_pairs(cart: np.ndarray, symbols: Sequence[str], tolerance: float = 1.15,
+               rules: Sequence[BondRule] = ()) -> np.ndarray:  # fmt: skip
+    """(K, 2) index pairs of displayed atoms bonded by the pair's rule (``min < d < max``, on):
+    the user's ``rules`` where given, else the covalent-radii default (display_settings.py)."""
     if len(cart) < 2:
         return np.zeros((0, 2), dtype=int)
-    radii = np.array([covalent_radius(s) for s in symbols])
-    metal = np.array([is_metal(s) for s in symbols])
-    tree = cKDTree(cart)
-    pairs = tree.query_pairs(r=float(2 * radii.max() * tolerance), output_type="ndarray")
+    table = effective_rules(symbols, tolerance, rules)
+    reach = max((r[3] for r in table.values() if r[4]), default=0.0)
+    if reach <= 0:
+        return np.zeros((0, 2), dtype=int)
+    pairs = cKDTree(cart).query_pairs(r=float(reach), output_type="ndarray")
     if len(pairs) == 0:
         return np.zeros((0, 2), dtype=int)
+    elements = sorted(set(symbols))
+    code = {s: i for i, s in enumerate(elements)}
+    n = len(elements)
+    lo, hi = np.full((n, n), np.inf), np.zeros((n, n))  # a pair without a rule that is on: no bond
+    for (a, b), (_, _, rmin, rmax, on) in table.items():
+        if on:
+            lo[code[a], code[b]] = lo[code[b], code[a]] = rmin
+            hi[code[a], code[b]] = hi[code[b], code[a]] = rmax
+    idx = np.array([code[s] for s in symbols])
+    ci, cj = idx[pairs[:, 0]], idx[pairs[:, 1]]
     dist = np.linalg.norm(cart[pairs[:, 0]] - cart[pairs[:, 1]], axis=1)
-    ok = (dist < tolerance * (radii[pairs[:, 0]] + radii[pairs[:, 1]])) & (dist > 0.3)
-    if not metal.all():  # a crystal with non-metals: no metal-metal bonds
-        ok &= ~(metal[pairs[:, 0]] & metal[pairs[:, 1]])
+    ok = (dist > np.maximum(lo[ci, cj], 1e-3)) & (dist < hi[ci, cj])
     return pairs[ok]
 
 
@@ -152,9 +165,10 @@ def bonds_mesh(
     tolerance: float = 1.15,
     radius: float = 0.12,
     scheme: str = "VESTA",
+    rules: Sequence[BondRule] = (),
 ) -> pv.PolyData | None:
     """Half-stick tubes for every bond of ``bond_pairs``, coloured by the atom at each end."""
-    pairs = bond_pairs(cart, symbols, tolerance)
+    pairs = bond_pairs(cart, symbols, tolerance, rules)
     if len(pairs) == 0:
         return None
     a, b = cart[pairs[:, 0]], cart[pairs[:, 1]]
@@ -230,22 +244,22 @@ POLYHEDRON_CN = (4, 8)  # coordination numbers drawn as polyhedra (tetrahedra to
 
 
 def polyhedra_mesh(structure, repeat: Sequence[int] = (1, 1, 1), tolerance: float = 1.15,  # noqa: ANN001
-                   scheme: str = "VESTA") -> pv.PolyData | None:  # fmt: skip
+                   scheme: str = "VESTA", rules: Sequence[BondRule] = ()) -> pv.PolyData | None:  # fmt: skip
     """Coordination polyhedra (VESTA style): for each metal site bonded to 4-8 non-metal neighbours
-    (closer than ``tolerance`` x the sum of covalent radii; periodic images included), the convex
-    hull of those neighbours, coloured like the central atom; one per site of each (super)cell."""
+    (by the bond rules of the pairs; periodic images included), the convex hull of those
+    neighbours, coloured like the central atom; one per site of each (super)cell."""
     from scipy.spatial import ConvexHull, QhullError
 
     lat = np.asarray(structure.lattice.matrix, dtype=float)
     points, faces, colours = [], [], []
-    reach = 2.0 * tolerance * max(covalent_radius(s.specie.symbol) for s in structure)
+    table = effective_rules([s.specie.symbol for s in structure], tolerance, rules)
+    reach = max((r[3] for r in table.values() if r[4]), default=0.0)
     for site in structure:
         symbol = site.specie.symbol
-        if not is_metal(symbol):
+        if not is_metal(symbol) or reach <= 0:
             continue
         neigh = [n for n in structure.get_neighbors(site, reach)
-                 if not is_metal(n.specie.symbol)
-                 and n.nn_distance < tolerance * (covalent_radius(symbol) + covalent_radius(n.specie.symbol))]  # fmt: skip
+                 if not is_metal(n.specie.symbol) and _bonded(table, symbol, n.specie.symbol, n.nn_distance)]
         if not POLYHEDRON_CN[0] <= len(neigh) <= POLYHEDRON_CN[1]:
             continue
         corners = np.array([n.coords for n in neigh]) - site.coords  # relative to the centre
@@ -265,3 +279,35 @@ def polyhedra_mesh(structure, repeat: Sequence[int] = (1, 1, 1), tolerance: floa
     poly = pv.PolyData(np.concatenate(points), faces=np.asarray(faces))
     poly.cell_data["rgb"] = (np.asarray(colours) * 255).astype(np.uint8)
     return poly
+
+
+def _bonded(table: dict, a: str, b: str, dist: float) -> bool:
+    rule = table[(a, b) if a <= b else (b, a)]
+    return bool(rule[4]) and max(rule[2], 1e-3) < dist < rule[3]
+
+
+def hkl_plane(lattice: np.ndarray, hkl: Sequence[int], position: float,
+              repeat: Sequence[int] = (1, 1, 1)) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(origin, unit normal) of the lattice plane (hkl) of the unit cell ``lattice`` (rows a, b, c).
+
+    The normal is h a* + k b* + l c* (reciprocal vectors of the unit cell); ``position`` in [0, 1]
+    places the plane between the (super)cell corners' lowest and highest projections on it (0.5:
+    through the centre of the shown cell).
+    """
+    lat = np.asarray(lattice, dtype=float)
+    normal = np.asarray(hkl, dtype=float) @ np.linalg.inv(lat).T
+    norm = np.linalg.norm(normal)
+    if norm < 1e-12:
+        raise ValueError("(000) is not a plane")
+    normal /= norm
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
+    corners = corners * np.asarray(repeat, dtype=float) @ lat
+    proj = corners @ normal
+    level = proj.min() + float(np.clip(position, 0.0, 1.0)) * (proj.max() - proj.min())
+    centre = corners.mean(axis=0)
+    return centre + (level - centre @ normal) * normal, normal
+
+
+def site_labels(symbols: Sequence[str], sites: Sequence[int]) -> list[str]:
+    """VESTA-style labels: element and 1-based site number ("Sr1", "O3")."""
+    return [f"{sym}{int(i) + 1}" for sym, i in zip(symbols, sites, strict=True)]

@@ -279,7 +279,7 @@ def test_session_roundtrip(make_window, qtbot, tmp_path):
     session.apply(win2, data)
     assert win2.state.structure.composition.reduced_formula == "CsCl"
     assert win2.viewer.settings.repeat == (2, 1, 1) and win2.viewer.settings.cmap == "magma"
-    assert "density_iso" in win2.viewer.plotter.actors
+    assert "density_iso_0" in win2.viewer.plotter.actors
     assert win2.display.layer_checks["show_iso"].isChecked() and win2.display.cmap.currentText() == "magma"
     assert [sp.value() for sp in win2.display.repeat] == [2, 1, 1]
 
@@ -337,7 +337,7 @@ def test_hexagonal_cell_follows_the_lattice(make_window, qtbot, tmp_path):
     win = make_window()
     assert win.open_path(poscar)
     actors = win.viewer.plotter.actors
-    assert "density_iso" in actors and "density_volume" not in actors and "atoms" in actors
+    assert "density_iso_0" in actors and "density_volume" not in actors and "atoms" in actors
     from icsg3d_gui.views import scene
 
     st = win.state

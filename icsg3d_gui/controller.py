@@ -19,16 +19,12 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from core.conditions import UNKNOWN_BIN
 from icsg3d_gui.state import AppState
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
+from resources import default_models_dir
 
 log = logging.getLogger(__name__)
-
-
-def default_models_dir() -> Path:
-    from resources import resource_path
-
-    return resource_path("models")
 
 
 def model_problem(models_dir: Path) -> str | None:
@@ -130,26 +126,47 @@ class Controller(QObject):
         return ok
 
     def _open_density_file(self, path: Path) -> bool:
-        """Show a user's density grid as it is (no model involved: no encoding, no segmentation)."""
-        from core.volumetric import read_density_file
+        """Show a user's grid as it is (CHGCAR, cube, .npz, .npy + cell): its own grid and cell.
+        With a crystal in the file and a model set that can speak for it, the Properties dock
+        also says what the model reconstructs of that crystal (voxelised on the model's grid)."""
+        from core.volumetric import read_volumetric
 
         try:
-            structure, grid, what = read_density_file(path)
+            vol = read_volumetric(path)
         except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
             self.error.emit("Cannot open density", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
             return False
-        self._show_true(structure, grid, None, None, "", f"{path} ({what}, grid {'x'.join(map(str, grid.shape))})")
-        self.status.emit(f"Showing the {what} of {structure.composition.reduced_formula} ({path})")
+        source = f"{path} ({vol.what}, grid {'x'.join(map(str, vol.density.shape))})"
+        if vol.structure is None:
+            self._show_grid(vol.density, vol.lattice, source)
+            self.status.emit(f"Showing a density grid without atoms ({path})")
+            return True
+        self._show_true(vol.structure, vol.density, None, None, "", source, lattice=vol.lattice)
+        if self.state.has_model and self._domain_problem(vol.structure) is None:
+            self._recheck(vol.structure)
+        self.status.emit(f"Showing the {vol.what} of {vol.structure.composition.reduced_formula} ({path})")
         return True
 
+    def _show_grid(self, density: np.ndarray, lattice: np.ndarray, source: str) -> None:
+        """A grid with a cell and no atoms: drawn as it is; nothing to analyse or encode."""
+        self.latest.invalidate(VIEW, self.worker.peek_next_id())
+        st = self.state
+        st.preview = False
+        st.set_density(density, lattice)
+        st.set_segmentation(None, None, origin="")
+        st.set_structure(None, source)
+        st.set_properties({}, {"error": "a grid without atoms (no crystal to analyse or to give the model)"})
+        st.set_latent(None)
+
     def _show_true(self, structure, density: np.ndarray, labels: np.ndarray | None,  # noqa: ANN001
-                   symbols: list[str] | None, origin: str, source: str) -> None:  # fmt: skip
+                   symbols: list[str] | None, origin: str, source: str,
+                   lattice: np.ndarray | None = None) -> None:  # fmt: skip
         """Put a real crystal and a grid of it on screen (no model involved), and ask the worker
         for its analysis; anything still computing for the previous view becomes stale."""
         self.latest.invalidate(VIEW, self.worker.peek_next_id())
         st = self.state
         st.preview = False
-        st.set_density(density, np.asarray(structure.lattice.matrix))
+        st.set_density(density, np.asarray(structure.lattice.matrix) if lattice is None else lattice)
         st.set_segmentation(labels, symbols, origin=origin)
         st.set_structure(structure, source)
         self._analyse(structure, {})
@@ -221,6 +238,17 @@ class Controller(QObject):
         self.latentBaseChanged.emit()
         if decode:
             self.request_latent(z, cond, full=True, notify=True)
+
+    def goto_history(self, index: int) -> None:
+        """Go back (or forward) to history entry ``index`` without recording a new entry."""
+        point = self.state.goto(index)
+        if point is not None:
+            self.set_base(point.z, point.cond, record=False)
+
+    def goto_bookmark(self, index: int) -> None:
+        if 0 <= index < len(self.state.bookmarks):
+            point = self.state.bookmarks[index]
+            self.set_base(point.z, point.cond)
 
     def random_point(self, seed: int, temperature: float, cond: int) -> int:
         """Ask the worker for a sample of the model's latent prior; it becomes the base point."""
@@ -327,7 +355,7 @@ class Controller(QObject):
         self.set_base(v["z"], v["cond"])
 
     def _show_encode(self, z: np.ndarray) -> None:
-        self.state.set_latent(np.asarray(z)[0], self.state.model_info.get("n_conditions", 1) - 1)
+        self.state.set_latent(np.asarray(z)[0], UNKNOWN_BIN)  # an opened crystal: property left open
         self.state.record(self.state.source)
         self.latentBaseChanged.emit()
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPEN_FILTER = ("Crystals and densities (*.cif *.vasp *.poscar POSCAR* CONTCAR* CHGCAR* CHG* LOCPOT* AECCAR* *.cube);;"
-               "Crystals (*.cif *.vasp *.poscar POSCAR* CONTCAR*);;Densities (CHGCAR* LOCPOT* *.cube);;All files (*)")
+OPEN_FILTER = ("Crystals and densities (*.cif *.vasp *.poscar POSCAR* CONTCAR* CHGCAR* CHG* LOCPOT* AECCAR* *.cube "
+               "*.npz *.npy);;Crystals (*.cif *.vasp *.poscar POSCAR* CONTCAR*);;"
+               "Densities (CHGCAR* LOCPOT* *.cube *.npz *.npy);;All files (*)")
 NO_CONFIRM = QFileDialog.Option.DontConfirmOverwrite
 
 
@@ -90,7 +91,7 @@ def export_density(win: Window) -> None:
     if win.state.density is None:
         win.show_error("Nothing to export", "No density grid is shown.")
         return
-    filters = "VASP CHGCAR (CHGCAR *.vasp);;Gaussian cube (*.cube);;NumPy (*.npy)"
+    filters = "VASP CHGCAR (CHGCAR *.vasp);;Gaussian cube (*.cube);;NumPy grid + cell (*.npz);;NumPy + cell .json (*.npy)"
     path = _ask_save(win, "Export density", _default_stem(win) + ".cube", filters)
     if path:
         save_density(win, path)
@@ -102,7 +103,8 @@ def save_density(win: Window, path: str | Path) -> Path | None:
     if force is None:
         return None
     try:
-        out = files.export_density(path, win.state.density, win.state.structure, force=force)
+        out = files.export_density(path, win.state.density, win.state.structure, force=force,
+                                   lattice=win.state.lattice)
     except Exception as exc:  # noqa: BLE001
         win.show_error("Density export failed", f"{path}: {exc}")
         return None

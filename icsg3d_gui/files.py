@@ -4,7 +4,9 @@ Density grids are (D, D, D) arrays in e/Å^3 with point (i, j, k) at fractional 
 - CHGCAR (VASP) stores rho x V_cell (electrons), x index fastest, 5 values per line (VESTA and
   pymatgen's ``Chgcar`` read it back).
 - Gaussian cube stores lengths in Bohr and the density in e/Bohr^3, z index fastest.
-- .npy stores the (D, D, D) float32 array as is (e/Å^3).
+- .npy stores the (D, D, D) float32 array as is (e/Å^3), with the cell (and atoms) in a sidecar
+  ``<name>.json``; .npz stores density, lattice and atoms in one file (``core.volumetric``, which
+  reads both back).
 Nothing is half-written: text goes to a temporary file that is renamed over the target
 (``core.atomic.atomic_write``); callers ask the user before overwriting (``force``).
 """
@@ -20,7 +22,7 @@ from core.atomic import atomic_write
 from core.structures import write_cif
 
 BOHR = 0.529177210903  # Å
-DENSITY_FORMATS = {".chgcar": "CHGCAR", ".vasp": "CHGCAR", ".cube": "cube", ".npy": "npy"}
+DENSITY_FORMATS = {".chgcar": "CHGCAR", ".vasp": "CHGCAR", ".cube": "cube", ".npy": "npy", ".npz": "npz"}
 
 
 def density_format(path: str | Path) -> str:
@@ -31,7 +33,7 @@ def density_format(path: str | Path) -> str:
     try:
         return DENSITY_FORMATS[p.suffix.lower()]
     except KeyError:
-        raise ValueError(f"{p}: unknown density format (use CHGCAR, .cube or .npy)") from None
+        raise ValueError(f"{p}: unknown density format (use CHGCAR, .cube, .npz or .npy)") from None
 
 
 def chgcar_text(density: np.ndarray, structure) -> str:  # noqa: ANN001 (pymatgen Structure)
@@ -72,18 +74,32 @@ def _write_rows(buf: io.StringIO, values: np.ndarray, per_line: int, fmt: str) -
         buf.write(" ".join(fmt.format(v) for v in values[start : start + per_line]) + "\n")
 
 
-def export_density(path: str | Path, density: np.ndarray, structure, force: bool = False) -> Path:  # noqa: ANN001
-    """Write ``density`` (D, D, D) e/Å^3 in the format named by ``path`` (CHGCAR, .cube, .npy).
+def export_density(path: str | Path, density: np.ndarray, structure, force: bool = False,  # noqa: ANN001
+                   lattice: np.ndarray | None = None) -> Path:  # fmt: skip
+    """Write ``density`` (D, D, D) e/Å^3 in the format named by ``path`` (CHGCAR, .cube, .npz, .npy).
 
-    CHGCAR and cube need the crystal (cell and atoms); .npy does not.
+    CHGCAR and cube need the crystal (cell and atoms); .npz and .npy need a cell (``lattice``, or
+    the crystal's) and store the atoms when there is a crystal; .npy without a cell writes the
+    bare array (it then opens only with a sidecar written by hand).
     """
+    from core.volumetric import grid_npz_bytes, grid_sidecar_text
+
     fmt = density_format(path)
+    if lattice is None and structure is not None:
+        lattice = np.asarray(structure.lattice.matrix)
+    if fmt == "npz":
+        if lattice is None:
+            raise ValueError(f"{path}: .npz needs the grid's cell")
+        return atomic_write(path, grid_npz_bytes(density, lattice, structure), force=force)
     if fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, np.asarray(density, dtype=np.float32))
-        return atomic_write(path, buf.getvalue(), force=force)
+        out = atomic_write(path, buf.getvalue(), force=force)
+        if lattice is not None:
+            atomic_write(Path(path).with_suffix(".json"), grid_sidecar_text(lattice, structure), force=True)
+        return out
     if structure is None:
-        raise ValueError(f"{path}: {fmt} needs a crystal (cell and atoms); export .npy instead")
+        raise ValueError(f"{path}: {fmt} needs a crystal (cell and atoms); export .npz instead")
     text = chgcar_text(density, structure) if fmt == "CHGCAR" else cube_text(density, structure)
     return atomic_write(path, text, force=force)
 

@@ -297,3 +297,38 @@ def test_coordination_polyhedra(make_window, qtbot):
     assert win.viewer.plotter.actors[POLYHEDRA].mapper.dataset.n_cells == 16  # one per cell of the supercell
     win.display.layer_checks["show_polyhedra"].setChecked(False)
     assert POLYHEDRA not in win.viewer.plotter.actors
+
+
+def test_numpy_grids_with_a_cell_open_like_a_cif(make_window, qtbot, tmp_path, boxes):
+    """.npz (density + lattice [+ atoms]) and .npy + sidecar cell draw their own grid; with atoms
+    and a model set the Properties dock gets the model's reconstruction; a .npy without its cell
+    is refused with the file and the reason."""
+    from core.voxel import VoxelConfig, density_grid
+    from icsg3d_gui.files import export_density
+    from tests.gui.fakes import rocksalt
+
+    crystal = rocksalt(5.64)
+    rho = density_grid(crystal, VoxelConfig(d=14))
+    win = make_window(FakeModelSet())
+    wait_for_model(qtbot, win)
+    export_density(tmp_path / "nacl.npz", rho, crystal)
+    assert win.open_path(tmp_path / "nacl.npz")
+    np.testing.assert_allclose(win.state.density, rho)
+    assert win.state.structure.composition.reduced_formula == "NaCl"
+    assert_draws_state(win)
+    qtbot.waitUntil(lambda: "reconstruction" in win.state.analysis, timeout=10000)
+    assert win.state.analysis["reconstruction"]["formula"] == "NaCl"
+    # a bare grid on a sheared cell: its own cell is drawn, no atoms
+    lattice = np.array([[5.0, 0, 0], [1.0, 5.0, 0], [0, 0, 6.0]])
+    export_density(tmp_path / "bare.npy", rho, None, lattice=lattice)
+    assert win.open_path(tmp_path / "bare.npy")
+    assert win.state.structure is None and "atoms" not in win.viewer.plotter.actors
+    np.testing.assert_allclose(win.state.lattice, lattice)
+    cell = win.viewer.plotter.actors["cell"].mapper.dataset
+    np.testing.assert_allclose(np.asarray(cell.points)[:8].max(axis=0), lattice.sum(axis=0))
+    iso = win.viewer.plotter.actors["density_iso_0"].mapper.dataset  # sheared: the volume falls back to a contour
+    assert iso.n_points > 0
+    (tmp_path / "bare.json").unlink()
+    assert not win.open_path(tmp_path / "bare.npy")
+    title, text = boxes["critical"][-1]
+    assert "bare.npy" in text and "no cell" in text

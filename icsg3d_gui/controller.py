@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Callable
@@ -20,33 +19,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.conditions import UNKNOWN_BIN
+from icsg3d_gui.model_sets import default_models_dir, model_problem, model_set_name, modelset_loader
 from icsg3d_gui.state import AppState
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
-from resources import default_models_dir
+
+__all__ = ["Controller", "default_models_dir", "model_problem", "modelset_loader"]  # (tests, benchmarks)
 
 log = logging.getLogger(__name__)
-
-
-def model_problem(models_dir: Path) -> str | None:
-    """Why no model set can be loaded from ``models_dir`` (None if checkpoints are there)."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir() or not any(models_dir.rglob("meta.json")):
-        return f"No trained models in {models_dir}: latent sliders disabled; see README to train"
-    # find_spec, not an import: torch takes ~2 s to import and the worker thread imports it
-    # while the window is already showing its first crystal
-    missing = [name for name in ("torch", "safetensors") if importlib.util.find_spec(name) is None]
-    if missing:
-        return f"{', '.join(missing)} not installed: latent sliders disabled"
-    return None
-
-
-def modelset_loader(models_dir: Path, device: str) -> Callable[[], Any]:
-    def load() -> Any:
-        from core.pipeline import ModelSet
-
-        return ModelSet.load(Path(models_dir), device=device)
-
-    return load
 
 
 class Controller(QObject):
@@ -73,6 +52,11 @@ class Controller(QObject):
         self.latest = LatestWins()
         self.no_model_reason: str | None = None
         self.pending_z: tuple[np.ndarray, int] | None = None  # from a session, applied on model load
+        self.device = device
+        self.loader_for: Callable[[Path, str], Callable[[], Any]] = modelset_loader  # (tests swap it)
+        self._result_floor = 0  # results of requests below this id belong to a replaced model set
+        self._reshow = None  # the crystal to voxelise again on the next model set's grid
+        state.set_model_set(model_set_name(self.models_dir), str(self.models_dir))
         if loader is None:
             self.no_model_reason = model_problem(self.models_dir)
             loader = None if self.no_model_reason else modelset_loader(self.models_dir, device)
@@ -88,6 +72,28 @@ class Controller(QObject):
             self.modelStatus.emit(self.no_model_reason)
         else:
             self.modelStatus.emit(f"Loading model set from {self.models_dir} ...")
+
+    def switch_model_set(self, models_dir: str | Path) -> bool:
+        """Load another model set in the worker thread (never this one). What is shown stays;
+        its latent point, history and bookmarks belong to the old set and are cleared; a crystal
+        shown with its true grid is voxelised again on the new set's grid once it has loaded."""
+        models_dir = Path(models_dir)
+        problem = model_problem(models_dir)
+        if problem:
+            self.error.emit("Cannot load model set", problem)
+            return False
+        self.models_dir = models_dir
+        self.no_model_reason = None
+        self._result_floor = self.worker.peek_next_id()  # answers of the old set are dropped
+        self.latest.invalidate(VIEW, self._result_floor)
+        st = self.state
+        self._reshow = st.structure if st.structure is not None and st.labels is not None else None
+        st.set_model_info({})  # no model while the new one loads: the latent docks disable
+        st.set_model_set(model_set_name(models_dir), str(models_dir))
+        self.latentBaseChanged.emit()
+        self.modelStatus.emit(f"Loading model set {st.model_set_name} from {models_dir} ...")
+        self.worker.reload(self.loader_for(models_dir, self.device))
+        return True
 
     def shutdown(self) -> None:
         """Stop the worker (waits for the running request; no torch call is cut in half)."""
@@ -269,10 +275,13 @@ class Controller(QObject):
     # ---- worker callbacks (GUI thread) ---------------------------------------------------
     def _on_model_loaded(self, info: dict) -> None:
         self.state.set_model_info(info)  # voxel_cfg included: the GUI thread never touches the model
-        self.modelStatus.emit(f"Model set: {self.models_dir.name or self.models_dir} "
+        self.modelStatus.emit(f"Model set: {self.state.model_set_name or self.models_dir} "
                               f"(latent {info['latent_dim']}, {info['device']}, load {info['load_ms']:.0f} ms)")
         self.encode_gallery()
-        if self.pending_z is not None:
+        reshow, self._reshow = self._reshow, None
+        if reshow is not None and reshow is self.state.structure:  # after a model-set change
+            self.show_structure(reshow, self.state.source.split(" — outside the model set's domain")[0])
+        elif self.pending_z is not None:
             z, cond = self.pending_z
             self.pending_z = None
             self.set_base(z, cond)
@@ -296,7 +305,7 @@ class Controller(QObject):
         self.error.emit("Model load failure", self.no_model_reason + "\nThe app keeps running without models.")
 
     def _on_result(self, result: Result) -> None:
-        if result.error:
+        if result.error and result.id >= self._result_floor:
             if result.kind == "analyse":
                 log.warning("analysis failed: %s", result.error)
                 self.state.set_properties(self.state.properties, {"error": result.error})
@@ -307,7 +316,7 @@ class Controller(QObject):
                 self.error.emit(f"{result.kind} failed", result.error)
             self.status.emit(f"{result.kind} failed: {result.error}")
             return
-        if result.channel == VIEW and not self.latest.accept(result):
+        if result.id < self._result_floor or (result.channel == VIEW and not self.latest.accept(result)):
             return
         total = (time.perf_counter() - result.submitted) * 1e3
         self.last_result_at[result.kind] = time.perf_counter()

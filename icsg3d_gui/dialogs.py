@@ -180,3 +180,18 @@ def save_session(win: Window) -> None:
         atomic_write(path, json.dumps(session.to_dict(win), indent=1), force=True)  # the dialog asked
     except Exception as exc:  # noqa: BLE001
         win.show_error("Session not saved", f"{path}: {exc}")
+
+
+def open_model_set(win: Window) -> bool:
+    """Ask for a model-set folder (one holding vae/meta.json) and switch to it."""
+    from icsg3d_gui.model_sets import is_model_set
+
+    start = win.settings.value("last_models_dir", "", type=str) or str(Path.home())
+    folder = QFileDialog.getExistingDirectory(win, "Open model-set folder", start)
+    if not folder:
+        return False
+    if not is_model_set(folder):
+        win.show_error("Not a model set", f"{folder}: no trained VAE here (expected vae/meta.json)")
+        return False
+    win.settings.setValue("last_models_dir", folder)
+    return win.controller.switch_model_set(folder)

@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         e = self.menuBar().addMenu("&Edit")
         self.undo_action = self._action(e, "&Undo latent move", self.latent.undo, QKeySequence.StandardKey.Undo)
         self.redo_action = self._action(e, "&Redo latent move", self.latent.redo, QKeySequence.StandardKey.Redo)
+        self._build_models_menu(self.menuBar().addMenu("&Models"))
         v = self.menuBar().addMenu("&View")
         for axis, name in enumerate("abc"):
             self._action(v, f"Along &{name}", lambda _=False, ax=axis: self.viewer.view_along(ax))
@@ -140,6 +141,29 @@ class MainWindow(QMainWindow):
             v.addAction(dock.toggleViewAction())
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&About", self._about)
+
+    def _build_models_menu(self, menu) -> None:  # noqa: ANN001
+        """The shipped model sets (checkable, the loaded one ticked) and "Open model-set folder…"."""
+        from PySide6.QtGui import QActionGroup
+
+        from icsg3d_gui.model_sets import shipped_model_sets
+
+        self.model_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for name, folder in shipped_model_sets():
+            action = self._action(menu, name, lambda f=folder: self.controller.switch_model_set(f))
+            action.setCheckable(True)
+            action.setToolTip(str(folder))
+            group.addAction(action)
+            self.model_actions[str(folder)] = action
+        menu.addSeparator()
+        self._action(menu, "Open model-set &folder…", lambda: dialogs.open_model_set(self))
+        self.state.modelSetChanged.connect(self._tick_model_set)
+        self._tick_model_set()
+
+    def _tick_model_set(self) -> None:
+        for folder, action in self.model_actions.items():
+            action.setChecked(Path(folder).resolve() == Path(self.state.models_dir or ".").resolve())
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:  # noqa: ANN001
         action = QAction(text, self)

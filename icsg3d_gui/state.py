@@ -78,6 +78,7 @@ class AppState(QObject):
     latentChanged = Signal()
     historyChanged = Signal()
     modelChanged = Signal()
+    modelSetChanged = Signal()  # another model set was chosen (it may still be loading)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -98,6 +99,8 @@ class AppState(QObject):
         self.segmentation_origin = ""  # "true labels of the crystal" or the model's segmentation
         self.structure_serial = 0  # increases with every set_structure (not id(): Python reuses ids)
         self.bookmarks: list[LatentPoint] = []
+        self.model_set_name = ""  # "perov_5" (shipped) or a folder's name; "" before any is chosen
+        self.models_dir: str = ""  # folder of the chosen model set
 
     # ---- setters: each emits exactly the signals whose data changed --------------------------
     def set_structure(self, structure, source: str = "") -> None:  # noqa: ANN001
@@ -133,6 +136,17 @@ class AppState(QObject):
         if cond is not None:
             self.cond = int(cond)
         self.latentChanged.emit()
+
+    def set_model_set(self, name: str, models_dir: str) -> None:
+        """Choose a model set. Latent points of another set mean nothing in this one: the
+        latent vector, undo history and bookmarks are cleared."""
+        self.model_set_name, self.models_dir = name, str(models_dir)
+        self.z = None
+        self.history = History()
+        self.bookmarks = []
+        self.modelSetChanged.emit()
+        self.latentChanged.emit()
+        self.historyChanged.emit()
 
     def set_model_info(self, info: dict) -> None:
         self.model_info = dict(info)

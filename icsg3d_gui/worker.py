@@ -19,6 +19,10 @@ Kinds (payload keys -> Result.value):
 - predict (structures, token)           -> {rows: list of property dicts, token}
 - analyse (structure, symprec, token)   -> analysis.analyse(...) + token   (needs no model)
 
+``reload(loader)`` replaces the model set: pending requests are dropped and the thread loads the
+new set (in this thread, never the GUI's) before it serves anything else; ``modelLoaded`` or
+``modelFailed`` follows as at start.
+
 The thread also warms up what the first crystal needs (smact, the gallery references for the
 novelty badge) right after loading the model set, so the GUI thread never imports or loads them.
 """
@@ -86,6 +90,7 @@ class InferenceThread(QThread):
         self._stopping = False
         self._busy = False
         self._next_id = 0
+        self._reload: Callable[[], Any] | None = None  # a model set to load before the next request
         self.model: Any = None
         # counters for tests, benchmarks and the status bar
         self.n_submitted = 0
@@ -110,6 +115,14 @@ class InferenceThread(QThread):
         with self._cond:
             return self._next_id + 1
 
+    def reload(self, loader: Callable[[], Any]) -> None:
+        """Load another model set in this thread; pending requests (for the old set) are dropped."""
+        with self._cond:
+            self.n_dropped += len(self._pending)
+            self._pending.clear()
+            self._reload = loader
+            self._cond.notify()
+
     def stop(self) -> None:
         """Ask the thread to finish after the current request and wait for it (clean close)."""
         with self._cond:
@@ -122,20 +135,29 @@ class InferenceThread(QThread):
     def idle(self) -> bool:
         """No request running or pending (screenshots and benchmarks wait for this)."""
         with self._cond:
-            return not self._busy and not self._pending
+            return not self._busy and not self._pending and self._reload is None
 
     # ---- thread side ---------------------------------------------------------------------
     def run(self) -> None:  # noqa: D102 (QThread entry point)
         self._load()
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
+                while not self._pending and self._reload is None and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     break
-                req = self._take()
+                loader, self._reload = self._reload, None
+                req = self._take() if loader is None else None
                 self._busy = True
             self.busyChanged.emit(True)
+            if req is None:
+                self.model = None  # the old set goes before the new one loads (memory)
+                self._loader = loader
+                self._load()
+                with self._cond:
+                    self._busy = False
+                self.busyChanged.emit(False)
+                continue
             result = self._execute(req)
             if not self._stopping:
                 self.resultReady.emit(result)

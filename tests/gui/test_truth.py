@@ -332,3 +332,45 @@ def test_numpy_grids_with_a_cell_open_like_a_cif(make_window, qtbot, tmp_path, b
     assert not win.open_path(tmp_path / "bare.npy")
     title, text = boxes["critical"][-1]
     assert "bare.npy" in text and "no cell" in text
+
+
+def test_a_model_set_change_reloads_in_the_worker_and_redraws(make_window, qtbot, tmp_path, monkeypatch):
+    """Models > a shipped set or a folder: the new set loads in the inference thread; the shown
+    crystal is voxelised again on the new set's grid and drawn, the camera framing it."""
+    import threading
+
+    from PySide6.QtWidgets import QFileDialog
+
+    first = FakeModelSet(d=12)
+    win = fake_window_with_crystal(make_window, qtbot, first, "SrTiO3_perovskite")
+    assert win.state.density.shape == (12, 12, 12)
+    assert "perov_5" in [a.text() for a in win.model_actions.values()]  # the shipped set is listed
+    second = FakeModelSet(d=10)
+    threads = []
+
+    def loader_for(folder, device):  # noqa: ANN001, ANN202
+        def load():  # noqa: ANN202
+            threads.append(threading.current_thread())
+            return second
+        return load
+
+    win.controller.loader_for = loader_for
+    folder = tmp_path / "other_set"
+    (folder / "vae").mkdir(parents=True)
+    (folder / "vae" / "meta.json").write_text("{}")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    from icsg3d_gui import dialogs
+
+    assert dialogs.open_model_set(win)
+    assert win.state.model_set_name == "other_set" and win.state.z is None and not win.state.history.items
+    qtbot.waitUntil(lambda: win.state.has_model and win.state.z is not None and win.controller.worker.idle(),
+                    timeout=10000)
+    assert threads and threads[0] is not threading.main_thread()
+    assert second.calls.get("encode", 0) >= 1
+    assert win.state.density.shape == (10, 10, 10)  # the crystal on the new set's grid
+    assert win.state.structure.composition.reduced_formula == "SrTiO3"
+    assert_draws_state(win)
+    # a folder that is not a model set is refused with its name
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    assert not dialogs.open_model_set(win)
+    assert win.state.model_set_name == "other_set"

@@ -1,0 +1,67 @@
+"""Model sets the app can load (no Qt): the shipped ones and any folder a user picks.
+
+A folder is a model set when it holds a trained VAE (``vae/meta.json``); ``unet/`` and ``cgcnn/``
+are optional (``core.pipeline.ModelSet.load``). The shipped set is ``resources/models`` itself,
+named after its training data ("perov_5"); any sub-folder of it that is a model set is listed too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from resources import resource_path
+
+SHIPPED_NAME = "perov_5"  # resources/models: trained on perov_5 (+ a cubic slice of mp_20), see its model card
+COMPONENTS = frozenset({"vae", "unet", "cgcnn"})
+
+
+def default_models_dir() -> Path:
+    """The shipped model set's folder (``resources/models``)."""
+    return resource_path("models")
+
+
+def is_model_set(path: str | Path) -> bool:
+    return (Path(path) / "vae" / "meta.json").is_file()
+
+
+def model_set_name(path: str | Path) -> str:
+    """"perov_5" for the shipped set, else the folder's name."""
+    p = Path(path).resolve()
+    return SHIPPED_NAME if p == default_models_dir().resolve() else p.name
+
+
+def shipped_model_sets(root: Path | None = None) -> list[tuple[str, Path]]:
+    """(name, folder) of the shipped model sets: the root set first, then its sub-folder sets."""
+    root = Path(root) if root is not None else default_models_dir()
+    out = [(SHIPPED_NAME, root)] if is_model_set(root) else []
+    if root.is_dir():
+        out += [(p.name, p) for p in sorted(root.iterdir())
+                if p.is_dir() and p.name not in COMPONENTS and is_model_set(p)]  # fmt: skip
+    return out
+
+
+def model_problem(models_dir: Path) -> str | None:
+    """Why no model set can be loaded from ``models_dir`` (None if checkpoints are there)."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir() or not any(models_dir.rglob("meta.json")):
+        return f"No trained models in {models_dir}: latent sliders disabled; see README to train"
+    # find_spec, not an import: torch takes ~2 s to import and the worker thread imports it
+    # while the window is already showing its first crystal
+    missing = [name for name in ("torch", "safetensors") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed: latent sliders disabled"
+    return None
+
+
+def modelset_loader(models_dir: Path, device: str) -> Callable[[], Any]:
+    """A loader the inference thread calls (the models are created in that thread)."""
+
+    def load() -> Any:
+        from core.pipeline import ModelSet
+
+        return ModelSet.load(Path(models_dir), device=device)
+
+    return load

@@ -31,7 +31,7 @@ from core.metrics import (
 )
 from core.segment import grid_to_structure
 from core.structures import Entry, Failure, check_structure
-from core.voxel import VoxelConfig, Voxeliser, check_representable
+from core.voxel import VoxelConfig, Voxeliser, representable
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,8 @@ def roundtrip(
     Inputs that could not be read or gridded count as misses (match_rate = matched / all inputs).
     """
     cfg = cfg or VoxelConfig()
-    failures = list(read_failures or [])
-    usable: list[Entry] = []
-    for entry in entries:
-        reason = check_representable(entry.structure, cfg)
-        if reason:
-            failures.append(Failure(entry.id, entry.source, reason))
-        else:
-            usable.append(entry)
+    usable, failures = representable(entries, cfg)
+    failures = list(read_failures or []) + failures
     vocab = Vocabulary.from_structures(e.structure for e in usable) if usable else Vocabulary.default()
     voxeliser = Voxeliser(cfg, vocab)
     preds: list[Structure | None] = []

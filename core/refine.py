@@ -22,13 +22,13 @@ unchanged.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from pymatgen.core import Structure
 
+from core.geometry import min_pair_distance
 from core.segment import MIN_PEAK_SEPARATION
 from core.voxel import GAUSS_NORM, Voxeliser, normalise_density
 
@@ -83,7 +83,7 @@ def refine_structures(
     for k, s in enumerate(structures):
         moved = Structure(s.lattice, s.species, fitted[k, : len(s)], site_properties=s.site_properties)
         # two atoms can slide into one peak (one amplitude -> 0): keep the segmented positions then
-        out.append(moved if _min_distance(moved) >= min(MIN_PEAK_SEPARATION, _min_distance(s)) else s)
+        out.append(moved if min_pair_distance(moved) >= min(MIN_PEAK_SEPARATION, min_pair_distance(s)) else s)
     return out
 
 
@@ -112,15 +112,6 @@ def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, step
                 v_hat = v / (1 - ADAM_BETAS[1] ** step)
                 p.sub_(step_size * m_hat / (v_hat.sqrt() + 1e-8))
     return frac.detach().double().numpy() % 1.0
-
-
-def _min_distance(structure: Structure) -> float:
-    """Shortest minimum-image distance between two sites (inf for one site), Å."""
-    if len(structure) < 2:
-        return math.inf
-    dist = np.array(structure.distance_matrix, dtype=float)
-    np.fill_diagonal(dist, np.inf)
-    return float(dist.min())
 
 
 def symmetrize_positions(structure: Structure, symprec: float) -> Structure:

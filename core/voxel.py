@@ -24,6 +24,7 @@ import numpy as np
 from pymatgen.core import Element, Structure
 
 from core.elements import Vocabulary, ionic_radius
+from core.structures import Entry, Failure
 
 if TYPE_CHECKING:  # torch and numba are imported where they are used: the app's first frame needs neither
     import torch
@@ -105,6 +106,18 @@ def check_representable(structure: Structure, cfg: VoxelConfig) -> str | None:
         if dist.size and dist.min() < 2.0 * spacing:
             return f"atoms {dist.min():.2f} Å apart: closer than the grid resolves (2 x {spacing:.2f} Å)"
     return None
+
+
+def representable(entries: list[Entry], cfg: VoxelConfig) -> tuple[list[Entry], list[Failure]]:
+    """(the entries ``cfg``'s grid resolves, a Failure with the reason for each other one)."""
+    usable, failures = [], []
+    for entry in entries:
+        reason = check_representable(entry.structure, cfg)
+        if reason:
+            failures.append(Failure(entry.id, entry.source, reason))
+        else:
+            usable.append(entry)
+    return usable, failures
 
 
 def is_orthogonal(structure: Structure, tol: float = 1e-3) -> bool:

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.geometry import min_distance
+
 log = logging.getLogger(__name__)
 
 #: larger (typically failed) decodes skip spglib and the matcher: seconds each, meaningless anyway
@@ -28,20 +30,6 @@ def space_group(structure, symprec: float = 0.1) -> tuple[str, int]:  # noqa: AN
     except Exception as exc:  # noqa: BLE001 (noisy generated cells can make spglib fail)
         log.info("space group analysis failed: %s", exc)
         return "?", 0
-
-
-def min_distance(structure) -> float:  # noqa: ANN001
-    """Shortest periodic distance between two sites or a site and its own image, Å."""
-    lattice = structure.lattice
-    # a vector shorter than the shortest LLL-reduced one lies inside a sphere of that radius
-    radius = float(min(lattice.get_lll_reduced_lattice().abc)) + 1e-6
-    pts = lattice.get_points_in_sphere(np.zeros((1, 3)), np.zeros(3), radius)
-    best = min([float(p[1]) for p in pts if p[1] > 1e-8], default=radius)
-    if len(structure) > 1:
-        dist = np.array(structure.distance_matrix, dtype=float)
-        np.fill_diagonal(dist, np.inf)
-        best = min(best, float(dist.min()))
-    return float(best)
 
 
 COVALENT_OVERLAP = 0.7  # closer than 0.7 x the sum of covalent radii: atoms overlap, not a bond

@@ -12,15 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resources import resource_path
+from resources import default_models_dir
 
 SHIPPED_NAME = "perov_5"  # resources/models: trained on perov_5 (+ a cubic slice of mp_20), see its model card
 COMPONENTS = frozenset({"vae", "unet", "cgcnn"})
-
-
-def default_models_dir() -> Path:
-    """The shipped model set's folder (``resources/models``)."""
-    return resource_path("models")
 
 
 def is_model_set(path: str | Path) -> bool:

@@ -67,6 +67,13 @@ class History:
         self.index += 1
         return self.items[self.index]
 
+    def goto(self, index: int) -> LatentPoint | None:
+        """Make entry ``index`` the current one (later entries stay for redo); None if out of range."""
+        if not 0 <= index < len(self.items):
+            return None
+        self.index = index
+        return self.items[index]
+
 
 class AppState(QObject):
     """Single source of truth for what the app shows. Signals carry no payload: read the state."""
@@ -172,9 +179,18 @@ class AppState(QObject):
             self.historyChanged.emit()
         return point
 
-    def add_bookmark(self, name: str) -> LatentPoint | None:
+    def goto(self, index: int) -> LatentPoint | None:
+        """Jump to history entry ``index``; the caller decodes the point it returns."""
+        point = self.history.goto(index)
+        if point is not None:
+            self.historyChanged.emit()
+        return point
+
+    def add_bookmark(self, name: str | None = None) -> LatentPoint | None:
+        """Bookmark the current latent point (default name: "<n>: <formula>")."""
         if self.z is None:
             return None
+        name = name or f"{len(self.bookmarks) + 1}: {self.analysis.get('formula', '?')}"
         point = LatentPoint(self.z.copy(), self.cond, name)
         self.bookmarks.append(point)
         self.historyChanged.emit()

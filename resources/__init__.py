@@ -13,3 +13,8 @@ _ROOT = Path(__file__).resolve().parent
 def resource_path(*parts: str) -> Path:
     """Path of a shipped resource, e.g. ``resource_path("gallery")``."""
     return _ROOT.joinpath(*parts)
+
+
+def default_models_dir() -> Path:
+    """The shipped model set (``models/``), the default of the CLI's --models and of the app."""
+    return resource_path("models")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.atomic import atomic_write
 from core.jsonable import jsonable
+from resources import default_models_dir
 
 log = logging.getLogger("icsg3d")
 
@@ -35,8 +36,6 @@ def load_model_set(args: argparse.Namespace):  # noqa: ANN201 (core.pipeline.Mod
 
 def models_root(args: argparse.Namespace) -> Path:
     """--models, else the shipped model set."""
-    from core.pipeline import default_models_dir
-
     return Path(args.models) if getattr(args, "models", None) else default_models_dir()
 
 

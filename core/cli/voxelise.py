@@ -20,21 +20,16 @@ log = logging.getLogger("icsg3d")
 def cmd_voxelise(args: argparse.Namespace) -> int:
     from core.atomic import atomic_write
     from core.elements import Vocabulary
-    from core.structures import Failure, load_entries
-    from core.voxel import VoxelConfig, Voxeliser, check_representable
+    from core.structures import load_entries
+    from core.voxel import VoxelConfig, Voxeliser, representable
 
     out = Path(args.out)
     if out.exists() and not args.force:
         raise OutputExistsError(str(out))
     cfg = VoxelConfig(d=args.d)
     entries, failures = load_entries(args.structures, limit=args.limit)
-    usable = []
-    for entry in entries:
-        reason = check_representable(entry.structure, cfg)
-        if reason:
-            failures.append(Failure(entry.id, entry.source, reason))
-        else:
-            usable.append(entry)
+    usable, unusable = representable(entries, cfg)
+    failures += unusable
     if not usable:
         raise ICSGError(f"{args.structures}: no crystal could be voxelised ({len(failures)} failures)")
     vocab = Vocabulary.from_structures(e.structure for e in usable)

@@ -34,7 +34,7 @@ from core.metrics.matching import (
     novelty,
     uniqueness,
 )
-from core.metrics.validity import composition_validity, is_valid, structural_validity
+from core.metrics.validity import composition_validity, structural_validity
 
 __all__ = [
     "COMP_CUTOFF",
@@ -52,7 +52,6 @@ __all__ = [
     "fingerprint",
     "fingerprints",
     "formula_index",
-    "is_valid",
     "lattice_mae",
     "match_rate_rmse",
     "n_elements",

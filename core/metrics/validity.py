@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 from pymatgen.core import Composition, Structure
 
+from core.geometry import min_pair_distance, shortest_lattice_vector
 from core.metrics.errors import record  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -45,24 +46,11 @@ def structural_validity(
             return False
         if not np.all(np.isfinite(structure.frac_coords)):
             return False
-        dist = np.array(structure.distance_matrix, dtype=float)  # minimum-image distances
-        np.fill_diagonal(dist, np.inf)
-        if dist.size and float(dist.min()) < cutoff:
-            return False
-        return _shortest_lattice_vector(structure) >= cutoff
+        # pairs first: the lattice-vector search costs more and rarely decides
+        return min_pair_distance(structure) >= cutoff and shortest_lattice_vector(structure) >= cutoff
     except Exception as exc:  # a structure pymatgen cannot measure is not a valid crystal
         record("structural_validity", exc)
         return False
-
-
-def _shortest_lattice_vector(structure: Structure) -> float:
-    """Length of the shortest non-zero lattice vector (distance of a site to its own images)."""
-    lattice = structure.lattice
-    # Any vector shorter than the shortest LLL vector is found within a sphere of that radius.
-    radius = float(min(lattice.get_lll_reduced_lattice().abc)) + 1e-6
-    pts = lattice.get_points_in_sphere(np.zeros((1, 3)), np.zeros(3), radius)
-    lengths = [float(p[1]) for p in pts if p[1] > 1e-8]
-    return min(lengths) if lengths else radius
 
 
 def composition_validity(comp: Composition | Structure | str | None) -> bool:
@@ -108,8 +96,3 @@ def _smact_valid(counts: tuple[tuple[str, int], ...]) -> bool:
     except Exception as exc:  # e.g. an element smact has no data for
         record("smact_validity", exc)
         return False
-
-
-def is_valid(structure: Structure | None) -> bool:
-    """CDVAE's `valid`: structurally and compositionally valid."""
-    return structure is not None and structural_validity(structure) and composition_validity(structure)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from pymatgen.core import Element, Structure
 from torch import Tensor, nn
+
+from core.models.config import strict_from_dict
 
 # (name, low, high, bins, log-scale)
 _BINNED = (
@@ -103,11 +105,7 @@ class CGCNNConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CGCNNConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown CGCNNConfig keys: {sorted(unknown)}")
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
     @property
     def n_gaussians(self) -> int:

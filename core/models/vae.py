@@ -15,14 +15,14 @@ a, b, c) and property (standardised) from z.
 
 Deviations from docs/ARCHITECTURE.md (additive, keyword-compatible):
 - ``encode``/``forward`` take an optional ``labels`` (B, D, D, D) long argument (species embedding);
-  without labels the species channels are zero (train with ``label_dropout`` > 0 if you need that).
+  without labels the species channels are zero.
 - ``forward`` also returns ``coords`` = x[:, 1:] (used by the deep-feature loss).
 - ``vae_loss`` returns ``(loss, parts)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -30,6 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.models.blocks import ConvBlock, PointwiseConv3d, UpSample
+from core.models.config import strict_from_dict
+
+# Settings older checkpoints still carry: label_dropout (always 0 in every shipped and recipe run).
+RETIRED = ("label_dropout",)
 
 
 @dataclass
@@ -49,7 +53,6 @@ class VAEConfig:
     species_head: bool = True
     comp_head: bool = False  # per-element atom counts (0..max_count) predicted from z
     max_count: int = 32
-    label_dropout: float = 0.0
     norm: str = "batch"
     beta: float = 3e-4
     dfc_weight: float = 0.5
@@ -75,11 +78,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown VAEConfig keys: {sorted(unknown)}")
-        return cls(**data)
+        return strict_from_dict(cls, data, retired=RETIRED)
 
 
 def nonneg(h: Tensor, slope: float = 0.2) -> Tensor:
@@ -143,9 +142,6 @@ class CondVAE3D(nn.Module):
         if labels is None:
             return x.new_zeros(b, self.cfg.species_embed, d1, d2, d3)
         emb = self.species_embed(labels.long()).permute(0, 4, 1, 2, 3).to(x.dtype)
-        if self.training and self.cfg.label_dropout > 0:
-            keep = torch.rand(b, 1, 1, 1, 1, device=x.device) >= self.cfg.label_dropout
-            emb = emb * keep.to(emb.dtype)
         return emb
 
     def encode(

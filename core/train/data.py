@@ -28,14 +28,13 @@ import torch
 from torch.utils.data import Dataset
 
 from core.atomic import atomic_write
+from core.conditions import N_BINS, UNKNOWN_BIN, decile_edges, to_bin
 from core.structures import Entry, Failure, load_entries
-from core.train.state import derive_seed
+from core.train.rng import derive_seed
 from core.voxel import is_orthogonal
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_BIN = 10  # condition id of crystals whose property is unknown
-N_BINS = 10
 
 
 @dataclass
@@ -97,21 +96,6 @@ def prop_values(entries: Sequence[Entry], name: str | None) -> np.ndarray:
     if not name:
         return np.full(len(entries), np.nan)
     return np.array([float(e.props.get(name, math.nan)) for e in entries], dtype=np.float64)
-
-
-def decile_edges(values: np.ndarray) -> list[float] | None:
-    """The 9 inner decile edges of the finite values (None when fewer than 10 are known)."""
-    known = values[np.isfinite(values)]
-    if known.size < N_BINS:
-        return None
-    return [float(q) for q in np.quantile(known, np.arange(1, N_BINS) / N_BINS)]
-
-
-def to_bin(value: float, edges: Sequence[float] | None) -> int:
-    """Decile 0..9 of a value, UNKNOWN_BIN (10) for NaN or when there are no edges."""
-    if edges is None or not math.isfinite(value):
-        return UNKNOWN_BIN
-    return int(np.searchsorted(np.asarray(edges), value, side="right"))
 
 
 def mean_std(values: np.ndarray) -> tuple[list[float], list[float]]:

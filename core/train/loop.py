@@ -28,10 +28,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from core.checkpoint import load_train_state, save_train_state
 from core.errors import CheckpointError
 from core.train import dist
+from core.train.rng import rng_state, set_rng_state
 from core.train.sampler import EpochBatchSampler
-from core.train.state import load_train_state, rng_state, save_train_state, set_rng_state
 
 log = logging.getLogger(__name__)
 

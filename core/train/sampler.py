@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from core.train.state import derive_seed
+from core.train.rng import derive_seed
 
 
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):

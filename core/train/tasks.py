@@ -21,7 +21,7 @@ from core.structures import Entry
 from core.train.data import SplitData, VoxelDataset, check_voxelisable, voxel_normalisers
 from core.train.loop import StepResult
 from core.train.options import TaskOptions, data_hash, make_config
-from core.train.state import seed_everything
+from core.train.rng import seed_everything
 
 log = logging.getLogger(__name__)
 

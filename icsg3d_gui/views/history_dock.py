@@ -43,18 +43,10 @@ class HistoryDock(QWidget):
 
     def goto(self, index: int) -> None:
         """Jump to a history entry (it becomes the current point; later entries stay for redo)."""
-        h = self.state.history
-        if 0 <= index < len(h.items):
-            h.index = index
-            point = h.items[index]
-            self.state.historyChanged.emit()
-            self.controller.set_base(point.z, point.cond, record=False)
+        self.controller.goto_history(index)
 
     def goto_bookmark(self, index: int) -> None:
-        if 0 <= index < len(self.state.bookmarks):
-            point = self.state.bookmarks[index]
-            self.controller.set_base(point.z, point.cond)
+        self.controller.goto_bookmark(index)
 
     def bookmark(self) -> None:
-        name = f"{len(self.state.bookmarks) + 1}: {self.state.analysis.get('formula', '?')}"
-        self.state.add_bookmark(name)
+        self.state.add_bookmark()

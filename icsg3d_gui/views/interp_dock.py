@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.conditions import UNKNOWN_BIN
 from icsg3d_gui.controller import Controller
 from icsg3d_gui.state import AppState
 
@@ -163,8 +164,7 @@ class InterpolationDock(QWidget):
             self.controller.error.emit("Interpolation", "Choose two end points (the current view has no crystal).")
             return None
         self.frame_label.setText("decoding frames …")
-        cond = int(self.state.model_info.get("n_conditions", 1)) - 1
-        return self.controller.interpolate(a, b, self.steps.value(), self.method.currentText(), cond)
+        return self.controller.interpolate(a, b, self.steps.value(), self.method.currentText(), UNKNOWN_BIN)
 
     def set_frames(self, frames: list[dict]) -> None:
         self.frames = list(frames)

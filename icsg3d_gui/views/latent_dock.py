@@ -265,12 +265,10 @@ class LatentDock(QWidget):
             self.controller.set_base(point.z, point.cond, record=False)
 
     def bookmark(self) -> None:
-        self.state.add_bookmark(f"{len(self.state.bookmarks) + 1}: {self.state.analysis.get('formula', '?')}")
+        self.state.add_bookmark()
 
     def _goto_bookmark(self, index: int) -> None:
-        if 0 <= index < len(self.state.bookmarks):
-            point = self.state.bookmarks[index]
-            self.controller.set_base(point.z, point.cond)
+        self.controller.goto_bookmark(index)
 
     def _history_changed(self) -> None:
         names = [p.label for p in self.state.bookmarks]

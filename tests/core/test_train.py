@@ -19,9 +19,10 @@ from safetensors.torch import load_file
 from core.checkpoint import load_checkpoint
 from core.cli import main
 from core.cli.train import add_train_parser, run_train
+from core.conditions import decile_edges, to_bin
 from core.errors import ICSGError
 from core.structures import load_entries
-from core.train.data import SplitData, decile_edges, split_by_id, to_bin
+from core.train.data import SplitData, split_by_id
 from core.train.loop import StopTraining, TrainConfig, Trainer, lr_at
 from core.train.sampler import EpochBatchSampler
 from core.train.tasks import TaskOptions, build_task

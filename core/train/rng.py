@@ -1,6 +1,7 @@
-"""Resume state: RNG states, seeding, and saving/loading ``train_state.pt`` safely.
+"""Seeds and RNG states of a training run: derived per-step seeds (exact resume), seeding, and
+the RNG states that go into the resume state (core.checkpoint.save_train_state).
 
-The resume state holds only tensors and primitive containers, so it loads with
+The RNG state holds only tensors and primitive containers, so the resume state loads with
 ``torch.load(weights_only=True)`` (no code execution); numpy's RNG key is stored as a tensor.
 """
 
@@ -8,13 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-TRAIN_STATE_FILE = "train_state.pt"
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -70,17 +68,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_train_state(directory: Path, state: dict[str, Any]) -> Path:
-    """Write ``train_state.pt`` into a checkpoint directory (core.checkpoint's safe format)."""
-    from core.checkpoint import save_train_state as _save
-
-    return _save(Path(directory) / TRAIN_STATE_FILE, state)
-
-
-def load_train_state(directory: Path) -> dict[str, Any]:
-    """Read ``train_state.pt`` with ``weights_only=True``; a bad file raises CheckpointError."""
-    from core.checkpoint import load_train_state as _load
-
-    return _load(Path(directory) / TRAIN_STATE_FILE)

@@ -431,3 +431,11 @@ def test_vae_count_head_learns_a_composition() -> None:
     pred = vae(x, cond, torch.zeros(2, 3), labels)["count_logits"].argmax(-1)
     assert pred.tolist() == [[0, 1, 3], [0, 2, 4]]
     assert "count_logits" not in CondVAE3D(_tiny_vae_cfg()).decode(torch.zeros(1, 8), torch.tensor([10]))
+
+
+def test_vae_config_reads_older_meta_json_with_a_retired_setting():
+    """Shipped checkpoints carry label_dropout (retired): they load; an unknown key is refused."""
+    cfg = VAEConfig.from_dict({"latent": 8, "label_dropout": 0.0})
+    assert cfg.latent == 8 and "label_dropout" not in cfg.to_dict()
+    with pytest.raises(ValueError, match="unknown VAEConfig keys"):
+        VAEConfig.from_dict({"no_such_field": 1})

@@ -64,9 +64,14 @@ class AtomInfo:
         mapper.SetFieldDataName("labels")
         prop = mapper.GetLabelTextProperty()
         prop.SetColor(0.05, 0.05, 0.05)
-        prop.SetFontSize(13)
+        prop.SetFontSize(14)
         prop.SetBold(True)
+        prop.SetItalic(False)
         prop.SetShadow(False)
+        prop.SetBackgroundColor(1.0, 1.0, 1.0)  # readable on any atom colour
+        prop.SetBackgroundOpacity(0.7)
+        prop.SetJustificationToLeft()  # beside the atom's centre, not on it
+        prop.SetVerticalJustificationToBottom()
         actor = vtkActor2D()
         actor.SetMapper(mapper)
         self.plotter.add_actor(actor, name=LABELS, reset_camera=False, render=False, pickable=False)

@@ -37,6 +37,7 @@ POLYHEDRA = "polyhedra"
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
 
+ISO_MARGIN = 0.25  # of the cell: isosurfaces are drawn this far beyond each face (closed boundary shells)
 REFIT_TOLERANCE = 0.05  # relative change of the cell's size that refits the camera
 # below 1: the fitted cell leaves the view's edges to the legend (left) and the colour bar (right),
 # which must never sit on the crystal, even in the narrow view of a 1366x768 screen
@@ -183,7 +184,12 @@ class Viewer3D(QWidget):
             self._volume_key = None
         # isovalues: fractions of the grid's own maximum (they follow the grid to a new crystal)
         show_iso = s.show_iso or (s.show_volume and not volume_ok)
-        layers.draw_isosurfaces(self.plotter, grid, s.iso_levels if show_iso else None, float(st.density.max()))
+        iso_grid = grid
+        if show_iso and self._margin(st.density) < round(ISO_MARGIN * st.density.shape[0]):
+            # a wider periodic margin for the surfaces: the shells of atoms on the cell's faces close
+            iso_grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho",
+                                          margin=round(ISO_MARGIN * st.density.shape[0]))  # fmt: skip
+        layers.draw_isosurfaces(self.plotter, iso_grid, s.iso_levels if show_iso else None, float(st.density.max()))
         # one colour bar: the volume's; with the volume off, the slices', else the (hkl) plane's
         layers.draw_slices(self.plotter, grid, s, st.lattice, clim, bar=not volume)
         layers.draw_hkl_slice(self.plotter, grid, s, st.lattice, clim, bar=not volume and not s.show_slices)

@@ -2,21 +2,20 @@
 
 Each ``ask_*``/menu function only gathers a path (and options) and calls a ``save_*`` function
 that does the work without any dialog, so tests drive the ``save_*`` functions directly.
-Overwrites are asked for once (the Qt dialog's own confirmation is switched off) and exports are
-atomic (``icsg3d_gui.files``).
+Overwrites are asked for once (the Qt dialog's own confirmation is switched off); the files are
+written by ``core.export`` (atomic, the same functions the CLI uses).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
-from core.atomic import atomic_write
-from icsg3d_gui import files, session
+from core import export
+from icsg3d_gui import session
 
 if TYPE_CHECKING:
     from icsg3d_gui.protocols import Window
@@ -78,7 +77,7 @@ def save_cif(win: Window, path: str | Path, symprec: float | None) -> Path | Non
     if force is None:
         return None
     try:
-        out = files.export_cif(path, win.state.structure, symprec, force=force)
+        out = export.export_cif(path, win.state.structure, symprec, force=force)
     except Exception as exc:  # noqa: BLE001
         win.show_error("CIF export failed", f"{path}: {exc}")
         return None
@@ -103,8 +102,8 @@ def save_density(win: Window, path: str | Path) -> Path | None:
     if force is None:
         return None
     try:
-        out = files.export_density(path, win.state.density, win.state.structure, force=force,
-                                   lattice=win.state.lattice)
+        out = export.export_density(path, win.state.density, win.state.structure, force=force,
+                                    lattice=win.state.lattice)
     except Exception as exc:  # noqa: BLE001
         win.show_error("Density export failed", f"{path}: {exc}")
         return None
@@ -123,18 +122,12 @@ def export_latent(win: Window) -> None:
 
 def save_latent(win: Window, path: str | Path) -> Path | None:
     """z (L,) float32 as .npy; the condition bin is reported in the status bar."""
-    import io
-
-    import numpy as np
-
     path = Path(path)
     force = _confirm_overwrite(win, path)
     if force is None:
         return None
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(win.state.z, dtype=np.float32))
     try:
-        out = atomic_write(path, buf.getvalue(), force=force)
+        out = export.export_npy(path, win.state.z, force=force)
     except Exception as exc:  # noqa: BLE001
         win.show_error("Latent export failed", f"{path}: {exc}")
         return None
@@ -156,16 +149,10 @@ def save_view_image(win: Window, path: str | Path, scale: int = 2, transparent: 
     if force is None:
         return None
     try:
-        import io
-
-        from PIL import Image
-
         win.viewer.render_now()
         pixels = win.viewer.plotter.screenshot(None, transparent_background=transparent, scale=scale,
                                                return_img=True)  # fmt: skip
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        atomic_write(path, buffer.getvalue(), force=force)
+        export.export_png(path, pixels, force=force)
     except Exception as exc:  # noqa: BLE001
         win.show_error("Image export failed", f"{path}: {exc}")
         return None
@@ -177,7 +164,7 @@ def save_session(win: Window) -> None:
     if not path:
         return
     try:
-        atomic_write(path, json.dumps(session.to_dict(win), indent=1), force=True)  # the dialog asked
+        export.export_json(path, session.to_dict(win), force=True, indent=1)  # the dialog asked
     except Exception as exc:  # noqa: BLE001
         win.show_error("Session not saved", f"{path}: {exc}")
 

@@ -21,18 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def to_dict(win: Window) -> dict[str, Any]:
-    from core.structures import cif_text
+    from core.export import session_dict
 
     st = win.state
-    return {
-        "version": 1,
-        "source": st.source,
-        "cif": cif_text(st.structure) if st.structure is not None else None,
-        "z": None if st.z is None else [float(x) for x in st.z],
-        "cond": st.cond,
-        "symprec": win.controller.symprec,
-        "display": dataclasses.asdict(win.viewer.settings),
-    }
+    return session_dict(st.source, st.structure, st.z, st.cond, win.controller.symprec,
+                        dataclasses.asdict(win.viewer.settings))
 
 
 def apply(win: Window, data: dict[str, Any]) -> None:

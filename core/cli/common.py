@@ -4,20 +4,20 @@ and the JSON/stderr reports of failures."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.atomic import atomic_write
-from core.jsonable import jsonable
 from resources import default_models_dir
 
 log = logging.getLogger("icsg3d")
 
 
 def write_json(path: str | Path, data: dict, force: bool = True) -> None:
-    atomic_write(path, json.dumps(jsonable(data), indent=2) + "\n", force=force)
+    """Superseded by core.export.export_json (kept while core/cli/evaluate.py moves to it)."""
+    from core.export import export_json
+
+    export_json(path, data, force=force)
 
 
 def report_failures(failures: Sequence, shown: int = 20) -> None:

@@ -4,15 +4,12 @@ a summary.csv (core/cli/outputs.py)."""
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from core.atomic import atomic_write
 from core.cli.common import add_model_options, add_prior_options, load_model_set
 from core.cli.outputs import (
     Row,
@@ -25,6 +22,7 @@ from core.cli.outputs import (
     write_summary,
 )
 from core.errors import ICSGError
+from core.export import export_npy
 from core.structures import STRUCTURES_HELP
 
 log = logging.getLogger(__name__)
@@ -132,9 +130,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     path = ms.interpolate(za, zb, args.steps, args.method)
     decoded = ms.decode(path, labels=False)
     rows = write_decoded(out, [f"step-{i:03d}" for i in range(len(path))], decoded, args.symprec, args.force)
-    buffer = io.BytesIO()
-    np.save(buffer, path)
-    atomic_write(out / "latent_path.npy", buffer.getvalue(), force=args.force)
+    export_npy(out / "latent_path.npy", path, force=args.force, dtype=None)
     write_summary(out, rows)
     return 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.atomic import atomic_write
 from core.errors import OutputExistsError
-from core.structures import cif_text
+from core.export import export_cif
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def write_result(out: Path, row: Row, structure, symprec: float | None, force: b
     if structure is None:
         return
     try:
-        atomic_write(out / f"{row.id}.cif", cif_text(structure, symprec), force=force)
+        export_cif(out / f"{row.id}.cif", structure, symprec, force=force)
         row.formula_out = structure.composition.reduced_formula
     except OutputExistsError:
         raise

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.atomic import atomic_write
 from core.cli.common import add_model_options, load_model_set
 from core.cli.outputs import chunks
 from core.errors import ICSGError
+from core.export import export_json
 from core.structures import STRUCTURES_HELP
 
 
@@ -23,11 +23,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for chunk in chunks(entries, 256):
         for e, props in zip(chunk, ms.predict([x.structure for x in chunk]), strict=True):
             results.append({"id": e.id, "formula": e.structure.composition.reduced_formula, "status": "ok", **props})
-    text = json.dumps(results, indent=2)
     if args.json:
-        atomic_write(args.json, text + "\n", force=True)
+        export_json(args.json, results, force=True)
     else:
-        print(text)  # the command's output (stdout), not a log line
+        print(json.dumps(results, indent=2))  # the command's output (stdout), not a log line
     return 0
 
 

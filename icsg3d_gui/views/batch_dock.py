@@ -178,7 +178,7 @@ class BatchDock(QWidget):
             self.export(folder, self.controller.symprec)
 
     def export(self, folder: str | Path, symprec: float | None = None) -> list[Path]:
-        from core.structures import write_cif
+        from core.export import export_cif
 
         out, failed = [], []
         for i in self.visible_indices():
@@ -187,7 +187,7 @@ class BatchDock(QWidget):
                 continue
             path = Path(folder) / f"batch_{i + 1:03d}_{s.composition.reduced_formula}.cif"
             try:
-                out.append(write_cif(s, path, symprec=symprec))
+                out.append(export_cif(path, s, symprec=symprec))
             except Exception as exc:  # noqa: BLE001 (the rest still gets written)
                 failed.append(f"{path.name}: {exc}")
         if failed:

@@ -213,7 +213,7 @@ class InterpolationDock(QWidget):
 
     def export_frames(self, folder: str | Path, symprec: float | None = None) -> list[Path]:
         """frame_XX_<formula>.cif for every frame with a crystal; existing files are not replaced."""
-        from core.structures import write_cif
+        from core.export import export_cif
 
         out, skipped = [], []
         for i, frame in enumerate(self.frames):
@@ -223,7 +223,7 @@ class InterpolationDock(QWidget):
                 continue
             path = Path(folder) / f"frame_{i + 1:02d}_{s.composition.reduced_formula}.cif"
             try:
-                out.append(write_cif(s, path, symprec=symprec))
+                out.append(export_cif(path, s, symprec=symprec))
             except Exception as exc:  # noqa: BLE001 (one frame failing must not stop the rest)
                 skipped.append(f"frame {i + 1}: {exc}")
         if skipped:

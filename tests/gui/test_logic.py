@@ -8,10 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from pymatgen.core import Lattice, Structure
 
-from icsg3d_gui.files import chgcar_text, cube_text, export_density
 from icsg3d_gui.handlers import pca
 from icsg3d_gui.state import History, LatentPoint
 from icsg3d_gui.views import scene
@@ -228,43 +226,6 @@ def test_cell_mesh_and_label_blobs():
     assert len(colours) == 2
 
 
-# ---- exports ---------------------------------------------------------------------------------
-def test_chgcar_roundtrip_stores_rho_times_volume(tmp_path):
-    from pymatgen.io.vasp import Chgcar
-
-    s = nacl()
-    rho = np.random.default_rng(1).random((6, 7, 8)).astype(np.float32)
-    path = export_density(tmp_path / "CHGCAR", rho, s)
-    chg = Chgcar.from_file(str(path))
-    np.testing.assert_allclose(chg.data["total"] / s.volume, rho, rtol=1e-6)
-    assert len(chg.structure) == len(s)
-    assert chgcar_text(rho, s).count("\n") > 6 * 7 * 8 / 5
-
-
-def test_cube_is_in_bohr_and_z_fastest(tmp_path):
-    s = nacl()
-    rho = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-    text = cube_text(rho, s)
-    lines = text.splitlines()
-    assert int(lines[2].split()[0]) == len(s)
-    assert float(lines[3].split()[1]) == pytest.approx(5.64 / 2 / 0.529177210903, rel=1e-5)
-    values = np.array(" ".join(lines[6 + len(s):]).split(), dtype=float)
-    np.testing.assert_allclose(values / 0.529177210903**3, rho.ravel(order="C"), rtol=1e-5)
-
-
-def test_density_export_is_atomic_and_refuses_overwrite(tmp_path):
-    rho = np.ones((4, 4, 4), np.float32)
-    path = export_density(tmp_path / "rho.npy", rho, None)
-    np.testing.assert_array_equal(np.load(path), rho)
-    with pytest.raises(FileExistsError):
-        export_density(path, rho * 2, None)
-    export_density(path, rho * 2, None, force=True)
-    assert np.load(path)[0, 0, 0] == 2
-    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
-    with pytest.raises(ValueError, match="needs a crystal"):
-        export_density(tmp_path / "x.cube", rho, None)
-
-
 def test_pyside_keeps_reference_counts(qapp):
     """PySide6 6.12.0 wheels on Python 3.11 lose a reference to None on every void Qt call and to
     True on every signal emit: a long session then dies with 'deallocating None'. Pinned <6.12."""
@@ -302,3 +263,12 @@ def test_badges_say_what_they_check():
     # 0.725 Å between two lead atoms passes the 0.5 Å rule but not the covalent radii
     lead = analyse(Structure(Lattice.cubic(5.0), ["Pb", "Pb"], [[0, 0, 0], [0.145, 0, 0]]))
     assert lead["struct_valid"] and lead["closest"]["ratio"] < COVALENT_OVERLAP
+
+
+def test_element_colours_are_pymatgens_jmol_and_vesta_tables():
+    from icsg3d_gui.colors import FALLBACK_RGB, element_rgb
+
+    assert element_rgb("O", "VESTA") == (254 / 255, 3 / 255, 0.0)
+    assert element_rgb("O", "Jmol") == (1.0, 13 / 255, 13 / 255)
+    assert element_rgb("Sr", "no such scheme") == element_rgb("Sr", "VESTA")
+    assert element_rgb("Xx") == tuple(v / 255 for v in FALLBACK_RGB)

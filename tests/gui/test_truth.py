@@ -247,8 +247,8 @@ def test_blob_view_says_whose_labels_it_shows(make_window, qtbot):
 
 def test_density_files_open_as_they_are_and_draw_their_grid(make_window, qtbot, tmp_path):
     """A user's CHGCAR or cube opens like a CIF: its own grid is what the view draws."""
+    from core.export import export_density
     from core.voxel import VoxelConfig, density_grid
-    from icsg3d_gui.files import export_density
     from tests.gui.fakes import rocksalt
 
     crystal = rocksalt(5.64)
@@ -303,8 +303,8 @@ def test_numpy_grids_with_a_cell_open_like_a_cif(make_window, qtbot, tmp_path, b
     """.npz (density + lattice [+ atoms]) and .npy + sidecar cell draw their own grid; with atoms
     and a model set the Properties dock gets the model's reconstruction; a .npy without its cell
     is refused with the file and the reason."""
+    from core.export import export_density
     from core.voxel import VoxelConfig, density_grid
-    from icsg3d_gui.files import export_density
     from tests.gui.fakes import rocksalt
 
     crystal = rocksalt(5.64)

@@ -38,7 +38,6 @@ from icsg3d_gui.views.viewer3d import Viewer3D
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
-STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
 
 
 class MainWindow(QMainWindow):

@@ -43,13 +43,6 @@ class GalleryDock(QWidget):
     def ids(self) -> list[str]:
         return [item.id for item in self.items]
 
-    def select(self, item_id: str) -> None:
-        for row in range(self.list.count()):
-            entry = self.list.item(row)
-            if entry.data(Qt.ItemDataRole.UserRole) == item_id:
-                self.list.setCurrentItem(entry)
-                return
-
     def _activated(self, entry: QListWidgetItem) -> None:
         self.chosen.emit(entry.data(Qt.ItemDataRole.UserRole))
 

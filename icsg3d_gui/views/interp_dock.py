@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -52,7 +52,7 @@ def strip_cells(index: int, frame: dict) -> tuple[str, ...]:
 
 
 class InterpolationDock(QWidget):
-    framesChanged = Signal(int)
+    """Interpolation between two crystals: end points, steps, method, a filmstrip of the frames."""
 
     def __init__(self, state: AppState, controller: Controller, gallery_ids: list[str],
                  parent: QWidget | None = None) -> None:
@@ -173,7 +173,6 @@ class InterpolationDock(QWidget):
         self.scrubber.setValue(0)
         self.scrubber.blockSignals(False)
         self._frames_enabled()
-        self.framesChanged.emit(len(self.frames))
         self._fill_strip()
         if self.frames:
             self.show_frame(0)

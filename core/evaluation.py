@@ -4,7 +4,8 @@ return the DESIGN.md key set of their kind plus a per-input list of failures, so
 skipped silently; `icsg3d evaluate` (core/cli/evaluate.py) writes them as JSON and a report.
 
 - roundtrip: true density + labels -> segmentation -> structure (no model set);
-- reconstruction, generation, properties: the model set, on crystals it did not train on.
+- reconstruction, generation, properties, segmentation: the model set, on crystals it did not
+  train on (segmentation: the U-Net, or another segmenter, on true or decoded grids).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from core.voxel import VoxelConfig, Voxeliser, representable
 log = logging.getLogger(__name__)
 
 BATCH = 64  # crystals per encode/decode call in batch runs: bounds the (B, C, d, d, d) tensors
-MODEL_KINDS = ("reconstruction", "generation", "properties")
+MODEL_KINDS = ("reconstruction", "generation", "properties", "segmentation")
 RATE_KEYS = ("match_rate", "match_rate_ungated", "composition_accuracy", "struct_validity")
 
 
@@ -216,14 +217,38 @@ def evaluate_properties_run(ms, entries: list[Entry], read_failures: list[Failur
     return metrics, list(read_failures)
 
 
+def evaluate_segmentation_run(ms, entries: list[Entry], read_failures: list[Failure],
+                              source: str = "true", segmenter: str = "unet"):  # fmt: skip
+    """core.segmentation.evaluate_segmentation on the crystals the model set can grid; the others
+    (and unreadable inputs) are listed as failures and left out of the rates."""
+    from core.segmentation import evaluate_segmentation
+
+    failures = list(read_failures)
+    usable = []
+    for e in entries:
+        try:
+            check_structure(e.structure, e.source, vocab=ms.vocab)
+        except StructureError as exc:
+            failures.append(Failure(e.id, e.source, exc.reason))
+        else:
+            usable.append(e)
+    conds = [ms.condition_of(e.props.get(ms.prop_name)) if ms.prop_name else ms.condition_of(None) for e in usable]
+    metrics = evaluate_segmentation(ms, [e.structure for e in usable], source, segmenter, conds, batch=BATCH)
+    metrics["n_unusable"] = len(failures)
+    return metrics, failures
+
+
 def evaluate_model_set(kind: str, ms, entries: list[Entry], read_failures: list[Failure],
-                       **generation) -> tuple[dict, list[Failure]]:  # fmt: skip
+                       source: str = "true", segmenter: str = "unet", **generation) -> tuple[dict, list[Failure]]:  # fmt: skip
     """Score the model set ``ms`` on the ``entries`` it did not train on (by material id).
 
-    ``kind`` is one of MODEL_KINDS; ``generation`` holds evaluate_generation_run's keywords (n,
-    seed, prior, group, train, reference, calibrate)."""
+    ``kind`` is one of MODEL_KINDS; ``source`` and ``segmenter`` choose what segmentation scores;
+    ``generation`` holds evaluate_generation_run's keywords (n, seed, prior, group, train,
+    reference, calibrate)."""
     entries, n_dropped = _held_out(ms, entries)
-    if kind == "reconstruction":
+    if kind == "segmentation":
+        metrics, failures = evaluate_segmentation_run(ms, entries, read_failures, source, segmenter)
+    elif kind == "reconstruction":
         metrics, failures = evaluate_reconstruction_run(ms, entries, read_failures)
     elif kind == "generation":
         metrics, failures = evaluate_generation_run(ms, entries, **generation)

@@ -29,6 +29,7 @@ from core.models.blocks import make_input
 from core.refine import STEPS as REFINE_STEPS
 from core.refine import SYMPREC, refine_structures, symmetrize_positions
 from core.segment import find_sites, sites_to_structure
+from core.segmentation import DECODE_SEGMENTER, blobs_of, combine_probabilities, unet_disagreements
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,12 @@ class Decoded:
 
     density: np.ndarray  # (D,D,D) e/Å^3
     abc: np.ndarray  # (3,) Å
-    labels: np.ndarray | None = None  # (D,D,D) class ids (argmax of the species probabilities)
+    labels: np.ndarray | None = None  # (D,D,D) class ids: the U-Net's argmax (the decoder's without a U-Net)
     structure: Structure | None = None
     error: str | None = None
     properties: dict[str, float] = field(default_factory=dict)
+    blobs: list = field(default_factory=list)  # core.segmentation.Blob of the U-Net's segmentation
+    disagreements: list = field(default_factory=list)  # (site, element, the U-Net's element)
 
 
 class ModelSet:
@@ -88,6 +91,7 @@ class ModelSet:
         self.prior: LatentPrior | None = None  # fitted latent mixture (vae/latent_prior.safetensors)
         self.composition_prior: CompositionPrior | None = None  # vae/composition_prior.json
         self._known = None  # KnownCrystals, read on first use (core/known.py)
+        self.segmenter = DECODE_SEGMENTER  # species probabilities of decode(): core/segmentation.py
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -198,16 +202,24 @@ class ModelSet:
         return density, self._abc(out)
 
     @torch.inference_mode()
-    def class_probabilities(self, density: np.ndarray, abc: np.ndarray, out: dict | None = None) -> np.ndarray:
-        """Species probabilities (B,C,D,D,D): the VAE's own species head for decoded grids (``out``
-        from the same decode; on held-out perov_5 it typed 1.0 % of crystals right against 0.0 %
-        for the U-Net reading the blurred decoded density), else the U-Net on the density."""
-        if out is not None and "species_logits" in out:
-            return torch.softmax(out["species_logits"].float(), dim=1).cpu().numpy()
+    def unet_probabilities(self, density: np.ndarray, abc: np.ndarray) -> np.ndarray:
+        """The U-Net's species probabilities (B,C,D,D,D) of grids (B,D,D,D) e/Å^3 with lengths (B,3) Å."""
         if self.unet is None:
-            raise SegmentationError("this model set has neither a U-Net nor a VAE species head")
-        x = make_input(torch.from_numpy(normalise_density(density)).float().to(self.device), torch.from_numpy(abc))
+            raise SegmentationError(f"{self.source}: this model set has no U-Net")
+        rho = torch.from_numpy(normalise_density(np.asarray(density, dtype=np.float32))).to(self.device)
+        x = make_input(rho, torch.from_numpy(np.asarray(abc, dtype=np.float32)))
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
+
+    def decode_grids(self, z, cond=None) -> dict[str, np.ndarray]:
+        """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B,3) Å and, when the VAE
+        has those heads, species_probs (B,C,D,D,D) and counts (B,C) atoms per class."""
+        out = self._decode_raw(z, cond)
+        grids = {"density": denormalise_density(out["density"][:, 0].float()).cpu().numpy(), "abc": self._abc(out)}
+        if "species_logits" in out:
+            grids["species_probs"] = torch.softmax(out["species_logits"].float(), dim=1).cpu().numpy()
+        if "count_logits" in out:
+            grids["counts"] = out["count_logits"].argmax(-1).cpu().numpy()
+        return grids
 
     def decode(
         self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True,
@@ -215,19 +227,25 @@ class ModelSet:
     ) -> list[Decoded]:  # fmt: skip
         """Full path: density -> species probabilities -> sites -> refined sites -> Structure (+ CGCNN).
 
+        The species probabilities are ``self.segmenter``'s (core/segmentation.py: the VAE's species
+        head, the U-Net, or their mean). When the set has a U-Net, each result also carries the
+        U-Net's reading of the grid: ``labels`` and ``blobs`` (its segmentation, for the blob view)
+        and ``disagreements`` (the crystal's sites it types as another element).
+
         ``refine`` fits the segmented atoms' positions to the decoded density, then ``symprec`` (Å,
         None: off) snaps them to the space group found at that tolerance (core/refine.py).
-        ``labels=False`` skips the per-voxel argmax grids (segmentation views need them; batch
-        commands do not, and it is ~1.5 ms per crystal)."""
-        out = self._decode_raw(z, cond)
-        density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
-        abc = self._abc(out)
-        probs = self.class_probabilities(density, abc, out)
-        counts = out["count_logits"].argmax(-1).cpu().numpy() if "count_logits" in out else None
-        grids = probs.argmax(1).astype(np.uint8) if labels else None  # (B, D, D, D)
+        ``labels=False`` skips the per-voxel argmax grids and blobs (segmentation views need them;
+        batch commands do not)."""
+        grids = self.decode_grids(z, cond)
+        density, abc, counts = grids["density"], grids["abc"], grids.get("counts")
+        unet = self.unet_probabilities(density, abc) if self.unet is not None else None
+        head = grids.get("species_probs")
+        probs = combine_probabilities(unet, head, self.segmenter if head is not None else "unet")
+        shown = unet if unet is not None else probs
+        label_grids = shown.argmax(1).astype(np.uint8) if labels else None  # (B, D, D, D)
         results = []
         for k in range(len(density)):
-            item = Decoded(density=density[k], abc=abc[k], labels=None if grids is None else grids[k])
+            item = Decoded(density=density[k], abc=abc[k], labels=None if label_grids is None else label_grids[k])
             try:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
@@ -243,11 +261,24 @@ class ModelSet:
             for r in results:
                 if r.structure is not None:
                     r.structure = symmetrize_positions(r.structure, symprec)
+        if unet is not None:
+            self._annotate(results, unet, blobs=labels)
         if predict and self.cgcnn is not None:
             ok = [r for r in results if r.structure is not None]
             for r, props in zip(ok, self.predict([r.structure for r in ok]), strict=True):
                 r.properties = props
         return results
+
+    def _annotate(self, results: list[Decoded], unet: np.ndarray, blobs: bool) -> None:
+        """The U-Net's reading of each decoded grid: sites it types differently, and its blobs."""
+        for k, r in enumerate(results):
+            if r.structure is not None:
+                r.disagreements = unet_disagreements(r.structure, unet[k], self.vocab)
+            if blobs:
+                try:
+                    r.blobs = blobs_of(r.density, unet[k], self.vocab)
+                except SegmentationError as exc:
+                    log.debug("no blobs: %s", exc)
 
     def _refine(self, results: list[Decoded], steps: int = REFINE_STEPS) -> None:
         """Fit positions of every segmented structure to its density, in place (one batch)."""

@@ -12,13 +12,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-KINDS = ("roundtrip", "reconstruction", "generation", "properties")
+KINDS = ("roundtrip", "reconstruction", "generation", "properties", "segmentation")
 CDVAE_TEST_N = 3785  # perov_5 test split
 CDVAE_GEN_N = 10000  # samples CDVAE scores validity / COV on
 
 # (key, header, is_percent, decimals)
 Column = tuple[str, str, bool, int]
 COLUMNS: dict[str, list[Column]] = {
+    "segmentation": [
+        ("voxel_accuracy", "Voxel acc. %", True, 2),
+        ("foreground_accuracy", "Foreground acc. %", True, 2),
+        ("site_typing_accuracy", "Site typing %", True, 2),
+        ("match_rate", "Match %", True, 2),
+        ("match_rate_ungated", "Match (ungated) %", True, 2),
+    ],
     "roundtrip": [
         ("match_rate", "Match %", True, 2),
         ("rmse", "RMSE", False, 4),
@@ -142,6 +149,9 @@ def _caption(kind: str, ours: Mapping, data: str | None) -> str:
     n = ours.get("n")
     where = f"on {data}" if data else "on unnamed data"
     head = f"**{kind.capitalize()}**, ours {where}, n = {n}."
+    if kind == "segmentation":
+        return head + (f" Segmenter {ours.get('segmenter')} on {ours.get('source')} densities;"
+                       " no published figure is comparable.")  # fmt: skip
     if kind == "properties":
         return (
             head

@@ -322,3 +322,31 @@ def grid_to_structure(
     """``find_sites`` then ``sites_to_structure`` (90° cell); raises SegmentationError."""
     sites = find_sites(density, vocab, labels=labels, class_probs=class_probs, min_density=min_density)
     return sites_to_structure(sites, abc)
+
+
+def site_mass(class_probs: np.ndarray, frac: np.ndarray, reach: int = 1) -> np.ndarray:
+    """Probability mass (N, C) of each class in the periodic (2 reach + 1)^3 block around the grid
+    point nearest each fractional position ``frac`` (N, 3); class_probs (C, D, D, D)."""
+    d = class_probs.shape[-1]
+    frac = np.atleast_2d(np.asarray(frac, dtype=np.float64))
+    if not len(frac):
+        return np.zeros((0, class_probs.shape[0]))
+    idx = np.round(frac * d).astype(int) % d
+    return np.stack([_neighbourhood_mass(class_probs, i, reach) for i in idx])
+
+
+def site_classes(class_probs: np.ndarray, frac: np.ndarray, reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Element class and confidence of atoms at fractional positions ``frac`` (N, 3).
+
+    class_probs: (C, D, D, D) species probabilities (class 0 = background). Each atom takes the
+    class with the most probability mass around it (``site_mass``), background excluded; its
+    confidence is that class's share of the block's atom mass (1.0: every voxel around the atom
+    agrees). Returns classes (N,) int, confidence (N,).
+    """
+    mass = site_mass(class_probs, frac, reach)[:, 1:]
+    if not len(mass):
+        return np.zeros(0, dtype=int), np.zeros(0)
+    classes = mass.argmax(axis=1)
+    total = mass.sum(axis=1)
+    confidence = np.where(total > 0, mass[np.arange(len(mass)), classes] / np.maximum(total, 1e-12), 0.0)
+    return classes + 1, confidence

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli.common import add_prior_options, load_model_set, report_failures, write_json
+from core.cli.common import add_prior_options, load_model_set, report_failures
 from core.errors import ICSGError
+from core.export import export_json
 from core.jsonable import jsonable
 from core.structures import STRUCTURES_HELP, Entry, Failure
 
@@ -51,7 +52,8 @@ def _model_set_run(args: argparse.Namespace, entries: list[Entry], read_failures
 
     generation = {"n": args.n, "seed": args.seed, "prior": args.prior, "group": args.prior_group,
                   "train": args.train, "reference": args.reference, "calibrate": args.calibrate}  # fmt: skip
-    return evaluate_model_set(args.kind, load_model_set(args), entries, read_failures, **generation)
+    return evaluate_model_set(args.kind, load_model_set(args), entries, read_failures,
+                              source=args.source, segmenter=args.segmenter, **generation)  # fmt: skip
 
 
 RUNNERS: dict[str, Runner] = {
@@ -59,6 +61,7 @@ RUNNERS: dict[str, Runner] = {
     "reconstruction": _model_set_run,
     "generation": _model_set_run,
     "properties": _model_set_run,
+    "segmentation": _model_set_run,
 }
 
 
@@ -76,7 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = {k: v for k, v in metrics.items() if k != "failures" and not isinstance(v, dict | list)}
     print(json.dumps(jsonable(summary)))  # the command's output (stdout), not a log line
     if args.json:
-        write_json(Path(args.json), metrics)
+        export_json(args.json, metrics, force=True)
     if args.report:
         from core.atomic import atomic_write
 
@@ -102,6 +105,11 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
                    help="generation: score these real crystals as if generated (the metrics' floor on real data)")
     p.add_argument("--reference", help="generation: crystals to rediscover (default: the --data crystals); "
                    "use crystals held out of training")
+    p.add_argument("--source", choices=["true", "decoded"], default="true",
+                   help="segmentation: segment the true densities or the VAE's reconstructions of them")
+    p.add_argument("--segmenter", choices=["unet", "head", "ensemble"], default="unet",
+                   help="segmentation: the U-Net alone (default), the VAE's species head, or their mean "
+                   "(the last two: --source decoded)")
     add_prior_options(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)

@@ -99,3 +99,24 @@ def test_predict_json(models, inputs, tmp_path) -> None:
 def test_missing_models_is_a_clear_error(inputs, tmp_path, capsys) -> None:
     assert main(["reconstruct", str(inputs), "--models", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "no trained VAE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["true", "decoded"])
+def test_evaluate_segmentation_json_and_report(models, inputs, tmp_path, capsys, source) -> None:
+    out, report = tmp_path / "seg.json", tmp_path / "seg.md"
+    args = ["evaluate", "segmentation", "--data", str(inputs), "--models", str(models), "--source", source,
+            "--json", str(out), "--report", str(report)]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["n"] == 3 and result["source"] == source and result["segmenter"] == "unet"
+    for key in ("voxel_accuracy", "foreground_accuracy", "site_typing_accuracy", "match_rate"):
+        assert 0.0 <= result[key] <= 1.0
+    assert [f["id"] for f in result["failures"]] == ["broken"]
+    assert "Site typing %" in report.read_text()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["segmenter"] == "unet"
+
+
+def test_evaluate_segmentation_head_needs_decoded_grids(models, inputs, capsys) -> None:
+    args = ["evaluate", "segmentation", "--data", str(inputs), "--models", str(models), "--segmenter", "head"]
+    assert main(args) != 0
+    assert "species head" in capsys.readouterr().err

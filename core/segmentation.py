@@ -1,0 +1,222 @@
+"""Segmentation of density grids into atoms with a model set, and how well it does.
+
+Two sources of species probabilities exist for a decoded grid: the VAE's own species head (it sees
+z) and the U-Net (it sees only the density). ``SEGMENTERS`` names the ways to use them:
+- ``unet``: the U-Net alone (the only choice for grids the VAE did not decode: opened files);
+- ``head``: the VAE's species head alone (decoded grids only);
+- ``ensemble``: the mean of both distributions (decoded grids only).
+
+``evaluate_segmentation`` measures a segmenter on true densities (voxelised crystals) or on the
+VAE's reconstructions of them, against the true label grid and the true crystal:
+- voxel_accuracy: voxels whose argmax class is the true label;
+- foreground_accuracy: the same over atom voxels (true label != background);
+- site_typing_accuracy: crystals whose every true site gets its element (site_classes);
+- match_rate / match_rate_ungated / rmse: the segmented structures against the true crystals with
+  the CDVAE matcher (core.metrics.matching; the gated rate needs SMACT-valid structures).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pymatgen.core import Structure
+
+from core.errors import ICSGError, SegmentationError
+from core.segment import find_sites, site_classes, site_mass, sites_to_structure
+
+if TYPE_CHECKING:
+    from core.elements import Vocabulary
+    from core.pipeline import ModelSet
+
+log = logging.getLogger(__name__)
+
+SEGMENTERS = ("unet", "head", "ensemble")
+DECODE_SEGMENTER = "head"  # ModelSet.decode's choice, made on val_select (resources/models/README.md)
+SOURCES = ("true", "decoded")
+MIN_LABEL_VOXELS = 2  # at d = 16: argmax components smaller than this are noise, not atoms
+
+
+def min_label_voxels(d: int) -> int:
+    """MIN_LABEL_VOXELS scaled to a grid of d points per axis (the same volume of the cell)."""
+    return max(1, round(MIN_LABEL_VOXELS * (d / 16) ** 3))
+
+
+def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segmenter: str) -> np.ndarray:
+    """Species probabilities (B,C,D,D,D) of one segmenter from the U-Net's and the head's."""
+    if segmenter not in SEGMENTERS:
+        raise ICSGError(f"unknown segmenter {segmenter!r}: expected one of {', '.join(SEGMENTERS)}")
+    if segmenter == "unet" or (segmenter == "ensemble" and head is None):
+        if unet is None:
+            raise SegmentationError("this model set has no U-Net")
+        return unet
+    if head is None:
+        raise SegmentationError(f"segmenter {segmenter!r} needs the VAE's species head (decoded grids only)")
+    if segmenter == "head":
+        return head
+    if unet is None:
+        raise SegmentationError("this model set has no U-Net")
+    return 0.5 * (unet + head)
+
+
+def segment_grid(density: np.ndarray, abc: Sequence[float], probs: np.ndarray, vocab: Vocabulary) -> Structure:
+    """A crystal from one grid (D,D,D) and its species probabilities (C,D,D,D), no composition
+    given: atoms are the argmax label components (a light atom that is only a shoulder of a heavy
+    neighbour still has its own component). Raises SegmentationError."""
+    labels = probs.argmax(axis=0)
+    sites = find_sites(density, vocab, labels=labels, min_voxels=min_label_voxels(density.shape[-1]))
+    return sites_to_structure(sites, abc)
+
+
+@dataclass
+class Blob:
+    """One segmented atom: fractional position (3,), element, confidence in [0, 1] (the share of
+    the atom probability mass around it that its element holds)."""
+
+    frac: np.ndarray
+    symbol: str
+    confidence: float
+
+
+@dataclass
+class GridSegmentation:
+    """The U-Net's reading of a grid: labels (D, D, D) class ids on the model set's grid, blobs."""
+
+    labels: np.ndarray
+    blobs: list[Blob] = field(default_factory=list)
+
+    @property
+    def mean_confidence(self) -> float | None:
+        return float(np.mean([b.confidence for b in self.blobs])) if self.blobs else None
+
+
+def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> list[Blob]:
+    """The atoms of one grid (D,D,D) segmented by probabilities (C,D,D,D): argmax label components
+    (``segment_grid``), each with its element's share of the atom mass around it."""
+    sites = find_sites(density, vocab, labels=probs.argmax(axis=0), min_voxels=min_label_voxels(density.shape[-1]))
+    if not sites:
+        return []
+    frac = np.array([s.frac for s in sites])
+    mass = site_mass(probs, frac)
+    atom_mass = np.maximum(mass[:, 1:].sum(axis=1), 1e-12)
+    classes = [vocab.index(s.species) for s in sites]
+    share = mass[np.arange(len(sites)), classes] / atom_mass
+    return [Blob(frac=f, symbol=s.species, confidence=float(c)) for f, s, c in zip(frac, sites, share, strict=True)]
+
+
+def _on_model_grid(models: ModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A grid of any shape on an orthogonal cell, resampled (periodic, trilinear) to the model
+    set's (d, d, d) grid; returns (density (d,d,d), abc (3,)). Raises SegmentationError when the
+    cell is outside what the U-Net reads (skewed, or too long for the grid)."""
+    from scipy.ndimage import map_coordinates
+
+    lattice = np.asarray(lattice, dtype=float)
+    abc = np.linalg.norm(lattice, axis=1)
+    cosines = [lattice[i] @ lattice[j] / (abc[i] * abc[j]) for i, j in ((1, 2), (0, 2), (0, 1))]
+    if max(abs(c) for c in cosines) > 1e-3:
+        raise SegmentationError("the U-Net of this model set reads 90° cells only; this cell is skewed")
+    cfg = models.voxel_cfg
+    if float(abc.max()) / cfg.d > cfg.max_voxel + 1e-9:
+        raise SegmentationError(
+            f"the cell ({abc.max():.2f} Å) is too long for this model set's {cfg.d}-point grid "
+            f"(at most {cfg.d * cfg.max_voxel:.1f} Å)"
+        )
+    density = np.asarray(density, dtype=np.float32)
+    if density.shape != (cfg.d,) * 3:
+        axes = [np.arange(cfg.d) * n / cfg.d for n in density.shape]
+        coords = np.stack(np.meshgrid(*axes, indexing="ij"))
+        density = map_coordinates(density, coords, order=1, mode="grid-wrap").astype(np.float32)
+    return density, abc.astype(np.float32)
+
+
+def segment_with_unet(models: ModelSet, density: np.ndarray, lattice: np.ndarray) -> GridSegmentation:
+    """The U-Net's segmentation of any grid on screen (decoded, opened, a CHGCAR/cube), on the
+    model set's grid. Raises SegmentationError naming why it cannot (no U-Net, cell outside)."""
+    if models.unet is None:
+        raise SegmentationError(f"{models.source}: this model set has no U-Net")
+    rho, abc = _on_model_grid(models, density, lattice)
+    probs = models.unet_probabilities(rho[None], abc[None])[0]
+    return GridSegmentation(labels=probs.argmax(axis=0).astype(np.uint8), blobs=blobs_of(rho, probs, models.vocab))
+
+
+def unet_disagreements(structure: Structure, unet_probs: np.ndarray, vocab: Vocabulary) -> list[tuple[int, str, str]]:
+    """Sites of a decoded crystal whose element the U-Net reads differently:
+    [(site index, the crystal's element, the U-Net's element)]."""
+    classes, _ = site_classes(unet_probs, structure.frac_coords)
+    out = []
+    for i, (site, cls) in enumerate(zip(structure, classes, strict=True)):
+        theirs = vocab.symbol(int(cls))
+        if site.specie.symbol != theirs:
+            out.append((i, site.specie.symbol, theirs))
+    return out
+
+
+def _true_classes(structure: Structure, vocab: Vocabulary) -> np.ndarray:
+    return np.array([vocab.index(site.specie.symbol) for site in structure])
+
+
+def _grids(models: ModelSet, chunk: list[Structure], source: str, conds: list[int]) -> tuple:
+    """(density, abc, head probabilities or None, true labels) of one chunk of crystals."""
+    true_density, true_labels, true_abc = models.voxeliser.batch(chunk)
+    if source == "true":
+        return true_density, true_abc, None, true_labels
+    grids = models.decode_grids(models.encode(chunk, conds), conds)
+    return grids["density"], grids["abc"], grids.get("species_probs"), true_labels
+
+
+def evaluate_segmentation(
+    models: ModelSet,
+    structures: Sequence[Structure],
+    source: str = "true",
+    segmenter: str = "unet",
+    conds: Sequence[int] | None = None,
+    batch: int = 64,
+) -> dict:
+    """Scores of ``segmenter`` on the true or decoded grids of ``structures`` (see the module doc).
+
+    conds: the VAE condition bin of each crystal (decoded source; default: unknown).
+    """
+    from core.metrics.matching import match_rate_rmse
+
+    if source not in SOURCES:
+        raise ICSGError(f"unknown source {source!r}: expected true or decoded")
+    structures = list(structures)
+    conds = [models.condition_of(None)] * len(structures) if conds is None else [int(c) for c in conds]
+    voxels = voxel_hits = fg = fg_hits = typed = 0
+    preds: list[Structure | None] = []
+    for start in range(0, len(structures), batch):
+        chunk = structures[start : start + batch]
+        density, abc, head, labels = _grids(models, chunk, source, conds[start : start + batch])
+        unet = models.unet_probabilities(density, abc) if models.unet is not None else None
+        probs = combine_probabilities(unet, head, segmenter)
+        argmax = probs.argmax(axis=1)
+        voxels += argmax.size
+        voxel_hits += int((argmax == labels).sum())
+        mask = labels != 0
+        fg += int(mask.sum())
+        fg_hits += int((argmax[mask] == labels[mask]).sum())
+        for k, structure in enumerate(chunk):
+            classes, _ = site_classes(probs[k], structure.frac_coords)
+            typed += bool(np.array_equal(classes, _true_classes(structure, models.vocab)))
+            try:
+                preds.append(segment_grid(density[k], abc[k], probs[k], models.vocab))
+            except SegmentationError as exc:
+                log.debug("segmentation failed for %s: %s", structure.formula, exc)
+                preds.append(None)
+    n = len(structures)
+    match = match_rate_rmse(preds, structures)
+    return {
+        "n": n,
+        "source": source,
+        "segmenter": segmenter,
+        "voxel_accuracy": voxel_hits / voxels if voxels else None,
+        "foreground_accuracy": fg_hits / fg if fg else None,
+        "site_typing_accuracy": typed / n if n else None,
+        "match_rate": match["match_rate"],
+        "match_rate_ungated": match["match_rate_ungated"],
+        "rmse": match["rmse"],
+        "n_failed": match["n_failed"],
+    }

@@ -1,22 +1,19 @@
 """Real-space refinement: fit atom positions to a decoded density, as crystallographers refine
-a model against an electron-density map.
+a model against an electron-density map; then snap them to the crystal's symmetry.
 
-Peak picking (core.segment) reads each atom off its own maximum; where the decoded density is
-blurred or two atoms' tails overlap, the maximum sits off the atom (on held-out perov_5, 200
-reconstructions: median CrystalNN fingerprint distance to the true crystal 0.22). Refinement
-renders the segmented structure with the voxeliser's own Gaussians and moves every atom (and
-scales its height) to minimise the squared difference to the decoded grid on the network's
-log scale, so every voxel of every atom contributes and overlaps are modelled (median distance
-0.13, StructureMatcher RMS 0.068 -> 0.046 on the same 200). Species, count and lattice stay as
-decoded. Orthogonal cells only: decoded cells always are.
+Why: peak picking (core.segment) reads each atom off its own maximum, but where the decoded
+density is blurred or two atoms' tails overlap, the maximum sits off the atom. Refinement renders
+the segmented structure with the voxeliser's own Gaussians and moves every atom (and scales its
+height) to minimise the squared difference to the decoded grid on the network's log scale, so
+every voxel of every atom contributes and overlaps are modelled. Species, count and lattice stay
+as decoded. Orthogonal cells only: decoded cells always are.
 
-``symmetrize_positions`` then averages positions over the space group found at SYMPREC = 0.3 Å
-(spglib's tolerance on the distance between an atom and its symmetry image, so displacements of
-up to ~0.15 Å off a mirror are snapped: the decoder's own RMS error is ~0.1-0.15 Å, while the
-real off-centrings of perov_5 are either below 0.03 Å or above 0.35 Å: held-out quartiles). On
-400 held-out reconstructions: StructureMatcher RMS 0.048 (none) / 0.047 (0.1 Å) / 0.043 (0.2 Å)
-/ 0.041 (0.3 Å), median fingerprint distance to the truth 0.14 / 0.13 / 0.09 / 0.06, match rate
-unchanged.
+``symmetrize_positions`` then averages positions over the space group found at SYMPREC: a
+tolerance wider than the decoder's own position error and narrower than the real off-centrings
+of the training crystals, so decoder noise is snapped while real distortions stay.
+
+The settings (STEPS, LEARNING_RATE, SYMPREC) were chosen on held-out crystals; the figures behind
+them are in the model card (resources/models/README.md, "From a decoded grid to a crystal").
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ log = logging.getLogger(__name__)
 ADAM_BETAS = (0.9, 0.999)
 SYMMETRY_CHUNK = 200_000  # operations x sites^2 per array in symmetrize_positions (memory bound)
 SYMPREC = 0.3  # Å: symmetry tolerance of decoded structures (see the module docstring)
-STEPS, LEARNING_RATE = 30, 0.02  # Adam, lr decaying to 0: as good as 60 x 0.01 or 150 steps (held-out)
+STEPS, LEARNING_RATE = 30, 0.02  # Adam, lr decaying to 0 (chosen on held-out crystals: model card)
 
 
 def render_orthogonal(

@@ -85,9 +85,8 @@ def nonneg(h: Tensor, slope: float = 0.2) -> Tensor:
     """ReLU forward (exact zeros for empty space), leaky gradient backward.
 
     A plain ReLU would give no gradient to a voxel predicted negative where the target density is
-    positive; softplus never reaches the zero background (a floor of ~0.03 after overfitting two
-    toy grids: 1.4-2.1 % relative MSE against 0.1-0.4 % with this at slope 0.1-0.3). The
-    straight-through form keeps the ReLU values and passes a 'slope' gradient below 0.
+    positive; softplus never reaches the zero background, so empty space would carry a floor of
+    density. The straight-through form keeps the ReLU values and passes a 'slope' gradient below 0.
     """
     if not (torch.is_grad_enabled() and h.requires_grad):
         return F.relu(h)
@@ -129,8 +128,9 @@ class CondVAE3D(nn.Module):
         self.species_out = PointwiseConv3d(dw[-1], cfg.n_classes) if cfg.species_head else None
         self.abc_head = _mlp(cfg.latent + cfg.cond_dim, 64, 3)
         self.prop_head = _mlp(cfg.latent, 64, 1)
-        # Composition from z: the voxel species head alone typed 2 % of held-out perov_5 element
-        # sets right after 5 epochs; a per-element count is a global property z holds directly.
+        # Composition from z: the voxel species head alone gets element sets wrong early in training
+        # (one mistyped voxel blob changes the formula); a per-element count is a global property z
+        # holds directly (its effect: model card).
         n_counts = cfg.n_classes * (cfg.max_count + 1)
         self.count_head = _mlp(cfg.latent + cfg.cond_dim, cfg.hidden, n_counts) if cfg.comp_head else None
 

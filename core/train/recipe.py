@@ -24,13 +24,10 @@ from core.train.data import SplitData
 
 log = logging.getLogger(__name__)
 
-# Measured on the 2-core CPU (process CPU seconds per training sample at d = 32, batch 8, one
-# thread): U-Net 0.29-0.32 fp32 / 0.13-0.16 bf16; VAE 0.19 fp32 / 0.15 bf16; VAE with the DFC
-# loss 0.26 fp32 / 0.17 bf16. bf16 autocast is therefore on for the voxel models; channels_last_3d
-# was not faster (U-Net 0.30 fp32 / 0.22 bf16, VAE+DFC 0.24 / 0.16) and stays off. Budgets (2
-# threads ~1.7x one): U-Net 18k samples (~25 min, <= 35), VAE 60k samples (~100 min, <= 110),
-# CGCNN (<= 10 min), plus reading and checking the crystals (~10 min): <= 3 h. The VAE trains with its
-# count head (composition from z, weight 1.0); its effect is measured in resources/models/README.md.
+# Per-model defaults of `icsg3d train`: sample budgets per epoch and time limits that fit the whole
+# recipe in <= 3 h on a 2-core CPU, bf16 autocast for the voxel models (the faster precision
+# there), and the VAE's count head (composition from z). The measurements behind them are in
+# the model card (resources/models/README.md, "Why the recipe's defaults").
 RECIPE: dict[str, dict[str, Any]] = {
     "unet": {
         "epochs": 3, "epoch_size": 6000, "val_size": 512, "batch_size": 8, "lr": 2e-3,

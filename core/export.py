@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,19 @@ def export_density(path: str | Path, density: np.ndarray, structure: Structure |
 def export_cif(path: str | Path, structure: Structure, symprec: float | None = None, force: bool = False) -> Path:
     """A CIF, symmetrised with ``symprec`` (Å) or P1 when None."""
     return write_cif(structure, path, symprec=symprec, force=force)
+
+
+def export_cifs(folder: str | Path, items: Sequence[tuple[str, Structure]], symprec: float | None = None,
+                force: bool = False) -> tuple[list[Path], list[tuple[int, Exception]]]:  # fmt: skip
+    """``<stem>.cif`` in ``folder`` for each (stem, crystal) of ``items``: (the paths written, and
+    (index into items, error) of each one that failed; one failing does not stop the rest)."""
+    written, failed = [], []
+    for k, (stem, structure) in enumerate(items):
+        try:
+            written.append(export_cif(Path(folder) / f"{stem}.cif", structure, symprec, force=force))
+        except Exception as exc:  # noqa: BLE001 (e.g. an existing file, a symmetrisation failure)
+            failed.append((k, exc))
+    return written, failed
 
 
 def export_npy(path: str | Path, array: np.ndarray, force: bool = False, dtype: Any = np.float32) -> Path:

@@ -9,6 +9,7 @@ written by ``core.export`` (atomic, the same functions the CLI uses).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,19 +71,26 @@ def export_cif(win: Window) -> None:
         save_cif(win, path, symprec if choice == choices[0] else None)
 
 
-def save_cif(win: Window, path: str | Path, symprec: float | None) -> Path | None:
-    """Write the shown crystal; asks before overwriting; errors go to a message box."""
+def _save(win: Window, path: str | Path, what: str, write: Callable[[Path, bool], Path],
+          note: str = "") -> Path | None:  # fmt: skip
+    """``write(path, force)`` after asking before an overwrite; a failure goes to a message box,
+    success to the status bar ("Wrote <path>" and ``note``)."""
     path = Path(path)
     force = _confirm_overwrite(win, path)
     if force is None:
         return None
     try:
-        out = export.export_cif(path, win.state.structure, symprec, force=force)
-    except Exception as exc:  # noqa: BLE001
-        win.show_error("CIF export failed", f"{path}: {exc}")
+        out = write(path, force)
+    except Exception as exc:  # noqa: BLE001 (any failure of the writer is the user's message)
+        win.show_error(f"{what} export failed", f"{path}: {exc}")
         return None
-    win.statusBar().showMessage(f"Wrote {out}", 8000)
+    win.statusBar().showMessage(f"Wrote {out}{note}", 8000)
     return out
+
+
+def save_cif(win: Window, path: str | Path, symprec: float | None) -> Path | None:
+    """Write the shown crystal; asks before overwriting; errors go to a message box."""
+    return _save(win, path, "CIF", lambda p, force: export.export_cif(p, win.state.structure, symprec, force=force))
 
 
 # ---- density -------------------------------------------------------------------------------
@@ -97,18 +105,9 @@ def export_density(win: Window) -> None:
 
 
 def save_density(win: Window, path: str | Path) -> Path | None:
-    path = Path(path)
-    force = _confirm_overwrite(win, path)
-    if force is None:
-        return None
-    try:
-        out = export.export_density(path, win.state.density, win.state.structure, force=force,
-                                    lattice=win.state.lattice)
-    except Exception as exc:  # noqa: BLE001
-        win.show_error("Density export failed", f"{path}: {exc}")
-        return None
-    win.statusBar().showMessage(f"Wrote {out}", 8000)
-    return out
+    st = win.state
+    return _save(win, path, "Density", lambda p, force: export.export_density(p, st.density, st.structure, force=force,
+                                                                              lattice=st.lattice))  # fmt: skip
 
 
 def export_latent(win: Window) -> None:
@@ -122,17 +121,8 @@ def export_latent(win: Window) -> None:
 
 def save_latent(win: Window, path: str | Path) -> Path | None:
     """z (L,) float32 as .npy; the condition bin is reported in the status bar."""
-    path = Path(path)
-    force = _confirm_overwrite(win, path)
-    if force is None:
-        return None
-    try:
-        out = export.export_npy(path, win.state.z, force=force)
-    except Exception as exc:  # noqa: BLE001
-        win.show_error("Latent export failed", f"{path}: {exc}")
-        return None
-    win.statusBar().showMessage(f"Wrote {out} (condition bin {win.state.cond})", 8000)
-    return out
+    return _save(win, path, "Latent", lambda p, force: export.export_npy(p, win.state.z, force=force),
+                 note=f" (condition bin {win.state.cond})")
 
 
 # ---- images and sessions ---------------------------------------------------------------------

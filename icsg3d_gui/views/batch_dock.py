@@ -178,19 +178,13 @@ class BatchDock(QWidget):
             self.export(folder, self.controller.symprec)
 
     def export(self, folder: str | Path, symprec: float | None = None) -> list[Path]:
-        from core.export import export_cif
+        from core.export import export_cifs
 
-        out, failed = [], []
-        for i in self.visible_indices():
-            s = self.rows[i].get("structure")
-            if s is None:
-                continue
-            path = Path(folder) / f"batch_{i + 1:03d}_{s.composition.reduced_formula}.cif"
-            try:
-                out.append(export_cif(path, s, symprec=symprec))
-            except Exception as exc:  # noqa: BLE001 (the rest still gets written)
-                failed.append(f"{path.name}: {exc}")
+        shown = [(i, self.rows[i].get("structure")) for i in self.visible_indices()]
+        items = [(f"batch_{i + 1:03d}_{s.composition.reduced_formula}", s) for i, s in shown if s is not None]
+        out, failed = export_cifs(folder, items, symprec)
         if failed:
-            self.controller.error.emit("Some crystals not exported", "\n".join(failed))
+            lines = [f"{items[k][0]}.cif: {exc}" for k, exc in failed]
+            self.controller.error.emit("Some crystals not exported", "\n".join(lines))
         self.summary.setText(f"exported {len(out)} CIFs to {folder}")
         return out

@@ -212,20 +212,15 @@ class InterpolationDock(QWidget):
 
     def export_frames(self, folder: str | Path, symprec: float | None = None) -> list[Path]:
         """frame_XX_<formula>.cif for every frame with a crystal; existing files are not replaced."""
-        from core.export import export_cif
+        from core.export import export_cifs
 
-        out, skipped = [], []
-        for i, frame in enumerate(self.frames):
-            s = frame.get("structure")
-            if s is None:
-                skipped.append(f"frame {i + 1}: no crystal")
-                continue
-            path = Path(folder) / f"frame_{i + 1:02d}_{s.composition.reduced_formula}.cif"
-            try:
-                out.append(export_cif(path, s, symprec=symprec))
-            except Exception as exc:  # noqa: BLE001 (one frame failing must not stop the rest)
-                skipped.append(f"frame {i + 1}: {exc}")
+        frames = [(i, frame.get("structure")) for i, frame in enumerate(self.frames)]
+        skipped = {i: f"frame {i + 1}: no crystal" for i, s in frames if s is None}
+        kept = [(i, s) for i, s in frames if s is not None]
+        items = [(f"frame_{i + 1:02d}_{s.composition.reduced_formula}", s) for i, s in kept]
+        out, failed = export_cifs(folder, items, symprec)
+        skipped.update({kept[k][0]: f"frame {kept[k][0] + 1}: {exc}" for k, exc in failed})
         if skipped:
-            self.controller.error.emit("Some frames not exported", "\n".join(skipped))
+            self.controller.error.emit("Some frames not exported", "\n".join(skipped[i] for i in sorted(skipped)))
         self.frame_label.setText(f"exported {len(out)} CIFs to {folder}")
         return out

@@ -13,6 +13,7 @@ from core.export import (
     chgcar_bytes,
     cube_bytes,
     export_cif,
+    export_cifs,
     export_density,
     export_json,
     export_npy,
@@ -95,3 +96,11 @@ def test_cif_npy_png_json_and_session_read_back(tmp_path):
     assert data["z"] == [0.5, 1.0] and data["display"] == {"repeat": [1, 1, 1]} and data["cif"].startswith("#")
     with pytest.raises(FileExistsError):
         export_json(tmp_path / "s.json", session)
+
+
+def test_export_cifs_writes_the_rest_when_one_fails(tmp_path):
+    crystal = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    (tmp_path / "b.cif").write_text("already here")
+    written, failed = export_cifs(tmp_path, [("a", crystal), ("b", crystal), ("c", crystal)])
+    assert [p.name for p in written] == ["a.cif", "c.cif"]
+    assert [k for k, _ in failed] == [1] and isinstance(failed[0][1], FileExistsError)

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.conditions import UNKNOWN_BIN
+from icsg3d_gui.file_opening import FileOpening
 from icsg3d_gui.model_sets import default_models_dir, model_problem, model_set_name, modelset_loader
 from icsg3d_gui.state import AppState
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
@@ -28,7 +29,7 @@ __all__ = ["Controller", "default_models_dir", "model_problem", "modelset_loader
 log = logging.getLogger(__name__)
 
 
-class Controller(QObject):
+class Controller(QObject, FileOpening):
     """Turns user intents into state changes and worker requests."""
 
     error = Signal(str, str)  # title, message (a message box)
@@ -109,60 +110,6 @@ class Controller(QObject):
             self.error.emit("Cannot open gallery crystal", f"{item_id}: {exc}")
             return False
         return self.show_structure(structure, f"gallery:{item_id}")
-
-    def open_file(self, path: str | Path) -> bool:
-        """Read a CIF/POSCAR (conventional cell), or a CHGCAR/LOCPOT/cube density file (its own
-        grid and cell); a bad file gives a message box, nothing else."""
-        from core.structures import read_entry
-        from core.volumetric import density_file_kind
-
-        if density_file_kind(path):
-            return self._open_density_file(Path(path))
-
-        try:
-            structure, note = read_entry(Path(path))
-        except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
-            msg = str(exc) if str(Path(path)) in str(exc) else f"{path}: {exc}"
-            self.error.emit("Cannot open crystal", msg)
-            return False
-        # a note (e.g. a supercell reduced to its conventional cell) rides along with the source
-        ok = self.show_structure(structure, f"{path} ({note.split(' (')[0]})" if note else str(path))
-        if ok and note:
-            self.status.emit(f"{path}: {note}")
-        return ok
-
-    def _open_density_file(self, path: Path) -> bool:
-        """Show a user's grid as it is (CHGCAR, cube, .npz, .npy + cell): its own grid and cell.
-        With a crystal in the file and a model set that can speak for it, the Properties dock
-        also says what the model reconstructs of that crystal (voxelised on the model's grid)."""
-        from core.volumetric import read_volumetric
-
-        try:
-            vol = read_volumetric(path)
-        except Exception as exc:  # noqa: BLE001 (StructureError and anything pymatgen raises)
-            self.error.emit("Cannot open density", str(exc) if str(path) in str(exc) else f"{path}: {exc}")
-            return False
-        source = f"{path} ({vol.what}, grid {'x'.join(map(str, vol.density.shape))})"
-        if vol.structure is None:
-            self._show_grid(vol.density, vol.lattice, source)
-            self.status.emit(f"Showing a density grid without atoms ({path})")
-            return True
-        self._show_true(vol.structure, vol.density, None, None, "", source, lattice=vol.lattice)
-        if self.state.has_model and self._domain_problem(vol.structure) is None:
-            self._recheck(vol.structure)
-        self.status.emit(f"Showing the {vol.what} of {vol.structure.composition.reduced_formula} ({path})")
-        return True
-
-    def _show_grid(self, density: np.ndarray, lattice: np.ndarray, source: str) -> None:
-        """A grid with a cell and no atoms: drawn as it is; nothing to analyse or encode."""
-        self.latest.invalidate(VIEW, self.worker.peek_next_id())
-        st = self.state
-        st.preview = False
-        st.set_density(density, lattice)
-        st.set_segmentation(None, None, origin="")
-        st.set_structure(None, source)
-        st.set_properties({}, {"error": "a grid without atoms (no crystal to analyse or to give the model)"})
-        st.set_latent(None)
 
     def _show_true(self, structure, density: np.ndarray, labels: np.ndarray | None,  # noqa: ANN001
                    symbols: list[str] | None, origin: str, source: str,

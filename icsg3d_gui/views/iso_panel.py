@@ -146,11 +146,14 @@ class IsoPanel(QWidget):
         self.histogram.set_levels(levels, self.selected)
         vmax = self.histogram.vmax
         self.list.blockSignals(True)
-        self.list.clear()
-        for fraction, colour, opacity in levels:
-            item = QListWidgetItem(f"{fraction * vmax:.3f} e/Å³  ({fraction:.0%} of max, opacity {opacity:.2f})")
+        if self.list.count() != len(levels):  # rebuilt only when levels come or go (not per slider step)
+            self.list.clear()
+            for _ in levels:
+                self.list.addItem(QListWidgetItem())
+        for i, (fraction, colour, opacity) in enumerate(levels):
+            item = self.list.item(i)
+            item.setText(f"{fraction * vmax:.3f} e/Å³  ({fraction:.0%} of max, opacity {opacity:.2f})")
             item.setForeground(QColor(colour))
-            self.list.addItem(item)
         self.list.setCurrentRow(self.selected)
         self.list.blockSignals(False)
         self.remove_button.setEnabled(len(levels) > 1)

@@ -215,3 +215,50 @@ def test_hover_names_the_atom_under_the_mouse(make_window, qtbot):
     assert corner.GetText(0) == text  # drawn in the lower-left corner
     assert seen == [text]
     assert viewer.hover_at(2, 2) is None and "hover_info" not in viewer.plotter.actors  # empty space
+
+
+def test_a_resting_mouse_gets_the_hover_info(make_window, qtbot):
+    """The real path: a mouse move over the view -> (after it rests) the atom's info in the status bar."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    win = make_window()
+    win.resize(1500, 900)
+    qtbot.wait(50)
+    win.open_gallery("SrTiO3_perovskite")
+    viewer = win.viewer
+    viewer.view_along_uvw((1, 1, 0))
+    viewer.render_now()
+    ren = viewer.plotter.renderer
+    ren.SetWorldPoint(*win.state.structure[1].coords, 1.0)  # site 2: Ti in the gallery's SrTiO3
+    ren.WorldToDisplay()
+    x, y, _ = ren.GetDisplayPoint()
+    widget = viewer.plotter.interactor
+    ratio = widget.devicePixelRatioF()
+    pos = QPointF(x / ratio, widget.height() - y / ratio)  # Qt: origin top left, logical pixels
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, pos, widget.mapToGlobal(pos), Qt.MouseButton.NoButton,
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+    qtbot.waitUntil(lambda: "hover_info" in viewer.plotter.actors, timeout=3000)
+    assert win.statusBar().currentMessage().startswith("Ti2 (site 2, Ti): frac (0.500, 0.500, 0.500)")
+
+
+def test_viewer_tool_settings_survive_a_session(make_window, qtbot):
+    import json
+
+    from icsg3d_gui import session
+
+    win = make_window()
+    win.open_gallery("SrTiO3_perovskite")
+    win.display.bond_rules.set_rule("O", "Sr", 0.0, 3.0, on=False)
+    win.display.iso_panel.add_level()
+    win.viewer.update_settings(show_hkl=True, slice_hkl=(1, 1, 0), show_labels=True)
+    data = json.loads(json.dumps(session.to_dict(win)))
+    win2 = make_window()
+    session.apply(win2, data)
+    s1, s2 = win.viewer.settings, win2.viewer.settings
+    assert (s2.bond_rules, s2.iso_levels, s2.slice_hkl) == (s1.bond_rules, s1.iso_levels, s1.slice_hkl)
+    assert {"density_hkl", "labels", "density_iso_1"} <= set(win2.viewer.plotter.actors)
+    assert [r for r in win2.display.bond_rules.rows if r[:2] == ("O", "Sr")][0][4] is False
+    assert win2.display.iso_panel.list.count() == 2

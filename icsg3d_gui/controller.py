@@ -286,8 +286,12 @@ class Controller(QObject, FileOpening):
         self.state.record(s.composition.reduced_formula if s is not None else "no crystal")
 
     def show_frame(self, v: dict, source: str) -> None:
-        """Show a stored frame (interpolation, batch row): in-flight slider results become stale."""
+        """Show a stored frame (interpolation, batch row): in-flight slider results become stale.
+        A frame of a model set used before the current one is shown without its latent point
+        (it means nothing in the current set's latent space)."""
         self.latest.invalidate(VIEW, self.worker.peek_next_id())
+        if v.get("model_set", self.state.models_dir) != self.state.models_dir:
+            v, source = {**v, "z": None}, f"{source} (model set {Path(v['model_set']).name})"
         self.show_decoded(v, source)
 
     def show_decoded(self, v: dict, source: str) -> None:
@@ -348,7 +352,7 @@ class Controller(QObject, FileOpening):
         self.galleryEncoded.emit(v)
 
     def _show_interpolate(self, frames: list[dict]) -> None:
-        self.interpolationReady.emit(frames)
+        self.interpolationReady.emit([{**f, "model_set": self.state.models_dir} for f in frames])
 
     def _show_batch(self, rows: list[dict]) -> None:
-        self.batchReady.emit(rows)
+        self.batchReady.emit([{**r, "model_set": self.state.models_dir} for r in rows])

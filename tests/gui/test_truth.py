@@ -345,6 +345,9 @@ def test_a_model_set_change_reloads_in_the_worker_and_redraws(make_window, qtbot
     win = fake_window_with_crystal(make_window, qtbot, first, "SrTiO3_perovskite")
     assert win.state.density.shape == (12, 12, 12)
     assert "perov_5" in [a.text() for a in win.model_actions.values()]  # the shipped set is listed
+    win.batch.n.setValue(2)
+    win.batch.generate()
+    qtbot.waitUntil(lambda: len(win.batch.rows) == 2 and win.controller.worker.idle(), timeout=10000)
     second = FakeModelSet(d=10)
     threads = []
 
@@ -369,6 +372,10 @@ def test_a_model_set_change_reloads_in_the_worker_and_redraws(make_window, qtbot
     assert second.calls.get("encode", 0) >= 1
     assert win.state.density.shape == (10, 10, 10)  # the crystal on the new set's grid
     assert win.state.structure.composition.reduced_formula == "SrTiO3"
+    assert_draws_state(win)
+    # a batch row of the old set is still shown as it was decoded, but without its latent point
+    win.batch.show_row(0)
+    assert win.state.z is None and "model set" in win.state.source and win.state.density.shape == (12, 12, 12)
     assert_draws_state(win)
     # a folder that is not a model set is refused with its name
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))

@@ -19,7 +19,7 @@ def strict_from_dict(cls: type[C], data: dict[str, Any], retired: Iterable[str] 
     dropped: configs written before the field went still load)."""
     data = dict(data)
     for key in set(retired) & set(data):
-        log.info("%s: ignoring the retired setting %s=%r", cls.__name__, key, data.pop(key))
+        log.debug("%s: ignoring the retired setting %s=%r", cls.__name__, key, data.pop(key))
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")

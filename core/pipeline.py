@@ -1,5 +1,5 @@
-"""The loaded model set and everything it does: encode, decode, segment, sample, interpolate,
-optimise and predict. The CLI and the GUI's worker thread both use one ``ModelSet``.
+"""The loaded model set and everything it does: encode, decode, segment, sample, interpolate
+and predict. The CLI and the GUI's worker thread both use one ``ModelSet``.
 
 A model-set folder holds ``vae/``, ``unet/`` and ``cgcnn/`` (each a checkpoint directory, or a
 training run folder whose ``best/`` is one). Only the VAE is required; without the U-Net the VAE's
@@ -20,6 +20,7 @@ from pymatgen.core import Structure
 from core.checkpoint import load_checkpoint
 from core.composition_prior import FILENAME as COMPOSITION_FILE
 from core.composition_prior import CompositionPrior
+from core.conditions import UNKNOWN_BIN, to_bin
 from core.device import resolve_device
 from core.elements import Vocabulary
 from core.errors import CheckpointError, ICSGError, SegmentationError
@@ -31,20 +32,13 @@ from core.refine import SYMPREC, refine_structures, symmetrize_positions
 from core.segment import find_sites, sites_to_structure
 from core.segmentation import DECODE_SEGMENTER, blobs_of, combine_probabilities, unet_disagreements
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
+from resources import default_models_dir
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_BIN = 10
 PRIORS = ("auto", "composition", "composition-unfiltered", "fitted", "normal")
 KNOWN_FILE = "known.json.gz"  # the training crystals' index (core/known.py), at the model set's root
 MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
-
-
-def default_models_dir() -> Path:
-    """The shipped model set (resources/models), from a checkout or an installed wheel."""
-    from resources import resource_path
-
-    return resource_path("models")
 
 
 def _checkpoint_dir(root: Path, kind: str) -> Path | None:
@@ -163,9 +157,7 @@ class ModelSet:
 
     def condition_of(self, value: float | None) -> int:
         """Decile bin of a property value (UNKNOWN_BIN when unknown or the model has none)."""
-        if value is None or self.prop_edges is None or not math.isfinite(value):
-            return UNKNOWN_BIN
-        return int(np.searchsorted(np.asarray(self.prop_edges), value, side="right"))
+        return to_bin(value, self.prop_edges)
 
     def _z(self, z) -> torch.Tensor:
         z = torch.as_tensor(np.asarray(z, dtype=np.float32), device=self.device)
@@ -363,25 +355,6 @@ class ModelSet:
         with torch.inference_mode():
             prop = self.vae.prop_head(self._z(z)).float().cpu().numpy()[:, 0]
         return prop * self.prop_std + self.prop_mean
-
-    def optimise(self, start, direction: str = "min", steps: int = 100, lr: float = 0.05, snapshots: int = 5):
-        """Gradient steps on the latent property head from ``start`` (L,); returns (snapshots, L)."""
-        if direction not in ("min", "max"):
-            raise ICSGError("direction must be 'min' or 'max'")
-        z = torch.tensor(np.asarray(start, np.float32)[None], device=self.device, requires_grad=True)
-        opt = torch.optim.Adam([z], lr=lr)
-        sign = 1.0 if direction == "min" else -1.0
-        keep = set(np.linspace(0, steps, snapshots, dtype=int).tolist())
-        path = []
-        for step in range(steps + 1):
-            if step in keep:
-                path.append(z.detach().cpu().numpy()[0].copy())
-            if step == steps:
-                break
-            opt.zero_grad()
-            (sign * self.vae.prop_head(z).sum()).backward()
-            opt.step()
-        return np.stack(path)
 
     # -- properties ---------------------------------------------------------------------------
     @torch.inference_mode()

@@ -13,13 +13,6 @@ from resources import default_models_dir
 log = logging.getLogger("icsg3d")
 
 
-def write_json(path: str | Path, data: dict, force: bool = True) -> None:
-    """Superseded by core.export.export_json (kept while core/cli/evaluate.py moves to it)."""
-    from core.export import export_json
-
-    export_json(path, data, force=force)
-
-
 def report_failures(failures: Sequence, shown: int = 20) -> None:
     """Log the first ``shown`` failures (source and reason) and how many more there are."""
     for f in failures[:shown]:

@@ -91,6 +91,8 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()  # docks scroll rather than force a tall window on small screens
         scroll.setWidget(widget)
         scroll.setWidgetResizable(True)
+        if widget is self.display:  # the longest dock scrolls on small screens: room for its bar
+            scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         dock.setWidget(scroll)
         self.addDockWidget(area, dock)

@@ -58,6 +58,7 @@ class BondRulesBox(QGroupBox):
             self.table.setItem(i, 0, QTableWidgetItem(f"{a}–{b}"))
             for col, value in ((1, lo), (2, hi)):
                 spin = QDoubleSpinBox()
+                spin.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)  # narrow cells: type or wheel
                 spin.setRange(0.0, 6.0)
                 spin.setDecimals(2)
                 spin.setSingleStep(0.05)

@@ -113,7 +113,7 @@ class DisplayDock(QWidget):
         form.addRow("Volume opacity", self.vol_opacity)
         self.iso_panel = IsoPanel(self.viewer)
         self.iso_panel.levelsChanged.connect(lambda: self._check("show_iso"))
-        form.addRow("Isosurfaces", self.iso_panel)
+        form.addRow(self.iso_panel)  # the full width: the histogram is the picker
         self.slice_sliders = []
         for axis, name in enumerate("abc"):
             sl = _slider(0, 100, int(s.slice_frac[axis] * 100))

@@ -106,6 +106,9 @@ class IsoPanel(QWidget):
         self.selected = 0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        caption = QLabel("Isosurfaces: click the histogram to set the selected level")
+        caption.setWordWrap(True)  # never the widest thing in the dock
+        layout.addWidget(caption)
         self.histogram = DensityHistogram()
         self.histogram.picked.connect(self.set_selected_fraction)
         layout.addWidget(self.histogram)
@@ -118,7 +121,9 @@ class IsoPanel(QWidget):
         self.add_button.setToolTip("Add an isosurface level")
         self.remove_button.setToolTip("Remove the selected level")
         self.colour_button = QPushButton("colour…")
+        self.colour_button.setToolTip("Colour of the selected isosurface")
         self.opacity = QDoubleSpinBox()
+        self.opacity.setPrefix("opacity ")
         self.opacity.setRange(0.05, 1.0)
         self.opacity.setSingleStep(0.05)
         self.opacity.setToolTip("Opacity of the selected isosurface")
@@ -128,8 +133,9 @@ class IsoPanel(QWidget):
         self.remove_button.clicked.connect(self.remove_level)
         self.colour_button.clicked.connect(self._ask_colour)
         self.opacity.valueChanged.connect(lambda v: self._edit(opacity=v))
-        for w in (self.add_button, self.remove_button, self.colour_button, QLabel("opacity"), self.opacity):
+        for w in (self.add_button, self.remove_button, self.colour_button, self.opacity):
             row.addWidget(w)
+        row.addStretch(1)
         layout.addLayout(row)
         viewer.state.densityChanged.connect(self.refresh)
         self.refresh()

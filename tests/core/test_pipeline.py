@@ -95,3 +95,10 @@ def test_predict_gives_named_properties(model_set: ModelSet) -> None:
     preds = model_set.predict(tiny_crystals())
     assert [set(p) for p in preds] == [{"heat_ref"}] * 3
     assert all(np.isfinite(p["heat_ref"]) for p in preds)
+
+
+def test_model_set_satisfies_the_protocol_the_app_uses(model_set: ModelSet) -> None:
+    from core.protocols import DecodedLike, ModelSetLike
+
+    assert isinstance(model_set, ModelSetLike)
+    assert all(isinstance(d, DecodedLike) for d in model_set.decode(model_set.sample(2)))

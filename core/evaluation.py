@@ -111,22 +111,29 @@ def _held_out(ms, entries: list[Entry]) -> tuple[list[Entry], int]:
     return kept, len(entries) - len(kept)
 
 
+def _gridable(ms, entries: list[Entry]) -> tuple[list[Entry], list[tuple[Entry, Failure]]]:
+    """(the entries the model set can take: its elements, its grid; (entry, why not) of the others)."""
+    usable, unusable = [], []
+    for e in entries:
+        try:
+            check_structure(e.structure, e.source, vocab=ms.vocab)
+        except StructureError as exc:
+            unusable.append((e, Failure(e.id, e.source, exc.reason)))
+        else:
+            usable.append(e)
+    return usable, unusable
+
+
 def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Failure]):
     failures = list(read_failures)
     preds: list[Structure | None] = []
     targets: list[Structure] = []
     for start in tqdm(range(0, len(entries), BATCH), desc="reconstruct", unit="batch"):
-        chunk = entries[start : start + BATCH]
-        usable = []
-        for e in chunk:
-            try:
-                check_structure(e.structure, e.source, vocab=ms.vocab)
-            except StructureError as exc:
-                failures.append(Failure(e.id, e.source, exc.reason))
-                preds.append(None)
-                targets.append(e.structure)
-            else:
-                usable.append(e)
+        usable, unusable = _gridable(ms, entries[start : start + BATCH])
+        for e, failure in unusable:  # a miss against its true crystal
+            failures.append(failure)
+            preds.append(None)
+            targets.append(e.structure)
         if not usable:
             continue
         for e, item in zip(usable, ms.reconstruct([e.structure for e in usable], labels=False), strict=True):
@@ -223,15 +230,8 @@ def evaluate_segmentation_run(ms, entries: list[Entry], read_failures: list[Fail
     (and unreadable inputs) are listed as failures and left out of the rates."""
     from core.segmentation import evaluate_segmentation
 
-    failures = list(read_failures)
-    usable = []
-    for e in entries:
-        try:
-            check_structure(e.structure, e.source, vocab=ms.vocab)
-        except StructureError as exc:
-            failures.append(Failure(e.id, e.source, exc.reason))
-        else:
-            usable.append(e)
+    usable, unusable = _gridable(ms, entries)
+    failures = list(read_failures) + [failure for _, failure in unusable]
     conds = [ms.condition_of(e.props.get(ms.prop_name)) if ms.prop_name else ms.condition_of(None) for e in usable]
     metrics = evaluate_segmentation(ms, [e.structure for e in usable], source, segmenter, conds, batch=BATCH)
     metrics["n_unusable"] = len(failures)

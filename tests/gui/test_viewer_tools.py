@@ -215,6 +215,17 @@ def test_hover_names_the_atom_under_the_mouse(make_window, qtbot):
     assert corner.GetText(0) == text  # drawn in the lower-left corner
     assert seen == [text]
     assert viewer.hover_at(2, 2) is None and "hover_info" not in viewer.plotter.actors  # empty space
+    # looking down a, O (x = 0), Ti (x = 0.5) and O (x = 1) overlap on screen: the one in front is named
+    viewer.view_along(0)
+    viewer.render_now()
+    ren.SetWorldPoint(*centre, 1.0)
+    ren.WorldToDisplay()
+    x, y, _ = ren.GetDisplayPoint()
+    camera = np.asarray(viewer.plotter.camera.position)
+    a = win.state.structure.lattice.a
+    front = min((0.0, 1.0), key=lambda fx: np.linalg.norm(camera - np.array([fx * a, centre[1], centre[2]])))
+    text = viewer.hover_at(x, y)
+    assert text.startswith("O") and f"frac ({front:.3f}, 0.500, 0.500)" in text, text
 
 
 def test_a_resting_mouse_gets_the_hover_info(make_window, qtbot):

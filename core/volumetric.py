@@ -116,8 +116,7 @@ def read_numpy_grid(path: str | Path) -> Volumetric:
         raise StructureError(str(p), f"no 'lattice' array ({need})")
     lattice = _checked_lattice(p, fields["lattice"])
     structure = _crystal(p, lattice, fields.get("species"), fields.get("frac_coords"))
-    shape = "x".join(map(str, density.shape))
-    return Volumetric(structure, density, lattice, f"density grid {shape} from a NumPy file")
+    return Volumetric(structure, density, lattice, "density from a NumPy file")
 
 
 def _sidecar(p: Path) -> dict:

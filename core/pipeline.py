@@ -30,7 +30,13 @@ from core.models.blocks import make_input
 from core.refine import STEPS as REFINE_STEPS
 from core.refine import SYMPREC, refine_structures, symmetrize_positions
 from core.segment import find_sites, sites_to_structure
-from core.segmentation import DECODE_SEGMENTER, blobs_of, combine_probabilities, unet_disagreements
+from core.segmentation import (
+    DECODE_SEGMENTER,
+    blobs_of,
+    combine_probabilities,
+    segment_with_unet,
+    unet_disagreements,
+)
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
 from resources import default_models_dir
 
@@ -201,6 +207,11 @@ class ModelSet:
         rho = torch.from_numpy(normalise_density(np.asarray(density, dtype=np.float32))).to(self.device)
         x = make_input(rho, torch.from_numpy(np.asarray(abc, dtype=np.float32)))
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
+
+    def segment(self, density: np.ndarray, lattice: np.ndarray):  # noqa: ANN201 (GridSegmentation)
+        """The U-Net's segmentation of any grid (D1,D2,D3) e/Å^3 on a cell (3,3) Å: labels on this
+        set's grid and blobs with confidences (core/segmentation.py); SegmentationError if it can't."""
+        return segment_with_unet(self, density, lattice)
 
     def decode_grids(self, z, cond=None) -> dict[str, np.ndarray]:
         """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B,3) Å and, when the VAE

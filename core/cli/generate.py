@@ -17,6 +17,7 @@ from core.cli.outputs import (
     join,
     prepare_out,
     report_rows,
+    segmentation_check,
     write_decoded,
     write_result,
     write_summary,
@@ -32,7 +33,7 @@ def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace, matche
     """A decoded input's row: ``composition_changed`` / ``structure_changed`` when the output is
     not the input crystal (CDVAE ``matcher``), never ``ok`` for a crystal the model got wrong."""
     formula_in = entry.structure.composition.reduced_formula
-    row = Row(entry.id, formula_in, "", "ok", entry.note)
+    row = Row(entry.id, formula_in, "", "ok", entry.note, segmentation_check(item))
     if item.structure is None:
         row.status, row.error = "error", item.error or "no structure"
         return row

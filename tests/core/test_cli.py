@@ -120,3 +120,15 @@ def test_evaluate_segmentation_head_needs_decoded_grids(models, inputs, capsys) 
     args = ["evaluate", "segmentation", "--data", str(inputs), "--models", str(models), "--segmenter", "head"]
     assert main(args) != 0
     assert "species head" in capsys.readouterr().err
+
+
+def test_summary_says_where_the_unet_disagrees(tmp_path) -> None:
+    from core.cli.outputs import Row, segmentation_check, write_summary
+    from core.pipeline import Decoded
+
+    item = Decoded(density=np.zeros((2, 2, 2)), abc=np.ones(3), disagreements=[(2, "Ti", "Zr"), (4, "O", "F")])
+    assert segmentation_check(item) == "U-Net reads site 3 (Ti) as Zr; U-Net reads site 5 (O) as F"
+    assert segmentation_check(Decoded(density=np.zeros((2, 2, 2)), abc=np.ones(3))) == ""
+    write_summary(tmp_path, [Row("a", "SrTiO3", "SrZrO3", "composition_changed", "x", segmentation_check(item))])
+    (row,) = _summary(tmp_path)
+    assert row["segmentation_check"].startswith("U-Net reads site 3 (Ti) as Zr") and row["status"] == "composition_changed"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pymatgen.core import Structure
@@ -30,7 +30,25 @@ from core.segment import find_sites, site_classes, site_mass, sites_to_structure
 
 if TYPE_CHECKING:
     from core.elements import Vocabulary
-    from core.pipeline import ModelSet
+
+
+class ModelSet(Protocol):
+    """What segmentation needs of a model set (core.pipeline.ModelSet has it; no import, so the
+    pipeline can use this module)."""
+
+    vocab: Vocabulary
+    voxel_cfg: Any
+    voxeliser: Any
+    unet: Any
+    source: str
+
+    def unet_probabilities(self, density: np.ndarray, abc: np.ndarray) -> np.ndarray: ...
+
+    def encode(self, structures: list[Structure], cond: Any = None) -> np.ndarray: ...
+
+    def decode_grids(self, z: np.ndarray, cond: Any = None) -> dict[str, np.ndarray]: ...
+
+    def condition_of(self, value: float | None) -> int: ...
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.geometry import min_pair_distance  # noqa: E402
 from core.metrics import (  # noqa: E402
     FingerprintCache,
     coverage_details,
@@ -66,12 +67,8 @@ def timed(fn, *args, **kwargs):
 
 
 def min_distance(structures: list) -> float:
-    best = np.inf
-    for s in structures:
-        d = np.array(s.distance_matrix)
-        np.fill_diagonal(d, np.inf)
-        best = min(best, float(d.min()))
-    return best
+    """Shortest distance between two sites over all the crystals, Å."""
+    return min((min_pair_distance(s) for s in structures), default=np.inf)
 
 
 def split_block(gen: list, ref: list, cache: FingerprintCache) -> dict:

@@ -120,10 +120,27 @@ class Controller(QObject, FileOpening):
         st = self.state
         st.preview = False
         st.set_density(density, np.asarray(structure.lattice.matrix) if lattice is None else lattice)
-        st.set_segmentation(labels, symbols, origin=origin)
+        st.set_segmentation(None, origin="U-Net segmentation: waiting for the model set", true_labels=labels,
+                            true_symbols=symbols)  # fmt: skip
         st.set_structure(structure, source)
         self._analyse(structure, {})
         st.set_latent(None)
+        self._segment_shown()
+
+    def _segment_shown(self) -> None:
+        """Ask the worker for the U-Net's segmentation of the true grid on screen (the blob view)."""
+        st = self.state
+        if st.model_info.get("loaded") and st.density is not None and st.lattice is not None:
+            payload = {"density": st.density, "lattice": st.lattice, "token": self._token(st.structure)}
+            self.worker.submit("segment", payload, channel="segment")
+
+    def _show_segment(self, v: dict) -> None:
+        st = self.state
+        if st.structure is None or self._token(st.structure) != v.get("token"):
+            return  # another crystal is shown now (a decoded one brings its segmentation along)
+        origin = "U-Net segmentation" if v["labels"] is not None else f"no U-Net segmentation: {v['error']}"
+        st.set_segmentation(v["labels"], st.model_info.get("vocab"), origin=origin, blobs=v["blobs"],
+                            true_labels=st.true_labels, true_symbols=st.true_symbols)  # fmt: skip
 
     def show_structure(self, structure, source: str, encode: bool = True) -> bool:  # noqa: ANN001
         """Show a real crystal with its true density and species grid (no model needed)."""
@@ -235,6 +252,7 @@ class Controller(QObject, FileOpening):
         elif self.state.structure is not None and self.state.z is None:
             # the crystal opened while the models loaded: place it in the latent space and predict
             # it, if the set can speak for it; otherwise say why beside it
+            self._segment_shown()
             problem = self._domain_problem(self.state.structure)
             if problem:
                 self.state.set_structure(self.state.structure,
@@ -301,7 +319,9 @@ class Controller(QObject, FileOpening):
         abc = v.get("abc")
         lattice = np.diag(abc) if abc is not None else None
         st.set_density(v["density"], lattice)
-        st.set_segmentation(v.get("labels"), st.model_info.get("vocab"), origin="the decoder's species segmentation")
+        origin = "U-Net segmentation" if v.get("blobs") else "the decoder's species segmentation"
+        st.set_segmentation(v.get("labels"), st.model_info.get("vocab"), origin=origin, blobs=v.get("blobs"),
+                            disagreements=v.get("disagreements"))  # fmt: skip
         st.set_structure(v.get("structure"), source)
         if v.get("structure") is not None:
             self._analyse(v["structure"], v.get("properties", {}))

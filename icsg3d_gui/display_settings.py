@@ -33,6 +33,7 @@ class DisplaySettings:
     show_slices: bool = False
     show_hkl: bool = False  # a slice plane (hkl), coloured by density
     show_blobs: bool = False
+    blob_truth: bool = False  # blobs of the crystal's true labels (known crystals) instead of the U-Net's
     show_atoms: bool = True
     show_bonds: bool = True
     show_labels: bool = False  # "Sr1", "O3": element and site number (1-based) at each atom

@@ -75,6 +75,8 @@ def _full_rows(model: Any, z: np.ndarray, cond: list[int]) -> list[dict]:
         rows.append({
             "density": np.asarray(d.density),
             "labels": None if getattr(d, "labels", None) is None else np.asarray(d.labels),
+            "blobs": list(getattr(d, "blobs", None) or []),
+            "disagreements": list(getattr(d, "disagreements", None) or []),
             "abc": _abc_of(d),
             "structure": d.structure,
             "error": getattr(d, "error", None),
@@ -276,6 +278,18 @@ def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
     return rows
 
 
+def _segment(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
+    """The U-Net's segmentation of the grid on screen (an opened crystal, a CHGCAR/cube): labels on
+    the model set's grid and blobs with confidences, or the reason there is none."""
+    from core.errors import SegmentationError
+
+    try:
+        seg = model.segment(np.asarray(p["density"]), np.asarray(p["lattice"]))
+    except SegmentationError as exc:
+        return {"labels": None, "blobs": [], "error": str(exc), "token": p.get("token")}
+    return {"labels": seg.labels, "blobs": list(seg.blobs), "error": None, "token": p.get("token")}
+
+
 def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     return {"rows": [dict(x) for x in model.predict(list(p["structures"]))], "token": p.get("token")}
 
@@ -297,6 +311,7 @@ HANDLERS: dict[str, Callable[[Any, dict, Callable[[], bool]], Any]] = {
     "predict": _predict,
     "analyse": _analyse,
     "recheck": _recheck,
+    "segment": _segment,
 }
 
 

@@ -93,8 +93,12 @@ class AppState(QObject):
         self.source: str = ""  # "gallery:<id>", a file path, "decoded", "interpolation 3/8", ...
         self.density: np.ndarray | None = None  # (D, D, D) float32, electrons/Å^3
         self.lattice: np.ndarray | None = None  # (3, 3) rows a, b, c of the density's cell, Å
-        self.labels: np.ndarray | None = None  # (D, D, D) int class ids, 0 = background
+        self.labels: np.ndarray | None = None  # (D, D, D) the model's segmentation: class ids, 0 = background
         self.class_symbols: list[str] = []  # class id -> element symbol ("" for background)
+        self.blobs: list = []  # core.segmentation.Blob of ``labels``: position, element, confidence
+        self.true_labels: np.ndarray | None = None  # the shown crystal's own label grid (known crystals)
+        self.true_symbols: list[str] = []  # class id -> element symbol of ``true_labels``
+        self.disagreements: list = []  # (site, element, the U-Net's element) of the shown decoded crystal
         self.properties: dict[str, float] = {}  # CGCNN predictions
         self.analysis: dict = {}  # formula, space group, validity badges (see analysis.py)
         self.z: np.ndarray | None = None  # (L,) latent vector of what is shown, None if not encoded
@@ -124,12 +128,18 @@ class AppState(QObject):
         self.densityChanged.emit()
 
     def set_segmentation(self, labels: np.ndarray | None, class_symbols: list[str] | None = None,
-                         origin: str = "") -> None:  # fmt: skip
-        """Species labels (D, D, D); ``origin`` says where they come from (shown beside the blobs)."""
+                         origin: str = "", blobs: list | None = None, disagreements: list | None = None,
+                         true_labels: np.ndarray | None = None, true_symbols: list[str] | None = None) -> None:  # fmt: skip
+        """The model's segmentation (D, D, D) of the shown grid, its blobs, and (when known) the
+        crystal's true labels; ``origin`` says which model made it (shown beside the blobs)."""
         self.labels = labels
         self.segmentation_origin = origin
         if class_symbols is not None:
             self.class_symbols = list(class_symbols)
+        self.blobs = list(blobs or [])
+        self.disagreements = list(disagreements or [])
+        self.true_labels = true_labels
+        self.true_symbols = list(true_symbols or [])
         self.segmentationChanged.emit()
 
     def set_properties(self, properties: dict[str, float], analysis: dict | None = None) -> None:

@@ -30,6 +30,7 @@ LAYERS = (
     ("show_volume", "Density volume"), ("show_iso", "Isosurfaces"), ("show_slices", "Slice planes"),
     ("show_hkl", "(hkl) slice"), ("show_blobs", "Segmentation blobs"), ("show_atoms", "Atoms"),
     ("show_bonds", "Bonds"), ("show_labels", "Labels"), ("show_cell", "Unit cell"), ("show_polyhedra", "Polyhedra"),
+    ("blob_truth", "Blobs: true labels"),
 )
 
 

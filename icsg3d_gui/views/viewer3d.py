@@ -21,8 +21,8 @@ from pyvistaqt import QtInteractor
 
 from icsg3d_gui.display_settings import DisplaySettings
 from icsg3d_gui.state import AppState
+from icsg3d_gui.views import blob_layer, scene
 from icsg3d_gui.views import density_layers as layers
-from icsg3d_gui.views import scene
 from icsg3d_gui.views.atom_info import LABELS, AtomInfo
 from icsg3d_gui.views.density_layers import DENSITY_BAR
 from icsg3d_gui.views.legend import legend_actor
@@ -31,8 +31,8 @@ __all__ = ["DENSITY_BAR", "DisplaySettings", "Viewer3D"]
 
 log = logging.getLogger(__name__)
 
-BLOB_ACTOR = "blobs"
-BLOB_CAPTION = "blobs_caption"
+BLOB_ACTOR = blob_layer.BLOBS
+BLOB_CAPTION = blob_layer.CAPTION
 POLYHEDRA = "polyhedra"
 DENSITY_FLOOR = 4.0  # e/Å^3; real atoms peak at 5-25 e/Å^3 on our grids
 
@@ -73,6 +73,7 @@ class Viewer3D(QWidget):
         self._closed = False
         self._legend_key: tuple = ()
         self.info = AtomInfo(self.plotter)  # displayed atoms: labels, hover, pick
+        self.blobs = blob_layer.BlobLayer(self.plotter)  # segmentation blobs, confidences, disputed sites
         self._hover_at: tuple[int, int] | None = None
         self._hover_timer = QTimer(self)  # hover is resolved once the mouse rests (no work per move)
         self._hover_timer.setSingleShot(True)
@@ -210,7 +211,8 @@ class Viewer3D(QWidget):
         """While a slider drags, the atoms, bonds and blobs on screen belong to the previous
         settled decode: hide them (they would mislead, and they cost half the render time in
         software GL) until the full decode of the new point arrives."""
-        for name in ("atoms", "bonds", LABELS, BLOB_ACTOR, POLYHEDRA):
+        for name in ("atoms", "bonds", LABELS, BLOB_ACTOR, blob_layer.CONFIDENCE, blob_layer.DISAGREE,
+                     blob_layer.DISAGREE_TEXT, POLYHEDRA):
             actor = self.plotter.actors.get(name)
             if actor is not None:
                 actor.SetVisibility(not preview)
@@ -237,6 +239,7 @@ class Viewer3D(QWidget):
             self.info.set_atoms(np.zeros((0, 3)), [], np.zeros(0, dtype=int), None)
             self.info.draw_labels(False)
             self.info.clear_hover()
+            self.blobs.draw_marks(*blob_layer.marks(st))
             cell = scene.cell_mesh(st.lattice, s.repeat) if s.show_cell and st.lattice is not None else None
             self._show_mesh("cell", cell, color="#333333", line_width=2)
             self._update_legend(self._legend_symbols())
@@ -253,6 +256,7 @@ class Viewer3D(QWidget):
                  if s.show_bonds and s.show_atoms else None)  # fmt: skip
         self._show_mesh("bonds", bonds, scalars="rgb", rgb=True, smooth_shading=True)
         self.info.draw_labels(s.show_labels)
+        self.blobs.draw_marks(*blob_layer.marks(st))
         self._show_mesh("cell", scene.cell_mesh(lat, s.repeat) if s.show_cell else None,
                         color="#333333", line_width=2)
         poly = (scene.polyhedra_mesh(st.structure, s.repeat, s.bond_tolerance, s.scheme, s.bond_rules)
@@ -263,23 +267,17 @@ class Viewer3D(QWidget):
         self.request_render()
 
     def update_blobs(self) -> None:
+        """The segmentation layer (blob_layer.py): the U-Net's blobs with their confidences, or the
+        crystal's true labels, the caption that says which, and the marks on disputed sites."""
         if self._closed:
             return
-        st, s = self.state, self.settings
-        mesh = None
-        if s.show_blobs and st.labels is not None and st.lattice is not None:
-            mesh = scene.label_blobs(st.labels, st.lattice, st.class_symbols, s.repeat, s.scheme)
-        self._show_mesh(BLOB_ACTOR, mesh, scalars="rgb", rgb=True, opacity=0.55, smooth_shading=True)
-        self._blob_caption(f"blobs: {st.segmentation_origin}" if mesh is not None and st.segmentation_origin else "")
+        st = self.state
+        view = blob_layer.choose(st, self.settings)
+        symbols = st.true_symbols if view.labels is not None and view.labels is st.true_labels else st.class_symbols
+        self.blobs.draw(view, st.lattice, symbols, self.settings)
+        self.blobs.draw_marks(*blob_layer.marks(st))
         self._update_legend(self._legend_symbols())
         self.request_render()
-
-    def _blob_caption(self, text: str) -> None:
-        """Say which labels the blobs show (the crystal's own or a model's)."""
-        self._remove((BLOB_CAPTION,))
-        if text:
-            self.plotter.add_text(text, position="lower_right", font_size=9, color="black", name=BLOB_CAPTION,
-                                  render=False)  # fmt: skip
 
     def _legend_symbols(self) -> list[str]:
         """Elements of the crystal, then those only the shown segmentation has (decoded grids)."""
@@ -287,10 +285,12 @@ class Viewer3D(QWidget):
         out: list[str] = []
         if st.structure is not None:
             out = list(dict.fromkeys(scene.frac_and_symbols(st.structure)[1]))
-        if self.settings.show_blobs and st.labels is not None:
-            for cls in np.unique(st.labels):
-                if 0 < cls < len(st.class_symbols) and st.class_symbols[int(cls)] not in out:
-                    out.append(st.class_symbols[int(cls)])
+        labels = self.blobs.shown.labels
+        symbols = st.true_symbols if labels is not None and labels is st.true_labels else st.class_symbols
+        if labels is not None:
+            for cls in np.unique(labels):
+                if 0 < cls < len(symbols) and symbols[int(cls)] not in out:
+                    out.append(symbols[int(cls)])
         return out
 
     def _show_volume(self, grid: pv.ImageData, clim: tuple[float, float]) -> None:

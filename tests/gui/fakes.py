@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -34,10 +34,27 @@ class FakeDecoded:
     structure: Structure | None
     error: str | None
     abc: np.ndarray
+    blobs: list = field(default_factory=list)
+    disagreements: list = field(default_factory=list)
+
+
+def _blobs(rho: np.ndarray, labels: np.ndarray, vocab: Vocabulary, confidence: float = 0.9) -> list:
+    """One Blob per labelled component, at its density maximum."""
+    from scipy import ndimage
+
+    from core.segmentation import Blob
+
+    comps, n = ndimage.label(labels > 0)
+    out = []
+    for k in range(1, n + 1):
+        idx = np.unravel_index(np.argmax(np.where(comps == k, rho, -1)), rho.shape)
+        out.append(Blob(np.array(idx) / rho.shape[0], vocab.symbol(int(labels[idx])), confidence))
+    return out
 
 
 class FakeModelSet:
-    def __init__(self, latent_dim: int = 16, d: int = 12, delay: float = 0.0, fail_decode: bool = False) -> None:
+    def __init__(self, latent_dim: int = 16, d: int = 12, delay: float = 0.0, fail_decode: bool = False,
+                 disagree: bool = False) -> None:  # fmt: skip
         self.latent_dim = latent_dim
         self.n_conditions = 11
         # every element, so that no gallery crystal is outside this fake model set's domain
@@ -48,6 +65,7 @@ class FakeModelSet:
         self.property_names = ["formation_energy"]
         self.delay = delay
         self.fail_decode = fail_decode
+        self.disagree = disagree  # decoded crystals: the "U-Net" reads site 1 (Na) as K
         self.calls: dict[str, int] = {}
         self.decoded_z: list[np.ndarray] = []
         self._lock = threading.Lock()
@@ -101,8 +119,19 @@ class FakeModelSet:
             if self.fail_decode:
                 out.append(FakeDecoded(rho, labels, None, "no atoms found", abc))
                 continue
-            out.append(FakeDecoded(rho, labels, rocksalt(a), None, abc))
+            blobs = _blobs(rho, labels, self.vocab)
+            out.append(FakeDecoded(rho, labels, rocksalt(a), None, abc, blobs, [(0, "Na", "K")] if self.disagree else []))
         return out
+
+    def segment(self, density: np.ndarray, lattice: np.ndarray):  # noqa: ANN201 (core.segmentation.GridSegmentation)
+        """A stand-in U-Net: on this set's grid (the real resampling and domain checks), voxels above
+        a third of the maximum are Cl, each density maximum a blob of confidence 0.8."""
+        from core.segmentation import GridSegmentation, _on_model_grid
+
+        self._count("segment")
+        rho, _ = _on_model_grid(self, density, lattice)
+        labels = np.where(rho > rho.max() / 3, self.vocab.index("Cl"), 0).astype(np.uint8)
+        return GridSegmentation(labels=labels, blobs=_blobs(rho, labels, self.vocab, 0.8))
 
     def reconstruct(self, structures: list, cond=None, labels: bool = True) -> list[FakeDecoded]:  # noqa: ANN001
         return self.decode(self.encode(structures), cond)

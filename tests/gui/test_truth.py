@@ -228,23 +228,6 @@ def test_slices_are_translucent_and_carry_the_colour_bar_when_the_volume_is_off(
     assert list(viewer.plotter.scalar_bars.keys()) == [DENSITY_BAR]  # one bar, the volume's
 
 
-def test_blob_view_says_whose_labels_it_shows(make_window, qtbot):
-    from icsg3d_gui.views.viewer3d import BLOB_CAPTION
-
-    model = FakeModelSet()
-    win = make_window(model)
-    wait_for_model(qtbot, win)
-    win.open_gallery("NaCl_rocksalt")
-    win.viewer.update_settings(show_blobs=True)
-    caption = win.viewer.plotter.actors[BLOB_CAPTION]
-    assert "true species of the crystal" in caption.GetText(1)  # lower right
-    win.latent.random()
-    qtbot.waitUntil(lambda: win.state.source == "decoded" and win.controller.worker.idle(), timeout=10000)
-    assert "decoder's species segmentation" in win.viewer.plotter.actors[BLOB_CAPTION].GetText(1)
-    win.viewer.update_settings(show_blobs=False)
-    assert BLOB_CAPTION not in win.viewer.plotter.actors
-
-
 def test_density_files_open_as_they_are_and_draw_their_grid(make_window, qtbot, tmp_path):
     """A user's CHGCAR or cube opens like a CIF: its own grid is what the view draws."""
     from core.export import export_density

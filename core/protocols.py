@@ -31,6 +31,8 @@ class DecodedLike(Protocol):
     structure: Structure | None
     error: str | None
     properties: dict[str, float]  # CGCNN predictions ({} without a CGCNN or a crystal)
+    blobs: list  # core.segmentation.Blob of the U-Net's segmentation ([] without a U-Net)
+    disagreements: list  # (site, element, the U-Net's element) where the U-Net reads the crystal otherwise
 
 
 @runtime_checkable
@@ -70,3 +72,5 @@ class ModelSetLike(Protocol):
     def condition_of(self, value: float | None) -> int: ...
 
     def domain_problem(self, structure: Structure) -> str | None: ...
+
+    def segment(self, density: np.ndarray, lattice: np.ndarray) -> Any: ...  # core.segmentation.GridSegmentation

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from core.elements import Vocabulary
 
 
-class ModelSet(Protocol):
+class SegmentingModelSet(Protocol):
     """What segmentation needs of a model set (core.pipeline.ModelSet has it; no import, so the
     pipeline can use this module)."""
 
@@ -125,7 +125,7 @@ def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> list[
     return [Blob(frac=f, symbol=s.species, confidence=float(c)) for f, s, c in zip(frac, sites, share, strict=True)]
 
 
-def _on_model_grid(models: ModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _on_model_grid(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A grid of any shape on an orthogonal cell, resampled (periodic, trilinear) to the model
     set's (d, d, d) grid; returns (density (d,d,d), abc (3,)). Raises SegmentationError when the
     cell is outside what the U-Net reads (skewed, or too long for the grid)."""
@@ -150,7 +150,7 @@ def _on_model_grid(models: ModelSet, density: np.ndarray, lattice: np.ndarray) -
     return density, abc.astype(np.float32)
 
 
-def segment_with_unet(models: ModelSet, density: np.ndarray, lattice: np.ndarray) -> GridSegmentation:
+def segment_with_unet(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> GridSegmentation:
     """The U-Net's segmentation of any grid on screen (decoded, opened, a CHGCAR/cube), on the
     model set's grid. Raises SegmentationError naming why it cannot (no U-Net, cell outside)."""
     if models.unet is None:
@@ -176,7 +176,7 @@ def _true_classes(structure: Structure, vocab: Vocabulary) -> np.ndarray:
     return np.array([vocab.index(site.specie.symbol) for site in structure])
 
 
-def _grids(models: ModelSet, chunk: list[Structure], source: str, conds: list[int]) -> tuple:
+def _grids(models: SegmentingModelSet, chunk: list[Structure], source: str, conds: list[int]) -> tuple:
     """(density, abc, head probabilities or None, true labels) of one chunk of crystals."""
     true_density, true_labels, true_abc = models.voxeliser.batch(chunk)
     if source == "true":
@@ -186,7 +186,7 @@ def _grids(models: ModelSet, chunk: list[Structure], source: str, conds: list[in
 
 
 def evaluate_segmentation(
-    models: ModelSet,
+    models: SegmentingModelSet,
     structures: Sequence[Structure],
     source: str = "true",
     segmenter: str = "unet",

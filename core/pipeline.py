@@ -32,6 +32,8 @@ from core.refine import SYMPREC, refine_structures, symmetrize_positions
 from core.segment import find_sites, sites_to_structure
 from core.segmentation import (
     DECODE_SEGMENTER,
+    UNET_TTA,
+    averaged_over_operations,
     blobs_of,
     combine_probabilities,
     segment_with_unet,
@@ -92,6 +94,7 @@ class ModelSet:
         self.composition_prior: CompositionPrior | None = None  # vae/composition_prior.json
         self._known = None  # KnownCrystals, read on first use (core/known.py)
         self.segmenter = DECODE_SEGMENTER  # species probabilities of decode(): core/segmentation.py
+        self.unet_tta = UNET_TTA  # cubic operations the U-Net's answer is averaged over
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -199,13 +202,19 @@ class ModelSet:
         density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
         return density, self._abc(out)
 
-    @torch.inference_mode()
-    def unet_probabilities(self, density: np.ndarray, abc: np.ndarray) -> np.ndarray:
-        """The U-Net's species probabilities (B,C,D,D,D) of grids (B,D,D,D) e/Å^3 with lengths (B,3) Å."""
+    def unet_probabilities(self, density: np.ndarray, abc: np.ndarray, tta: int | None = None) -> np.ndarray:
+        """The U-Net's species probabilities (B,C,D,D,D) of grids (B,D,D,D) e/Å^3 with lengths (B,3) Å,
+        averaged over ``tta`` cubic operations of the grid (default ``self.unet_tta``; 1: none)."""
         if self.unet is None:
             raise SegmentationError(f"{self.source}: this model set has no U-Net")
-        rho = torch.from_numpy(normalise_density(np.asarray(density, dtype=np.float32))).to(self.device)
-        x = make_input(rho, torch.from_numpy(np.asarray(abc, dtype=np.float32)))
+        n_ops = self.unet_tta if tta is None else tta
+        return averaged_over_operations(self._unet_once, np.asarray(density, dtype=np.float32),
+                                        np.asarray(abc, dtype=np.float32), n_ops)  # fmt: skip
+
+    @torch.inference_mode()
+    def _unet_once(self, density: np.ndarray, abc: np.ndarray) -> np.ndarray:
+        rho = torch.from_numpy(normalise_density(np.ascontiguousarray(density))).to(self.device)
+        x = make_input(rho, torch.from_numpy(np.ascontiguousarray(abc)))
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
 
     def segment(self, density: np.ndarray, lattice: np.ndarray):  # noqa: ANN201 (GridSegmentation)

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 SEGMENTERS = ("unet", "head", "ensemble")
 DECODE_SEGMENTER = "head"  # ModelSet.decode's choice, made on val_select (resources/models/README.md)
+UNET_TTA = 1  # cubic operations ModelSet.unet_probabilities averages over (TTA_OPS), chosen likewise
 SOURCES = ("true", "decoded")
 MIN_LABEL_VOXELS = 2  # at d = 16: argmax components smaller than this are noise, not atoms
 
@@ -61,6 +62,36 @@ MIN_LABEL_VOXELS = 2  # at d = 16: argmax components smaller than this are noise
 def min_label_voxels(d: int) -> int:
     """MIN_LABEL_VOXELS scaled to a grid of d points per axis (the same volume of the cell)."""
     return max(1, round(MIN_LABEL_VOXELS * (d / 16) ** 3))
+
+
+# Cubic operations (core.voxel.cubic_operation indices) whose average the U-Net's answer may be:
+# identity first, then inversion and operations that mix axis permutations with reflections.
+TTA_OPS = (0, 7, 9, 14, 18, 27, 37, 44)
+
+
+def _undo(probs: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
+    """Map (B, C, D, D, D) probabilities of an operated grid back to the original grid."""
+    for axis, flip in enumerate(flips):
+        if flip:  # the flip of apply_operation (i -> -i mod d) is its own inverse
+            probs = np.roll(np.flip(probs, axis=2 + axis), 1, axis=2 + axis)
+    inverse = np.argsort(perm)
+    return np.ascontiguousarray(np.transpose(probs, (0, 1, *(2 + int(i) for i in inverse))))
+
+
+def averaged_over_operations(predict, density: np.ndarray, abc: np.ndarray, n_ops: int) -> np.ndarray:  # noqa: ANN001
+    """Mean of ``predict`` over the first ``n_ops`` of TTA_OPS: each operation applied to the grids
+    (B, D, D, D) and lengths (B, 3), its answer (B, C, D, D, D) mapped back. A segmentation of a
+    crystal does not depend on how the cell's axes are named or oriented; averaging makes the
+    network's answer closer to that."""
+    from core.voxel import apply_operation, cubic_operation
+
+    total = None
+    for index in TTA_OPS[: max(1, n_ops)]:
+        perm, flips = cubic_operation(index)
+        answer = predict(apply_operation(density, perm, flips), np.asarray(abc)[:, list(perm)])
+        answer = _undo(answer, perm, flips)
+        total = answer if total is None else total + answer
+    return total / max(1, min(n_ops, len(TTA_OPS)))
 
 
 def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segmenter: str) -> np.ndarray:

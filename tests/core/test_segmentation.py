@@ -147,3 +147,25 @@ def test_decode_carries_the_unets_reading(models: ModelSet):
         assert isinstance(r.blobs, list) and isinstance(r.disagreements, list)
         if r.structure is not None:
             assert all(0 <= i < len(r.structure) for i, _, _ in r.disagreements)
+
+
+def test_averaging_over_operations_maps_each_answer_back():
+    from core.segmentation import TTA_OPS, averaged_over_operations
+
+    rng = np.random.default_rng(0)
+    density, abc = rng.random((2, 6, 6, 6)), np.array([[3.0, 4.0, 5.0], [4.0, 4.0, 4.0]])
+    seen_abc = []
+
+    def equivariant(grid: np.ndarray, lengths: np.ndarray) -> np.ndarray:  # a voxel-wise "network"
+        seen_abc.append(lengths.copy())
+        return np.stack([grid, 2.0 * grid], axis=1)
+
+    out = averaged_over_operations(equivariant, density, abc, len(TTA_OPS))
+    np.testing.assert_allclose(out, np.stack([density, 2.0 * density], axis=1))
+    assert len(seen_abc) == len(TTA_OPS) and sorted(seen_abc[3][0]) == [3.0, 4.0, 5.0]
+    assert any(not np.array_equal(a[0], abc[0]) for a in seen_abc)  # the axes really were permuted
+
+    def position_dependent(grid: np.ndarray, lengths: np.ndarray) -> np.ndarray:  # not equivariant
+        return np.broadcast_to(np.arange(6.0)[None, None, :, None, None], (2, 1, 6, 6, 6)).copy()
+
+    assert not np.allclose(averaged_over_operations(position_dependent, density, abc, 4), np.arange(6.0)[:, None, None])

@@ -23,6 +23,7 @@ class TaskOptions:
     voxel: dict[str, Any] = field(default_factory=dict)
     decoded_from: Path | None = None  # model set whose VAE reconstructions the U-Net also trains on
     decoded_frac: float = 0.5  # share of U-Net samples that use the reconstruction
+    class_weight_power: float = 1.0  # class weights = (1 / voxel frequency) ** power (0: unweighted)
     seed: int = 0  # seeds the model initialisation (python, numpy and torch RNGs)
 
 

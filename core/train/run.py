@@ -48,6 +48,7 @@ class TrainRun:
     unet: Path | None = None  # trained U-Net for the VAE's deep-feature loss
     decoded_from: Path | None = None  # unet: also train on this model set's VAE reconstructions
     decoded_frac: float = 0.5
+    class_weight_power: float = 1.0  # voxel models: class weights = (1 / frequency) ** power
     init: Path | None = None  # start from a trained checkpoint's weights
     epochs: int | None = None
     batch_size: int | None = None
@@ -139,6 +140,7 @@ def _task_options(run: TrainRun, kind: str, unet_dir: Path | None) -> TaskOption
         voxel=dict(run.voxel),
         decoded_from=run.decoded_from if kind == "unet" else None,
         decoded_frac=run.decoded_frac,
+        class_weight_power=run.class_weight_power,
         seed=run.seed,
     )
 

@@ -26,7 +26,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from core.errors import ICSGError, SegmentationError
-from core.segment import find_sites, site_classes, site_mass, sites_to_structure
+from core.segment import find_sites, site_classes, sites_to_structure
 
 if TYPE_CHECKING:
     from core.elements import Vocabulary
@@ -111,12 +111,29 @@ def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segm
     return 0.5 * (unet + head)
 
 
+def _typed_sites(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> tuple[list, np.ndarray]:
+    """Atoms of one grid (D,D,D) from species probabilities (C,D,D,D), and their confidences.
+
+    Where the atoms are: the periodic components of the foreground (argmax not background), each
+    split at the density maxima inside it (one atom at the centroid of a component without one).
+    What they are: the class with the most probability mass around each atom (``site_classes``).
+    Typing atoms after finding them, rather than taking each class's argmax components, keeps a
+    few voxels of another class inside a blob from becoming atoms of their own.
+    """
+    foreground = (probs.argmax(axis=0) != 0).astype(np.int64)
+    sites = find_sites(density, vocab, labels=foreground, min_voxels=min_label_voxels(density.shape[-1]))
+    if not sites:
+        return [], np.zeros(0)
+    classes, confidence = site_classes(probs, np.array([site.frac for site in sites]))
+    for site, cls in zip(sites, classes, strict=True):
+        site.species = vocab.symbol(int(cls))
+    return sites, confidence
+
+
 def segment_grid(density: np.ndarray, abc: Sequence[float], probs: np.ndarray, vocab: Vocabulary) -> Structure:
     """A crystal from one grid (D,D,D) and its species probabilities (C,D,D,D), no composition
-    given: atoms are the argmax label components (a light atom that is only a shoulder of a heavy
-    neighbour still has its own component). Raises SegmentationError."""
-    labels = probs.argmax(axis=0)
-    sites = find_sites(density, vocab, labels=labels, min_voxels=min_label_voxels(density.shape[-1]))
+    given (``_typed_sites``). Raises SegmentationError."""
+    sites, _ = _typed_sites(density, probs, vocab)
     return sites_to_structure(sites, abc)
 
 
@@ -143,17 +160,11 @@ class GridSegmentation:
 
 
 def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> list[Blob]:
-    """The atoms of one grid (D,D,D) segmented by probabilities (C,D,D,D): argmax label components
-    (``segment_grid``), each with its element's share of the atom mass around it."""
-    sites = find_sites(density, vocab, labels=probs.argmax(axis=0), min_voxels=min_label_voxels(density.shape[-1]))
-    if not sites:
-        return []
-    frac = np.array([s.frac for s in sites])
-    mass = site_mass(probs, frac)
-    atom_mass = np.maximum(mass[:, 1:].sum(axis=1), 1e-12)
-    classes = [vocab.index(s.species) for s in sites]
-    share = mass[np.arange(len(sites)), classes] / atom_mass
-    return [Blob(frac=f, symbol=s.species, confidence=float(c)) for f, s, c in zip(frac, sites, share, strict=True)]
+    """The atoms of one grid (D,D,D) segmented by probabilities (C,D,D,D) (``_typed_sites``), each
+    with its element's share of the atom probability mass around it."""
+    sites, confidence = _typed_sites(density, probs, vocab)
+    return [Blob(frac=np.asarray(s.frac), symbol=s.species, confidence=float(c))
+            for s, c in zip(sites, confidence, strict=True)]  # fmt: skip
 
 
 def _on_model_grid(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

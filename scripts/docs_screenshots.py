@@ -5,7 +5,7 @@
 Each picture is one state a user reaches by clicking: a Random sample of the default prior (the
 Properties badge says new or known), the density with several isosurfaces picked on its
 histogram, coordination polyhedra, slice planes, an (hkl) slice, bond rules, site labels with
-hover info, the blob view, a batch, the interpolation filmstrip, and the window at 1366x768.
+hover info, the blob view (of a decoded and of an opened crystal), a batch, the interpolation filmstrip, and the window at 1366x768.
 Each shot starts from the default display settings; ``--only`` retakes some of them. Settings
 are scratch ones (the user's are left alone).
 """
@@ -109,7 +109,21 @@ def labels(win, app) -> None:  # noqa: ANN001
 
 
 def blobs(win, app) -> None:  # noqa: ANN001
-    _fresh(win, show_volume=False, show_blobs=True)
+    """The blob view of a decoded crystal: the U-Net's segmentation, its caption and per-blob confidences."""
+    from icsg3d_gui.app import wait_until
+
+    _fresh(win, None, show_volume=False, show_blobs=True, show_bonds=False, radius_scale=0.06)
+    win.latent.seed.setValue(5)
+    win.latent.random()
+    wait_until(app, lambda: win.state.source == "decoded" and win.state.labels is not None, 60)
+
+
+def blobs_opened(win, app) -> None:  # noqa: ANN001
+    """The blob view of an opened crystal: the U-Net's reading of its true density."""
+    from icsg3d_gui.app import wait_until
+
+    _fresh(win, "BaTiO3_perovskite", show_volume=False, show_blobs=True, show_bonds=False, radius_scale=0.06)
+    wait_until(app, lambda: win.state.labels is not None, 60)
 
 
 def batch(win, app) -> None:  # noqa: ANN001
@@ -151,6 +165,7 @@ SHOTS: dict[str, tuple[str, Callable]] = {
     "bond_rules": ("bond_rules.png", bond_rules),
     "labels": ("labels.png", labels),
     "blobs": ("blobs.png", blobs),
+    "blobs_opened": ("blobs_opened.png", blobs_opened),
     "batch": ("batch.png", batch),
     "filmstrip": ("filmstrip.png", filmstrip),
     "small_screen": ("small_screen_1366x768.png", small_screen),  # last: it shrinks the window

@@ -25,6 +25,11 @@ EV=($PY -m core.cli evaluate --models "$MODELS")
 "${EV[@]}" generation --data $P5 --n 1000 --prior composition-unfiltered --json "$OUT/gen1k_composition_unfiltered.json"
 "${EV[@]}" generation --data $P5 --n 10000 --prior fitted --prior-group perov_5 --json "$OUT/gen10k_fitted.json"
 "${EV[@]}" generation --data $P5 --n 1000 --prior normal --json "$OUT/gen1k_normal.json"
+# segmentation: the U-Net on true densities, and each segmenter on the VAE's reconstructions
+"${EV[@]}" segmentation --data $P5 --source true --json "$OUT/seg_true_perov5.json" --report "$OUT/seg_true_perov5.md"
+for seg in unet head ensemble; do
+    "${EV[@]}" segmentation --data $P5 --source decoded --segmenter $seg --json "$OUT/seg_decoded_${seg}_perov5.json"
+done
 "${EV[@]}" properties --data $P5 --json "$OUT/props_perov5.json"
 "${EV[@]}" properties --data $MP --json "$OUT/props_mp20.json"
 # the real-data floor of COV on this reference: the selection crystals scored as if generated

@@ -10,7 +10,8 @@
 #   vae_a  5 epochs, no composition head                         (~23 min)
 #   vae_b  2 of 28 scheduled epochs with the count head, weight 0.1 (~7 min)
 #   vae    42 of 46 scheduled epochs, count-head weight 1.0      (the shipped VAE: vae/last, see the card)
-#   unet, cgcnn                                                   (~10 + ~7 min)
+#   unet_a, unet_b, unet: the U-Net in three stages, true and VAE-decoded densities (~45 min; after the VAE)
+#   cgcnn                                                         (~7 min)
 #   fit-prior: the aggregate posterior sampled by `icsg3d generate` (~3 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +37,22 @@ train vae "$RUN/vae_b" "${VAE[@]}" --epochs 28 --stop-after-epoch 2 --init "$RUN
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 0.1}'
 train vae "$RUN/vae" "${VAE[@]}" --epochs 46 --stop-after-epoch 42 --max-minutes 120 --patience 100 --init "$RUN/vae_b/last" \
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0}'
-train unet "$RUN/unet" --epochs 3 --epoch-size 3000 --model-config '{"base": 8}' --max-minutes 28
+# The U-Net reads true densities and the VAE's reconstructions of the training crystals (through the
+# VAE just trained, installed beside it as $RUN/set_vae), base 16; bf16 first, then fp32, whose
+# precision tells neighbouring elements apart (their peak heights differ by ~1-2 %), annealed twice.
+mkdir -p "$RUN/set_vae" && rm -rf "$RUN/set_vae/vae" && cp -r "$RUN/vae/last" "$RUN/set_vae/vae"
+UNET=(--epoch-size 8000 --val-size 512 --batch-size 16 --patience 100 --model-config '{"base": 16}'
+      --decoded-from "$RUN/set_vae")
+train unet "$RUN/unet_a" "${UNET[@]}" --epochs 9 --stop-after-epoch 3 --lr 2e-3 --precision bf16 --decoded-frac 0.5
+train unet "$RUN/unet_b" "${UNET[@]}" --epochs 6 --lr 1e-3 --precision fp32 --decoded-frac 0.3 --seed 1 \
+    --init "$RUN/unet_a/last"
+train unet "$RUN/unet" "${UNET[@]}" --epochs 12 --lr 5e-4 --precision fp32 --decoded-frac 0.3 --seed 2 \
+    --class-weight-power 0.5 --init "$RUN/unet_b/last"
 train cgcnn "$RUN/cgcnn" --target heat_ref,formation_energy_per_atom --epochs 150 --patience 30 --max-minutes 14
 
 mkdir -p "$RUN/set"
 # the VAE's last epoch reconstructs better than its best validation loss (model card), so last/ ships
-for pick in vae/last unet/best cgcnn/best; do
+for pick in vae/last unet/last cgcnn/best; do
     kind=${pick%%/*}
     rm -rf "$RUN/set/$kind" && cp -r "$RUN/$pick" "$RUN/set/$kind" && rm -f "$RUN/set/$kind/train_state.pt"
 done

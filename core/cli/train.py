@@ -121,7 +121,9 @@ def _add_loop_args(p: argparse.ArgumentParser) -> None:
         help="save last/ this often within an epoch",
     )
     a("--resume", action="store_true", help="continue the run in --out from last/")
-    a("--seed", type=int, default=0)
+    a("--seed", type=int, default=0, help="model initialisation, data order and augmentation")
+    a("--split-seed", type=int, default=0,
+      help="which crystals --val-frac / --val-train-frac hold out (kept apart from --seed on purpose)")  # fmt: skip
     a("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     a("--threads", type=int, help="torch CPU threads per process (default: all cores, 1 on a busy machine)")
     a(
@@ -196,6 +198,7 @@ def _run(args: argparse.Namespace) -> TrainRun:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         patience=args.patience, epoch_size=args.epoch_size, val_size=args.val_size, max_minutes=args.max_minutes,
         stop_after_epoch=args.stop_after_epoch, ckpt_every=args.ckpt_every, resume=args.resume, seed=args.seed,
+        split_seed=args.split_seed,
         device=args.device, threads=args.threads, precision=args.precision, channels_last=args.channels_last,
         workers=args.workers,
     )  # fmt: skip

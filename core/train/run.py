@@ -61,7 +61,8 @@ class TrainRun:
     stop_after_epoch: int | None = None
     ckpt_every: float = 300.0  # seconds between last/ saves within an epoch
     resume: bool = False
-    seed: int = 0
+    seed: int = 0  # model initialisation, data order and augmentation
+    split_seed: int = 0  # which crystals are held out: NOT --seed, so a new seed never moves held-out crystals into training
     device: str = "auto"
     threads: int | None = None
     precision: str | None = None  # 'bf16' or 'fp32'; default per model
@@ -85,7 +86,7 @@ def load_split(run: TrainRun, info: dist.DistInfo) -> SplitData:
         fails += [(f, "load") for f in vf]
         frac = run.val_train_frac if run.val_train_frac is not None else (0.5 if run.kind == "all" else 0.0)
         if frac > 0:
-            moved, val = split_by_id(val, 1.0 - frac, run.seed)
+            moved, val = split_by_id(val, 1.0 - frac, run.split_seed)
             entries = entries + moved
         overlap = {e.id for e in entries} & {e.id for e in val}
         if overlap:
@@ -93,11 +94,11 @@ def load_split(run: TrainRun, info: dist.DistInfo) -> SplitData:
                         len(overlap), sorted(overlap)[:3])  # fmt: skip
         split = SplitData(entries, val, fails)
     else:
-        train, val = split_by_id(entries, run.val_frac, run.seed)
+        train, val = split_by_id(entries, run.val_frac, run.split_seed)
         split = SplitData(train, val, fails)
     if info.is_main:
         run.out.mkdir(parents=True, exist_ok=True)
-        write_split(run.out / "split.json", split.train, split.val, seed=run.seed,
+        write_split(run.out / "split.json", split.train, split.val, seed=run.split_seed,
                     data_sources=run.data, val_sources=run.val)  # fmt: skip
     return split
 

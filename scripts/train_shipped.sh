@@ -10,7 +10,7 @@
 #   vae_a  5 epochs, no composition head                         (~23 min)
 #   vae_b  2 of 28 scheduled epochs with the count head, weight 0.1 (~7 min)
 #   vae    42 of 46 scheduled epochs, count-head weight 1.0      (the shipped VAE: vae/last, see the card)
-#   unet_a, unet_b, unet: the U-Net in three stages, true and VAE-decoded densities (~45 min; after the VAE)
+#   unet_a, unet: the U-Net in two stages, true and VAE-decoded densities (~45 min; after the VAE)
 #   cgcnn                                                         (~7 min)
 #   fit-prior: the aggregate posterior sampled by `icsg3d generate` (~3 min)
 set -euo pipefail
@@ -39,15 +39,13 @@ train vae "$RUN/vae" "${VAE[@]}" --epochs 46 --stop-after-epoch 42 --max-minutes
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0}'
 # The U-Net reads true densities and the VAE's reconstructions of the training crystals (through the
 # VAE just trained, installed beside it as $RUN/set_vae), base 16; bf16 first, then fp32, whose
-# precision tells neighbouring elements apart (their peak heights differ by ~1-2 %), annealed twice.
+# precision tells neighbouring elements apart (their peak heights differ by ~1-2 %).
 mkdir -p "$RUN/set_vae" && rm -rf "$RUN/set_vae/vae" && cp -r "$RUN/vae/last" "$RUN/set_vae/vae"
 UNET=(--epoch-size 8000 --val-size 512 --batch-size 16 --patience 100 --model-config '{"base": 16}'
       --decoded-from "$RUN/set_vae")
 train unet "$RUN/unet_a" "${UNET[@]}" --epochs 9 --stop-after-epoch 3 --lr 2e-3 --precision bf16 --decoded-frac 0.5
-train unet "$RUN/unet_b" "${UNET[@]}" --epochs 6 --lr 1e-3 --precision fp32 --decoded-frac 0.3 --seed 1 \
-    --init "$RUN/unet_a/last"
-train unet "$RUN/unet" "${UNET[@]}" --epochs 12 --lr 5e-4 --precision fp32 --decoded-frac 0.3 --seed 2 \
-    --class-weight-power 0.5 --init "$RUN/unet_b/last"
+train unet "$RUN/unet" "${UNET[@]}" --epochs 14 --lr 1e-3 --precision fp32 --decoded-frac 0.3 --seed 1 \
+    --class-weight-power 0.5 --init "$RUN/unet_a/last"
 train cgcnn "$RUN/cgcnn" --target heat_ref,formation_energy_per_atom --epochs 150 --patience 30 --max-minutes 14
 
 mkdir -p "$RUN/set"

@@ -112,7 +112,7 @@ class Viewer3D(QWidget):
         a, b, c = (v / np.linalg.norm(v) for v in lat)
         direction = 0.35 * a - 1.0 * b + 0.35 * c
         self.plotter.view_vector(direction / np.linalg.norm(direction), viewup=c, render=False)
-        self.plotter.renderer.reset_camera(render=False)
+        self._frame_cell(lat)
         self.plotter.camera.zoom(CAMERA_ZOOM)
         self._camera_set = True
         self._fitted_extent = self._extent(lat)
@@ -134,7 +134,7 @@ class Viewer3D(QWidget):
         vec /= np.linalg.norm(vec)
         up = lat[2] if abs(np.dot(vec, lat[2] / np.linalg.norm(lat[2]))) < 0.99 else lat[1]
         self.plotter.view_vector(vec, viewup=up / np.linalg.norm(up), render=False)
-        self.plotter.renderer.reset_camera(render=False)
+        self._frame_cell(self._lattice())
         self.plotter.camera.zoom(CAMERA_ZOOM)
         self.request_render()
 
@@ -362,6 +362,14 @@ class Viewer3D(QWidget):
         """Length of the shown (super)cell's body diagonal (``lat``: (3, 3) rows, repeat applied)."""
         return float(np.linalg.norm(np.asarray(lat).sum(axis=0)))
 
+    def _frame_cell(self, lat: np.ndarray) -> None:
+        """Point the camera at the shown (super)cell (``lat``: (3, 3) rows, repeat applied), not at
+        whatever actors happen to be visible: while a slider drags the atoms are hidden, and with
+        the density volume off nothing else would be there to frame."""
+        corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float) @ np.asarray(lat)
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        self.plotter.renderer.reset_camera(render=False, bounds=(lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]))
+
     def _fit_camera(self) -> None:
         """Frame the cell on the first crystal, and again whenever the shown cell's size moves by
         more than REFIT_TOLERANCE from the one framed (a new crystal, a long slider drift), unless
@@ -374,7 +382,7 @@ class Viewer3D(QWidget):
             return
         extent = self._extent(lat)
         if self._fitted_extent is None or abs(extent / self._fitted_extent - 1.0) > REFIT_TOLERANCE:
-            self.plotter.renderer.reset_camera(render=False)  # keeps the viewing direction
+            self._frame_cell(lat)  # keeps the viewing direction
             self.plotter.camera.zoom(CAMERA_ZOOM)
             self._fitted_extent = extent
 

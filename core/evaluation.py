@@ -239,15 +239,19 @@ def evaluate_segmentation_run(ms, entries: list[Entry], read_failures: list[Fail
 
 
 def evaluate_model_set(kind: str, ms, entries: list[Entry], read_failures: list[Failure],
-                       source: str = "true", segmenter: str = "unet", **generation) -> tuple[dict, list[Failure]]:  # fmt: skip
+                       source: str = "true", segmenter: str | None = None, **generation) -> tuple[dict, list[Failure]]:  # fmt: skip
     """Score the model set ``ms`` on the ``entries`` it did not train on (by material id).
 
-    ``kind`` is one of MODEL_KINDS; ``source`` and ``segmenter`` choose what segmentation scores;
+    ``kind`` is one of MODEL_KINDS; ``source`` and ``segmenter`` (default: the U-Net) choose what
+    segmentation scores; for reconstruction and generation ``segmenter`` replaces the set's own
+    decoding choice (``ModelSet.segmenter``), so a figure of another choice can be reproduced;
     ``generation`` holds evaluate_generation_run's keywords (n, seed, prior, group, train,
     reference, calibrate)."""
     entries, n_dropped = _held_out(ms, entries)
+    if segmenter is not None and kind != "segmentation":
+        ms.segmenter = segmenter
     if kind == "segmentation":
-        metrics, failures = evaluate_segmentation_run(ms, entries, read_failures, source, segmenter)
+        metrics, failures = evaluate_segmentation_run(ms, entries, read_failures, source, segmenter or "unet")
     elif kind == "reconstruction":
         metrics, failures = evaluate_reconstruction_run(ms, entries, read_failures)
     elif kind == "generation":
@@ -257,4 +261,6 @@ def evaluate_model_set(kind: str, ms, entries: list[Entry], read_failures: list[
     else:
         raise ICSGError(f"unknown evaluation {kind!r}")
     metrics["n_trained_on_left_out"] = n_dropped
+    if kind != "segmentation":
+        metrics["decode_segmenter"] = getattr(ms, "segmenter", None)
     return metrics, failures

@@ -53,7 +53,7 @@ class SegmentingModelSet(Protocol):
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("unet", "head", "ensemble")
-DECODE_SEGMENTER = "head"  # ModelSet.decode's choice, made on val_select (resources/models/README.md)
+DECODE_SEGMENTER = "ensemble"  # ModelSet.decode's choice, made on val_select (resources/models/README.md)
 UNET_TTA = 1  # cubic operations ModelSet.unet_probabilities averages over (TTA_OPS), chosen likewise
 SOURCES = ("true", "decoded")
 MIN_LABEL_VOXELS = 2  # at d = 16: argmax components smaller than this are noise, not atoms

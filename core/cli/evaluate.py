@@ -107,9 +107,10 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
                    "use crystals held out of training")
     p.add_argument("--source", choices=["true", "decoded"], default="true",
                    help="segmentation: segment the true densities or the VAE's reconstructions of them")
-    p.add_argument("--segmenter", choices=["unet", "head", "ensemble"], default="unet",
+    p.add_argument("--segmenter", choices=["unet", "head", "ensemble"], default=None,
                    help="segmentation: the U-Net alone (default), the VAE's species head, or their mean "
-                   "(the last two: --source decoded)")
+                   "(the last two: --source decoded); reconstruction, generation: how decoding types atoms "
+                   "(default: the model set's choice)")
     add_prior_options(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)

@@ -235,14 +235,15 @@ class ModelSet:
 
     def decode(
         self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True,
-        symprec: float | None = SYMPREC, refine_steps: int = REFINE_STEPS,
+        symprec: float | None = SYMPREC, refine_steps: int = REFINE_STEPS, check: bool = False,
     ) -> list[Decoded]:  # fmt: skip
         """Full path: density -> species probabilities -> sites -> refined sites -> Structure (+ CGCNN).
 
         The species probabilities are ``self.segmenter``'s (core/segmentation.py: the VAE's species
-        head, the U-Net, or their mean). When the set has a U-Net, each result also carries the
-        U-Net's reading of the grid: ``labels`` and ``blobs`` (its segmentation, for the blob view)
-        and ``disagreements`` (the crystal's sites it types as another element).
+        head, the U-Net, or their mean). When the set has a U-Net and it runs (``labels``, ``check``
+        or a segmenter that needs it; it doubles a batch decode's cost), each result also carries
+        the U-Net's reading of the grid: ``labels`` and ``blobs`` (its segmentation, for the blob
+        view) and ``disagreements`` (the crystal's sites it types as another element).
 
         ``refine`` fits the segmented atoms' positions to the decoded density, then ``symprec`` (Å,
         None: off) snaps them to the space group found at that tolerance (core/refine.py).
@@ -250,7 +251,8 @@ class ModelSet:
         batch commands do not)."""
         grids = self.decode_grids(z, cond)
         density, abc, counts = grids["density"], grids["abc"], grids.get("counts")
-        unet = self.unet_probabilities(density, abc) if self.unet is not None else None
+        run_unet = self.unet is not None and (labels or check or self.segmenter != "head")
+        unet = self.unet_probabilities(density, abc) if run_unet else None
         head = grids.get("species_probs")
         probs = combine_probabilities(unet, head, self.segmenter if head is not None else "unet")
         shown = unet if unet is not None else probs
@@ -301,9 +303,10 @@ class ModelSet:
             for r, structure in zip(ok, fitted, strict=True):
                 r.structure = structure
 
-    def reconstruct(self, structures: list[Structure], cond=None, labels: bool = True) -> list[Decoded]:
-        """encode (mean z) -> decode -> segment, one Decoded per input."""
-        return self.decode(self.encode(structures, cond), cond, labels=labels)
+    def reconstruct(self, structures: list[Structure], cond=None, labels: bool = True,
+                    check: bool = False) -> list[Decoded]:  # fmt: skip
+        """encode (mean z) -> decode -> segment, one Decoded per input (``check``: see decode)."""
+        return self.decode(self.encode(structures, cond), cond, labels=labels, check=check)
 
     # -- latent space -------------------------------------------------------------------------
     def sample(

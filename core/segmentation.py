@@ -53,7 +53,10 @@ class SegmentingModelSet(Protocol):
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("unet", "head", "ensemble")
-DECODE_SEGMENTER = "ensemble"  # ModelSet.decode's choice, made on val_select (resources/models/README.md)
+# ModelSet.decode's choice (resources/models/README.md): the ensemble reconstructs one selection
+# crystal more, but running the U-Net on every decoded grid halves batch generation (below the
+# >= 100 crystals/s target), so the head types atoms and the U-Net checks them where asked.
+DECODE_SEGMENTER = "head"
 UNET_TTA = 1  # cubic operations ModelSet.unet_probabilities averages over (TTA_OPS), chosen likewise
 SOURCES = ("true", "decoded")
 MIN_LABEL_VOXELS = 2  # at d = 16: argmax components smaller than this are noise, not atoms
@@ -98,7 +101,9 @@ def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segm
     """Species probabilities (B,C,D,D,D) of one segmenter from the U-Net's and the head's."""
     if segmenter not in SEGMENTERS:
         raise ICSGError(f"unknown segmenter {segmenter!r}: expected one of {', '.join(SEGMENTERS)}")
-    if segmenter == "unet" or (segmenter == "ensemble" and head is None):
+    if segmenter == "ensemble" and (unet is None or head is None):  # a set with only one of the two
+        segmenter = "unet" if head is None else "head"
+    if segmenter == "unet":
         if unet is None:
             raise SegmentationError("this model set has no U-Net")
         return unet

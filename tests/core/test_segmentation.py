@@ -169,3 +169,25 @@ def test_averaging_over_operations_maps_each_answer_back():
         return np.broadcast_to(np.arange(6.0)[None, None, :, None, None], (2, 1, 6, 6, 6)).copy()
 
     assert not np.allclose(averaged_over_operations(position_dependent, density, abc, 4), np.arange(6.0)[:, None, None])
+
+
+def test_the_unet_checks_decoded_crystals_only_where_asked(models: ModelSet, monkeypatch: pytest.MonkeyPatch):
+    """Batch decodes skip the U-Net (it halves generation); labels (views) or check=True run it."""
+    calls = []
+
+    def all_cesium(density: np.ndarray, abc: np.ndarray) -> np.ndarray:  # reads every atom as Cs
+        calls.append(len(density))
+        probs = np.zeros((len(density), len(models.vocab)) + density.shape[1:], dtype=np.float32)
+        probs[:, models.vocab.index("Cs")] = 1.0
+        return probs
+
+    monkeypatch.setattr(models, "unet_probabilities", all_cesium)
+    z = np.random.default_rng(2).normal(size=(3, models.latent_dim))
+    quiet = models.decode(z, predict=False, labels=False, refine=False)
+    assert calls == [] and all(r.disagreements == [] for r in quiet)
+    checked = models.decode(z, predict=False, labels=False, refine=False, check=True)
+    assert calls == [3]
+    for r in checked:
+        if r.structure is not None:
+            expected = [(i, s.specie.symbol, "Cs") for i, s in enumerate(r.structure) if s.specie.symbol != "Cs"]
+            assert r.disagreements == expected

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from icsg3d_gui.display_settings import DisplaySettings
+
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 200
@@ -86,9 +88,11 @@ class AppState(QObject):
     historyChanged = Signal()
     modelChanged = Signal()
     modelSetChanged = Signal()  # another model set was chosen (it may still be loading)
+    displayChanged = Signal()  # how the 3-D view draws (DisplaySettings) changed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.display = DisplaySettings()  # how the 3-D view draws what is shown (UI-free)
         self.structure = None  # pymatgen Structure | None
         self.source: str = ""  # "gallery:<id>", a file path, "decoded", "interpolation 3/8", ...
         self.density: np.ndarray | None = None  # (D, D, D) float32, electrons/Å^3
@@ -120,6 +124,11 @@ class AppState(QObject):
         self.structure_serial += 1  # names this showing of a crystal for late worker answers
         self.source = source
         self.structureChanged.emit()
+
+    def set_display(self, settings: DisplaySettings) -> None:
+        """New display settings (a whole DisplaySettings: it is immutable by convention)."""
+        self.display = settings
+        self.displayChanged.emit()
 
     def set_density(self, density: np.ndarray | None, lattice: np.ndarray | None) -> None:
         """density (D, D, D) on the cell ``lattice`` (3, 3)."""

@@ -54,7 +54,7 @@ class Viewer3D(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.settings = DisplaySettings()
+        self._drawn_repeat = state.display.repeat  # the supercell the camera was last reset for
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         # auto_update=False: we render exactly once per change, never on a timer (2-core machines)
@@ -86,21 +86,31 @@ class Viewer3D(QWidget):
         state.densityChanged.connect(self.update_density)
         state.structureChanged.connect(self.update_crystal)
         state.segmentationChanged.connect(self.update_blobs)
+        state.displayChanged.connect(self._display_changed)
 
     # ---- public --------------------------------------------------------------------------
+    @property
+    def settings(self) -> DisplaySettings:
+        """The display settings the view draws: the state's (``AppState.display``)."""
+        return self.state.display
+
     def apply_settings(self, settings: DisplaySettings) -> None:
-        """Redraw every layer with new display settings."""
-        old = self.settings
-        self.settings = settings
+        """Put new display settings into the state; the view redraws on its signal."""
+        self.state.set_display(settings)
+
+    def update_settings(self, **changes) -> None:  # noqa: ANN003
+        self.apply_settings(replace(self.settings, **changes))
+
+    def _display_changed(self) -> None:
+        """Redraw every layer with the state's display settings."""
+        settings = self.settings
         self.update_density()
         self.update_crystal()
         self.update_blobs()
         self.plotter.camera.parallel_projection = bool(settings.orthographic)
-        if old.repeat != settings.repeat:
+        if self._drawn_repeat != settings.repeat:
+            self._drawn_repeat = settings.repeat
             self.reset_view()
-
-    def update_settings(self, **changes) -> None:  # noqa: ANN003
-        self.apply_settings(replace(self.settings, **changes))
 
     def reset_view(self) -> None:
         """A VESTA-like default: looking roughly down -b with c up, slightly from above."""
@@ -368,6 +378,8 @@ class Viewer3D(QWidget):
         the density volume off nothing else would be there to frame."""
         corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float) @ np.asarray(lat)
         lo, hi = corners.min(axis=0), corners.max(axis=0)
+        pad = self.settings.volume_margin * (hi - lo)  # the periodic margin drawn beyond each face
+        lo, hi = lo - pad, hi + pad
         self.plotter.renderer.reset_camera(render=False, bounds=(lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]))
 
     def _fit_camera(self) -> None:

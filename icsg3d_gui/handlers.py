@@ -60,41 +60,24 @@ def latent_property(model: Any, z: np.ndarray) -> float | None:
 
 def _full_rows(model: Any, z: np.ndarray, cond: list[int]) -> list[dict]:
     """Decode z (B, L) fully: density, labels, crystal and its properties (B dicts)."""
-    decoded = model.decode(np.asarray(z, dtype=np.float32), cond)
-    # core.pipeline.Decoded carries CGCNN properties already; other model sets get predict()
-    need = [d for d in decoded if d.structure is not None and not getattr(d, "properties", None)]
-    predicted: dict[int, dict] = {}
-    if need and not all(hasattr(d, "properties") for d in decoded):
-        try:
-            predicted = {id(d): dict(p) for d, p in zip(need, model.predict([d.structure for d in need]), strict=True)}
-        except Exception as exc:  # noqa: BLE001 (a failed prediction must not hide the crystal)
-            log.warning("property prediction failed: %s", exc)
+    decoded = model.decode(np.asarray(z, dtype=np.float32), cond)  # DecodedLike: properties included
     rows = []
     for i, d in enumerate(decoded):
-        props = dict(getattr(d, "properties", None) or predicted.get(id(d), {}))
+        props = dict(d.properties)
         rows.append({
             "density": np.asarray(d.density),
-            "labels": None if getattr(d, "labels", None) is None else np.asarray(d.labels),
-            "blobs": list(getattr(d, "blobs", None) or []),
-            "disagreements": list(getattr(d, "disagreements", None) or []),
-            "abc": _abc_of(d),
+            "labels": None if d.labels is None else np.asarray(d.labels),
+            "blobs": list(d.blobs),
+            "disagreements": list(d.disagreements),
+            "abc": np.asarray(d.abc, dtype=float),
             "structure": d.structure,
-            "error": getattr(d, "error", None),
+            "error": d.error,
             "properties": props,
             "z": np.asarray(z[i]),
             "cond": int(cond[i]),
             "latent_property": latent_property(model, np.asarray(z[i : i + 1], dtype=np.float32)),
         })
     return rows
-
-
-def _abc_of(decoded: Any) -> np.ndarray | None:
-    abc = getattr(decoded, "abc", None)
-    if abc is not None:
-        return np.asarray(abc, dtype=float)
-    if getattr(decoded, "structure", None) is not None:
-        return np.asarray(decoded.structure.lattice.abc, dtype=float)
-    return None
 
 
 def _full(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:

@@ -36,6 +36,7 @@ class FakeDecoded:
     abc: np.ndarray
     blobs: list = field(default_factory=list)
     disagreements: list = field(default_factory=list)
+    properties: dict = field(default_factory=dict)  # CGCNN predictions, as core.pipeline.Decoded has them
 
 
 def _blobs(rho: np.ndarray, labels: np.ndarray, vocab: Vocabulary, confidence: float = 0.9) -> list:
@@ -120,7 +121,9 @@ class FakeModelSet:
                 out.append(FakeDecoded(rho, labels, None, "no atoms found", abc))
                 continue
             blobs = _blobs(rho, labels, self.vocab)
-            out.append(FakeDecoded(rho, labels, rocksalt(a), None, abc, blobs, [(0, "Na", "K")] if self.disagree else []))
+            crystal = rocksalt(a)
+            out.append(FakeDecoded(rho, labels, crystal, None, abc, blobs, [(0, "Na", "K")] if self.disagree else [],
+                                   self._properties(crystal)))  # fmt: skip
         return out
 
     def segment(self, density: np.ndarray, lattice: np.ndarray):  # noqa: ANN201 (core.segmentation.GridSegmentation)
@@ -138,7 +141,11 @@ class FakeModelSet:
 
     def predict(self, structures: list) -> list[dict[str, float]]:
         self._count("predict")
-        return [{"formation_energy": -2.0 + 0.01 * s.lattice.a} for s in structures]
+        return [self._properties(s) for s in structures]
+
+    @staticmethod
+    def _properties(structure: Structure) -> dict[str, float]:
+        return {"formation_energy": -2.0 + 0.01 * structure.lattice.a}
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
         self._count("sample")

@@ -44,7 +44,7 @@ def expected_blob_points(win, labels, symbols) -> int:  # noqa: ANN001
 def test_an_opened_crystal_shows_the_unets_blobs_not_its_own_labels(make_window, qtbot):
     model = FakeModelSet()
     win = fake_window_with_crystal(make_window, qtbot, model)
-    qtbot.waitUntil(lambda: win.state.labels is not None, timeout=10000)
+    qtbot.waitUntil(lambda: win.state.labels is not None, timeout=30000)
     win.viewer.update_settings(show_blobs=True)
     st = win.state
     answer = model.segment(st.density, st.lattice)
@@ -70,7 +70,7 @@ def test_a_decoded_crystal_shows_its_unet_blobs_and_disputed_sites(make_window, 
     decodes = model.calls.get("decode", 0)
     win.latent.random()
     qtbot.waitUntil(lambda: model.calls.get("decode", 0) > decodes and win.state.source == "decoded"
-                    and win.controller.worker.idle() and bool(win.viewer.blobs.shown_marks), timeout=10000)  # fmt: skip
+                    and win.controller.worker.idle() and bool(win.viewer.blobs.shown_marks), timeout=30000)  # fmt: skip
     st = win.state
     assert caption(win).startswith("blobs: U-Net segmentation, mean confidence 0.90")
     assert "no true labels" in caption(win)  # asked for the truth, but a decoded crystal has none
@@ -92,5 +92,5 @@ def test_a_grid_the_unet_cannot_read_says_why(make_window, qtbot):
     zno = Structure(Lattice.hexagonal(3.25, 5.2), ["Zn", "Zn", "O", "O"],
                     [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.38], [2 / 3, 1 / 3, 0.88]])  # fmt: skip
     win.controller.show_structure(zno, "zno.cif")
-    qtbot.waitUntil(lambda: "no U-Net segmentation" in caption(win), timeout=10000)
+    qtbot.waitUntil(lambda: "no U-Net segmentation" in caption(win), timeout=30000)
     assert "90° cells" in caption(win) and drawn_blob_points(win) == 0

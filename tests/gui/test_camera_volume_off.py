@@ -18,7 +18,7 @@ def test_random_with_the_volume_off_frames_the_cell(make_window, qtbot):
     wait_for_model(qtbot, win)
     win.viewer.update_settings(show_volume=False, show_blobs=True)
     win.latent.random()
-    qtbot.waitUntil(lambda: win.state.source == "decoded" and win.controller.worker.idle(), timeout=10000)
+    qtbot.waitUntil(lambda: win.state.source == "decoded" and win.controller.worker.idle(), timeout=30000)
     win.viewer.render_now()
     width, height = win.viewer.plotter.renderer.GetSize()
     xy = projected_cell(win)

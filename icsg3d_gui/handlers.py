@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from core.protocols import ModelSetLike
+
 log = logging.getLogger(__name__)
 
 _refs_lock = threading.Lock()
@@ -46,19 +48,18 @@ def _decode(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
             "latent_property": latent_property(model, z)}
 
 
-def latent_property(model: Any, z: np.ndarray) -> float | None:
-    """The VAE's latent property head at z (1, L), when the model set has one (a few µs)."""
-    head = getattr(model, "predicted_property", None)
-    if head is None or not getattr(model, "prop_name", None):
+def latent_property(model: ModelSetLike, z: np.ndarray) -> float | None:
+    """The VAE's latent property head at z (1, L), when the model set has a conditioning property."""
+    if not model.prop_name:
         return None
     try:
-        return float(np.asarray(head(z))[0])
+        return float(np.asarray(model.predicted_property(z))[0])
     except Exception as exc:  # noqa: BLE001 (a missing/odd head only hides the read-out)
         log.debug("latent property head failed: %s", exc)
         return None
 
 
-def _full_rows(model: Any, z: np.ndarray, cond: list[int]) -> list[dict]:
+def _full_rows(model: ModelSetLike, z: np.ndarray, cond: list[int]) -> list[dict]:
     """Decode z (B, L) fully: density, labels, crystal and its properties (B dicts)."""
     decoded = model.decode(np.asarray(z, dtype=np.float32), cond)  # DecodedLike: properties included
     rows = []
@@ -97,7 +98,7 @@ def _recheck(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
 
     structure = p["structure"]
     out = model.reconstruct([structure], labels=False)[0]
-    made = getattr(out, "structure", None)
+    made = out.structure
     match = made is not None and made.composition.reduced_composition == structure.composition.reduced_composition
     if match:
         try:
@@ -105,7 +106,7 @@ def _recheck(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
         except Exception:  # noqa: BLE001 - the matcher failing is "no match", said as such
             match = False
     return {"formula": made.composition.reduced_formula if made is not None else None,
-            "error": getattr(out, "error", None), "match": match, "token": p.get("token")}  # fmt: skip
+            "error": out.error, "match": match, "token": p.get("token")}  # fmt: skip
 
 
 def _encode_each(model: Any, refs: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], np.ndarray]:
@@ -135,7 +136,7 @@ def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     # colourings of the latent map: label -> one value per crystal (NaN where unknown)
     colours = {"density (g/cm³)": [float(s.density) for s in structures],
                "number of elements": [float(len(s.composition)) for s in structures]}
-    name = getattr(model, "prop_name", None)
+    name = model.prop_name
     if name:
         head = [latent_property(model, zi[None].astype(np.float32)) for zi in z]
         colours[f"{name} (VAE latent head)"] = [np.nan if v is None else v for v in head]
@@ -147,7 +148,7 @@ def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
 def _predicted_colours(model: Any, structures: list) -> dict[str, list[float]]:
     """CGCNN predictions per gallery crystal, one entry per property (crystal by crystal: a
     crystal CGCNN cannot featurise gets NaN instead of failing the whole map)."""
-    if not getattr(model, "property_names", None):
+    if not model.property_names:
         return {}
     try:
         rows = [dict(r) for r in model.predict(structures)]
@@ -181,7 +182,7 @@ def gallery_index() -> Any:
 def _known(model: Any) -> Any:
     """The model set's index of its training crystals (None without a model or an index)."""
     try:
-        return getattr(model, "known", None) if model is not None else None
+        return model.known if model is not None else None
     except Exception as exc:  # noqa: BLE001 (a broken index: novelty unknown, the app goes on)
         log.warning("training-crystal index unreadable: %s", exc)
         return None

@@ -39,6 +39,7 @@ from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
+from core.protocols import ModelSetLike
 from icsg3d_gui.handlers import HANDLERS, gallery_index
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class InferenceThread(QThread):
             import core.metrics.validity  # noqa: F401  (slow first import: matminer, smact)
 
             gallery_index()  # the gallery crystals, parsed and indexed for "matches <id>"
-            getattr(self.model, "known", None)  # the training index (~1 s to read): before the first badge asks
+            _ = self.model.known  # the training index (~1 s to read): before the first badge asks
         except Exception as exc:  # noqa: BLE001 (warm-up is an optimisation only)
             log.info("warm-up incomplete: %s", exc)
 
@@ -229,21 +230,20 @@ def _inference(fn: Callable[[], Any]) -> Any:
         return fn()
 
 
-def model_info(model: Any) -> dict:
+def model_info(model: ModelSetLike) -> dict:
     """What the status bar and the docks need to know about a loaded model set."""
-    device = str(getattr(model, "device", "cpu"))
     return {
         "loaded": True,
-        "latent_dim": int(getattr(model, "latent_dim", 0)),
-        "n_conditions": int(getattr(model, "n_conditions", 1)),
-        "device": device,
-        "name": str(getattr(model, "name", "") or getattr(model, "source", "") or "model set"),
-        "vocab": [""] + list(getattr(getattr(model, "vocab", None), "symbols", []) or []),
-        "properties": list(getattr(model, "property_names", []) or []),
-        "prop_name": getattr(model, "prop_name", None),  # the conditioning property (decile bins)
-        "prop_edges": list(getattr(model, "prop_edges", None) or []),
-        "voxel_cfg": getattr(model, "voxel_cfg", None),
-        "domain_lattice": str(getattr(model, "domain_lattice", "any")),
+        "latent_dim": int(model.latent_dim),
+        "n_conditions": int(model.n_conditions),
+        "device": str(model.device),
+        "name": str(model.source or "model set"),
+        "vocab": [""] + list(model.vocab.symbols),
+        "properties": list(model.property_names),
+        "prop_name": model.prop_name,  # the conditioning property (decile bins)
+        "prop_edges": list(model.prop_edges or []),
+        "voxel_cfg": model.voxel_cfg,
+        "domain_lattice": str(model.domain_lattice),
     }
 
 

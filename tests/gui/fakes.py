@@ -1,6 +1,6 @@
 """A small deterministic stand-in for ``core.pipeline.ModelSet`` (unit tests of the worker/GUI logic).
 
-It implements the ModelSet interface the app calls (ARCHITECTURE.md) with numpy only: the decoded
+It implements the interface the app calls, ``core.protocols.ModelSetLike``, with numpy only: the decoded
 density is a NaCl-like pair of Gaussian blobs whose positions and cell follow z[0], z[1]; the
 crystal is rock-salt NaCl with a = 5.0 + 0.2 * tanh(z[0]). ``delay`` simulates inference time and
 every call is counted (thread-safe), so the tests can check what actually ran.
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from core.conditions import to_bin
+from core.domain import domain_problem
 from core.elements import Vocabulary
 from core.voxel import VoxelConfig
 
@@ -62,8 +64,12 @@ class FakeModelSet:
         self.vocab = Vocabulary.default()
         self.voxel_cfg = VoxelConfig(d=d, max_voxel=1.0)  # a coarse test grid: every gallery cell fits
         self.device = "cpu"
-        self.name = "fake"
+        self.source = "fake"
         self.property_names = ["formation_energy"]
+        self.prop_name: str | None = None  # no conditioning property: no latent property read-out
+        self.prop_edges: list[float] | None = None
+        self.domain_lattice = "any"
+        self.known = None  # no training-crystal index
         self.delay = delay
         self.fail_decode = fail_decode
         self.disagree = disagree  # decoded crystals: the "U-Net" reads site 1 (Na) as K
@@ -159,3 +165,12 @@ class FakeModelSet:
     def interpolate(self, za: np.ndarray, zb: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
         t = np.linspace(0.0, 1.0, steps)[:, None]
         return ((1 - t) * za[None] + t * zb[None]).astype(np.float32)
+
+    def predicted_property(self, z: np.ndarray) -> np.ndarray:
+        return -2.0 + 0.1 * np.tanh(np.asarray(z, np.float32)[:, 0])
+
+    def condition_of(self, value: float | None) -> int:
+        return to_bin(value, self.prop_edges)
+
+    def domain_problem(self, structure: Structure) -> str | None:
+        return domain_problem(structure, self.vocab, self.voxel_cfg, self.domain_lattice)

@@ -272,3 +272,14 @@ def test_element_colours_are_pymatgens_jmol_and_vesta_tables():
     assert element_rgb("O", "Jmol") == (1.0, 13 / 255, 13 / 255)
     assert element_rgb("Sr", "no such scheme") == element_rgb("Sr", "VESTA")
     assert element_rgb("Xx") == tuple(v / 255 for v in FALLBACK_RGB)
+
+
+def test_fake_model_set_satisfies_the_model_set_protocol():
+    """The GUI tests drive the same handler code as the real app: the stand-in has the real interface."""
+    from core.protocols import DecodedLike, ModelSetLike
+    from tests.gui.fakes import FakeModelSet
+
+    model = FakeModelSet()
+    assert isinstance(model, ModelSetLike)
+    decoded = model.decode(model.sample(2), [10, 10])
+    assert all(isinstance(d, DecodedLike) for d in decoded) and decoded[0].properties

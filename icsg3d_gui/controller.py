@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from core.conditions import UNKNOWN_BIN
 from icsg3d_gui.file_opening import FileOpening
 from icsg3d_gui.model_sets import default_models_dir, model_problem, model_set_name, modelset_loader
-from icsg3d_gui.state import AppState
+from icsg3d_gui.state import AppState, LatentPoint
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
 
 __all__ = ["Controller", "default_models_dir", "model_problem", "modelset_loader"]  # (tests, benchmarks)
@@ -211,7 +211,16 @@ class Controller(QObject, FileOpening):
 
     def goto_history(self, index: int) -> None:
         """Go back (or forward) to history entry ``index`` without recording a new entry."""
-        point = self.state.goto(index)
+        self._revisit(self.state.goto(index))
+
+    def undo(self) -> None:
+        self._revisit(self.state.undo())
+
+    def redo(self) -> None:
+        self._revisit(self.state.redo())
+
+    def _revisit(self, point: LatentPoint | None) -> None:
+        """Show a point of the history again (it stays where it is in the history)."""
         if point is not None:
             self.set_base(point.z, point.cond, record=False)
 

@@ -255,14 +255,10 @@ class LatentDock(QWidget):
 
     # ---- history -------------------------------------------------------------------------
     def undo(self) -> None:
-        point = self.state.undo()
-        if point is not None:
-            self.controller.set_base(point.z, point.cond, record=False)
+        self.controller.undo()
 
     def redo(self) -> None:
-        point = self.state.redo()
-        if point is not None:
-            self.controller.set_base(point.z, point.cond, record=False)
+        self.controller.redo()
 
     def bookmark(self) -> None:
         self.state.add_bookmark()

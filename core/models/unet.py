@@ -16,7 +16,7 @@ loss; ``parts`` holds detached floats ``ce`` and ``bce`` for logging.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.models.blocks import ConvStack, Down, PointwiseConv3d, Up
+from core.models.config import strict_from_dict
 
 
 @dataclass
@@ -47,11 +48,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown UNetConfig keys: {sorted(unknown)}")
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
     def widths(self) -> list[int]:
         """Channels per level, full resolution first; capped at 8x base to stay small."""

@@ -70,7 +70,8 @@ def test_a_decoded_crystal_shows_its_unet_blobs_and_disputed_sites(make_window, 
     decodes = model.calls.get("decode", 0)
     win.latent.random()
     qtbot.waitUntil(lambda: model.calls.get("decode", 0) > decodes and win.state.source == "decoded"
-                    and win.controller.worker.idle() and bool(win.viewer.blobs.shown_marks), timeout=30000)  # fmt: skip
+                    and win.controller.worker.idle() and bool(win.viewer.blobs.shown_marks)
+                    and blob_layer.BLOBS in win.viewer.plotter.actors, timeout=30000)  # fmt: skip
     st = win.state
     assert caption(win).startswith("blobs: U-Net segmentation, mean confidence 0.90")
     assert "no true labels" in caption(win)  # asked for the truth, but a decoded crystal has none

@@ -290,7 +290,7 @@ class ModelSet:
                 r.disagreements = unet_disagreements(r.structure, unet[k], self.vocab)
             if blobs:
                 try:
-                    r.blobs = blobs_of(r.density, unet[k], self.vocab)
+                    r.blobs = blobs_of(r.density, unet[k], self.vocab, r.labels)
                 except SegmentationError as exc:
                     log.debug("no blobs: %s", exc)
 

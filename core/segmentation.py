@@ -116,16 +116,19 @@ def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segm
     return 0.5 * (unet + head)
 
 
-def _typed_sites(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> tuple[list, np.ndarray]:
+def _typed_sites(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary,
+                 argmax: np.ndarray | None = None) -> tuple[list, np.ndarray]:  # fmt: skip
     """Atoms of one grid (D,D,D) from species probabilities (C,D,D,D), and their confidences.
 
     Where the atoms are: the periodic components of the foreground (argmax not background), each
     split at the density maxima inside it (one atom at the centroid of a component without one).
     What they are: the class with the most probability mass around each atom (``site_classes``).
     Typing atoms after finding them, rather than taking each class's argmax components, keeps a
-    few voxels of another class inside a blob from becoming atoms of their own.
+    few voxels of another class inside a blob from becoming atoms of their own. ``argmax``: the
+    (D,D,D) argmax of ``probs`` when the caller has it already.
     """
-    foreground = (probs.argmax(axis=0) != 0).astype(np.int64)
+    argmax = probs.argmax(axis=0) if argmax is None else argmax
+    foreground = (argmax != 0).astype(np.int64)
     sites = find_sites(density, vocab, labels=foreground, min_voxels=min_label_voxels(density.shape[-1]))
     if not sites:
         return [], np.zeros(0)
@@ -135,10 +138,11 @@ def _typed_sites(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> t
     return sites, confidence
 
 
-def segment_grid(density: np.ndarray, abc: Sequence[float], probs: np.ndarray, vocab: Vocabulary) -> Structure:
+def segment_grid(density: np.ndarray, abc: Sequence[float], probs: np.ndarray, vocab: Vocabulary,
+                 argmax: np.ndarray | None = None) -> Structure:  # fmt: skip
     """A crystal from one grid (D,D,D) and its species probabilities (C,D,D,D), no composition
     given (``_typed_sites``). Raises SegmentationError."""
-    sites, _ = _typed_sites(density, probs, vocab)
+    sites, _ = _typed_sites(density, probs, vocab, argmax)
     return sites_to_structure(sites, abc)
 
 
@@ -164,15 +168,15 @@ class GridSegmentation:
         return float(np.mean([b.confidence for b in self.blobs])) if self.blobs else None
 
 
-def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary) -> list[Blob]:
+def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary, argmax: np.ndarray | None = None) -> list[Blob]:
     """The atoms of one grid (D,D,D) segmented by probabilities (C,D,D,D) (``_typed_sites``), each
     with its element's share of the atom probability mass around it."""
-    sites, confidence = _typed_sites(density, probs, vocab)
+    sites, confidence = _typed_sites(density, probs, vocab, argmax)
     return [Blob(frac=np.asarray(s.frac), symbol=s.species, confidence=float(c))
             for s, c in zip(sites, confidence, strict=True)]  # fmt: skip
 
 
-def _on_model_grid(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_model_grid(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A grid of any shape on an orthogonal cell, resampled (periodic, trilinear) to the model
     set's (d, d, d) grid; returns (density (d,d,d), abc (3,)). Raises SegmentationError when the
     cell is outside what the U-Net reads (skewed, or too long for the grid)."""
@@ -202,9 +206,10 @@ def segment_with_unet(models: SegmentingModelSet, density: np.ndarray, lattice: 
     model set's grid. Raises SegmentationError naming why it cannot (no U-Net, cell outside)."""
     if models.unet is None:
         raise SegmentationError(f"{models.source}: this model set has no U-Net")
-    rho, abc = _on_model_grid(models, density, lattice)
+    rho, abc = to_model_grid(models, density, lattice)
     probs = models.unet_probabilities(rho[None], abc[None])[0]
-    return GridSegmentation(labels=probs.argmax(axis=0).astype(np.uint8), blobs=blobs_of(rho, probs, models.vocab))
+    labels = probs.argmax(axis=0)
+    return GridSegmentation(labels=labels.astype(np.uint8), blobs=blobs_of(rho, probs, models.vocab, labels))
 
 
 def unet_disagreements(structure: Structure, unet_probs: np.ndarray, vocab: Vocabulary) -> list[tuple[int, str, str]]:
@@ -267,7 +272,7 @@ def evaluate_segmentation(
             classes, _ = site_classes(probs[k], structure.frac_coords)
             typed += bool(np.array_equal(classes, _true_classes(structure, models.vocab)))
             try:
-                preds.append(segment_grid(density[k], abc[k], probs[k], models.vocab))
+                preds.append(segment_grid(density[k], abc[k], probs[k], models.vocab, argmax[k]))
             except SegmentationError as exc:
                 log.debug("segmentation failed for %s: %s", structure.formula, exc)
                 preds.append(None)

@@ -23,6 +23,37 @@ HOVER_RADIUS_PX = 14.0  # how close to an atom's centre on screen the mouse must
 PICK_RADIUS = 1.0  # Å: a right-click world point within this of an atom picks it
 
 
+def label_actor(points: np.ndarray, texts: list[str], field: str, colour: tuple[float, float, float],
+                font_size: int, backing: float, beside: bool = False) -> vtkActor2D:  # fmt: skip
+    """A 2-D actor drawing ``texts`` at 3-D ``points`` (N, 3): a vtkLabeledDataMapper over a point
+    set whose string array ``field`` holds the texts (tests read it back), bold, on a white
+    backing of opacity ``backing``; ``beside``: left/bottom-justified next to the point."""
+    poly = pv.PolyData(np.asarray(points, dtype=float))
+    array = vtkStringArray()
+    array.SetName(field)
+    for text in texts:
+        array.InsertNextValue(text)
+    poly.GetPointData().AddArray(array)
+    mapper = vtkLabeledDataMapper()
+    mapper.SetInputData(poly)
+    mapper.SetLabelModeToLabelFieldData()
+    mapper.SetFieldDataName(field)
+    prop = mapper.GetLabelTextProperty()
+    prop.SetColor(*colour)
+    prop.SetFontSize(font_size)
+    prop.SetBold(True)
+    prop.SetItalic(False)
+    prop.SetShadow(False)
+    prop.SetBackgroundColor(1.0, 1.0, 1.0)
+    prop.SetBackgroundOpacity(backing)
+    if beside:
+        prop.SetJustificationToLeft()
+        prop.SetVerticalJustificationToBottom()
+    actor = vtkActor2D()
+    actor.SetMapper(mapper)
+    return actor
+
+
 class AtomInfo:
     """Labels, hover and pick for the atoms the viewer shows."""
 
@@ -52,28 +83,9 @@ class AtomInfo:
         self._remove(LABELS)
         if not on or len(self.cart) == 0:
             return
-        points = pv.PolyData(np.asarray(self.cart, dtype=float))
-        texts = vtkStringArray()
-        texts.SetName("labels")
-        for text in scene.site_labels(self.symbols, self.sites):
-            texts.InsertNextValue(text)
-        points.GetPointData().AddArray(texts)
-        mapper = vtkLabeledDataMapper()
-        mapper.SetInputData(points)
-        mapper.SetLabelModeToLabelFieldData()
-        mapper.SetFieldDataName("labels")
-        prop = mapper.GetLabelTextProperty()
-        prop.SetColor(0.05, 0.05, 0.05)
-        prop.SetFontSize(14)
-        prop.SetBold(True)
-        prop.SetItalic(False)
-        prop.SetShadow(False)
-        prop.SetBackgroundColor(1.0, 1.0, 1.0)  # readable on any atom colour
-        prop.SetBackgroundOpacity(0.7)
-        prop.SetJustificationToLeft()  # beside the atom's centre, not on it
-        prop.SetVerticalJustificationToBottom()
-        actor = vtkActor2D()
-        actor.SetMapper(mapper)
+        texts = scene.site_labels(self.symbols, self.sites)
+        # beside the atom's centre, not on it; a white backing keeps it readable on any atom colour
+        actor = label_actor(self.cart, texts, "labels", (0.05, 0.05, 0.05), font_size=14, backing=0.7, beside=True)
         self.plotter.add_actor(actor, name=LABELS, reset_camera=False, render=False, pickable=False)
 
     # ---- hover -----------------------------------------------------------------------------

@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyvista as pv
-from vtkmodules.vtkCommonCore import vtkStringArray
-from vtkmodules.vtkRenderingCore import vtkActor2D
-from vtkmodules.vtkRenderingLabel import vtkLabeledDataMapper
 
 from icsg3d_gui.views import scene
+from icsg3d_gui.views.atom_info import label_actor
 
 BLOBS = "blobs"
 CONFIDENCE = "blob_confidence"
@@ -38,6 +36,7 @@ class BlobView:
     """What the layer shows: the label grid, where it comes from, blob labels and disputed sites."""
 
     labels: np.ndarray | None = None
+    symbols: list[str] = field(default_factory=list)  # class id -> element of ``labels``
     caption: str = ""
     confidence_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (N, 3) Cartesian Å
     confidence_texts: list[str] = field(default_factory=list)
@@ -59,9 +58,10 @@ def choose(state, settings) -> BlobView:  # noqa: ANN001 (AppState, DisplaySetti
         return view
     truth = settings.blob_truth and state.true_labels is not None
     if truth:
-        view.labels, view.caption = state.true_labels, "blobs: true labels of the crystal"
+        view.labels, view.symbols = state.true_labels, state.true_symbols
+        view.caption = "blobs: true labels of the crystal"
         return view
-    view.labels = state.labels
+    view.labels, view.symbols = state.labels, state.class_symbols
     if state.labels is None:
         view.caption = f"blobs: {state.segmentation_origin or 'no segmentation'}"
         return view
@@ -94,11 +94,11 @@ class BlobLayer:
                                   render=False, reset_camera=False, show_scalar_bar=False)  # fmt: skip
             self._labels(DISAGREE_TEXT, points, texts, (0.75, 0.1, 0.1))
 
-    def draw(self, view: BlobView, lattice: np.ndarray | None, class_symbols: list[str], settings) -> None:  # noqa: ANN001
+    def draw(self, view: BlobView, lattice: np.ndarray | None, settings) -> None:  # noqa: ANN001
         self._remove(BLOBS, CONFIDENCE, CAPTION)
         self.shown = view
         if view.labels is not None and lattice is not None:
-            mesh = scene.label_blobs(view.labels, lattice, class_symbols, settings.repeat, settings.scheme)
+            mesh = scene.label_blobs(view.labels, lattice, view.symbols, settings.repeat, settings.scheme)
             if mesh is not None and mesh.n_points:
                 self.plotter.add_mesh(mesh, name=BLOBS, scalars="rgb", rgb=True, opacity=0.55, smooth_shading=True,
                                       render=False, reset_camera=False, show_scalar_bar=False)  # fmt: skip
@@ -110,25 +110,7 @@ class BlobLayer:
     def _labels(self, name: str, points: np.ndarray, texts: list[str], colour: tuple[float, float, float]) -> None:
         if not len(points):
             return
-        poly = pv.PolyData(np.asarray(points, dtype=float))
-        array = vtkStringArray()
-        array.SetName("texts")
-        for text in texts:
-            array.InsertNextValue(text)
-        poly.GetPointData().AddArray(array)
-        mapper = vtkLabeledDataMapper()
-        mapper.SetInputData(poly)
-        mapper.SetLabelModeToLabelFieldData()
-        mapper.SetFieldDataName("texts")
-        prop = mapper.GetLabelTextProperty()
-        prop.SetColor(*colour)
-        prop.SetFontSize(12)
-        prop.SetBold(True)
-        prop.SetShadow(False)
-        prop.SetBackgroundColor(1.0, 1.0, 1.0)
-        prop.SetBackgroundOpacity(0.6)
-        actor = vtkActor2D()
-        actor.SetMapper(mapper)
+        actor = label_actor(points, texts, "texts", colour, font_size=12, backing=0.6)
         self.plotter.add_actor(actor, name=name, reset_camera=False, render=False, pickable=False)
 
     def _remove(self, *names: str) -> None:

@@ -282,9 +282,7 @@ class Viewer3D(QWidget):
         if self._closed:
             return
         st = self.state
-        view = blob_layer.choose(st, self.settings)
-        symbols = st.true_symbols if view.labels is not None and view.labels is st.true_labels else st.class_symbols
-        self.blobs.draw(view, st.lattice, symbols, self.settings)
+        self.blobs.draw(blob_layer.choose(st, self.settings), st.lattice, self.settings)
         self.blobs.draw_marks(*blob_layer.marks(st))
         self._update_legend(self._legend_symbols())
         self.request_render()
@@ -295,8 +293,7 @@ class Viewer3D(QWidget):
         out: list[str] = []
         if st.structure is not None:
             out = list(dict.fromkeys(scene.frac_and_symbols(st.structure)[1]))
-        labels = self.blobs.shown.labels
-        symbols = st.true_symbols if labels is not None and labels is st.true_labels else st.class_symbols
+        labels, symbols = self.blobs.shown.labels, self.blobs.shown.symbols
         if labels is not None:
             for cls in np.unique(labels):
                 if 0 < cls < len(symbols) and symbols[int(cls)] not in out:

@@ -220,8 +220,11 @@ def init_from_checkpoint(model: nn.Module, path: str | Path, kind: str, vocab: l
     """Warm-start ``model`` from the weights of a trained checkpoint of the same kind.
 
     Tensors whose name and shape match are copied; the rest (heads the checkpoint lacks) keep
-    their fresh initialisation. Returns the names not copied. Raises CheckpointError for another
-    kind, another vocabulary (class indices would mean other elements) or no shared tensor.
+    their fresh initialisation. A convolution that has gained input channels (e.g. the U-Net's
+    ``density_features``) gets the old weights in its leading channels and zeros in the new ones,
+    so the warm-started network starts as the old function. Returns the names not copied (or
+    widened). Raises CheckpointError for another kind, another vocabulary (class indices would
+    mean other elements) or no shared tensor.
     """
     path = Path(path)
     meta = read_meta(path)
@@ -234,8 +237,25 @@ def init_from_checkpoint(model: nn.Module, path: str | Path, kind: str, vocab: l
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
         raise CheckpointError(str(path), "shares no weights with the model being trained")
-    model.load_state_dict(usable, strict=False)
+    widened = {k: _widen_inputs(v, own[k]) for k, v in state.items() if k in own and _grew_inputs(v, own[k])}
+    model.load_state_dict({**usable, **widened}, strict=False)
     return sorted(set(own) - set(usable))
+
+
+def _grew_inputs(old: torch.Tensor, new: torch.Tensor) -> bool:
+    """A 3-D conv weight (Cout, Cin, k, k, k) whose only change is more input channels."""
+    return (
+        old.ndim == new.ndim == 5
+        and old.shape[1] < new.shape[1]
+        and old.shape[:1] + old.shape[2:] == new.shape[:1] + new.shape[2:]
+    )
+
+
+def _widen_inputs(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """The old weights in the leading input channels, zeros in the added ones."""
+    out = torch.zeros_like(new)
+    out[:, : old.shape[1]] = old.to(new.dtype)
+    return out
 
 
 # -- resume state --------------------------------------------------------------------------

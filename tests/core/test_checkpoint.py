@@ -260,6 +260,24 @@ def test_init_from_checkpoint_copies_shared_weights_and_keeps_new_heads(tmp_path
         init_from_checkpoint(UNet3D(UNetConfig(n_classes=3, base=4, levels=1)), tmp_path / "vae", "unet")
 
 
+def test_a_unet_warm_started_with_density_features_starts_as_the_old_function(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = UNetConfig(n_classes=3, base=4, levels=1)
+    old = UNet3D(cfg).eval()
+    save_checkpoint(tmp_path / "unet", old, "unet", cfg)
+    grown = UNet3D(UNetConfig(**{**cfg.to_dict(), "density_features": 3})).eval()
+    widened = init_from_checkpoint(grown, tmp_path / "unet", "unet")
+    assert widened == ["inc.0.0.weight"]
+    x = torch.randn(2, 4, 8, 8, 8)
+    with torch.no_grad():
+        before, after = old(x), grown(x)
+    assert torch.allclose(before["logits"], after["logits"], atol=1e-6)
+    # the new input channels are live: once their weights move, the output does too
+    with torch.no_grad():
+        grown.inc[0][0].weight[:, 4:] += 0.1
+        assert not torch.allclose(grown(x)["logits"], before["logits"], atol=1e-4)
+
+
 def _weights_of(path: Path) -> dict:
     model, _ = load_checkpoint(path, kind="unet")
     return {k: v.clone() for k, v in model.state_dict().items()}

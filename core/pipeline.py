@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
+from core.canonical import best_frames, reconstruction_misfit
 from core.checkpoint import load_checkpoint
 from core.composition_prior import FILENAME as COMPOSITION_FILE
 from core.composition_prior import CompositionPrior
@@ -95,6 +96,7 @@ class ModelSet:
         self._known = None  # KnownCrystals, read on first use (core/known.py)
         self.segmenter = DECODE_SEGMENTER  # species probabilities of decode(): core/segmentation.py
         self.unet_tta = UNET_TTA  # cubic operations the U-Net's answer is averaged over
+        self.frame_search = True  # encode each crystal in the origin frame it reads best (core/canonical.py)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -104,13 +106,17 @@ class ModelSet:
         dev = resolve_device(device)
         vae_dir = _checkpoint_dir(root, "vae")
         if vae_dir is None:
-            raise CheckpointError(str(root), "no trained VAE here (expected vae/meta.json); train one: icsg3d train all")
+            raise CheckpointError(
+                str(root), "no trained VAE here (expected vae/meta.json); train one: icsg3d train all"
+            )
         vae, vae_meta = load_checkpoint(vae_dir, kind="vae", device=dev)
         unet = cgcnn = cgcnn_meta = None
         if (unet_dir := _checkpoint_dir(root, "unet")) is not None:
             unet, unet_meta = load_checkpoint(unet_dir, kind="unet", device=dev)
             if unet_meta.get("vocab") != vae_meta.get("vocab"):
-                log.warning("%s: U-Net vocabulary differs from the VAE's; using the VAE's species head", unet_dir)
+                log.warning(
+                    "%s: U-Net vocabulary differs from the VAE's; using the VAE's species head", unet_dir
+                )
                 unet = None
         if (cgcnn_dir := _checkpoint_dir(root, "cgcnn")) is not None:
             cgcnn, cgcnn_meta = load_checkpoint(cgcnn_dir, kind="cgcnn", device=dev)
@@ -174,13 +180,27 @@ class ModelSet:
 
     # -- encode / decode ----------------------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, structures: list[Structure], cond=None) -> np.ndarray:
+    def encode(self, structures: list[Structure], cond=None, frame_search: bool | None = None) -> np.ndarray:
         """Mean latent vectors (B, L) of crystals (conventional cells, vocabulary elements)."""
-        return self.encode_posterior(structures, cond)[0]
+        return self.encode_posterior(structures, cond, frame_search)[0]
 
     @torch.inference_mode()
-    def encode_posterior(self, structures: list[Structure], cond=None) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior q(z|x) of crystals: means and standard deviations, each (B, L)."""
+    def encode_posterior(
+        self, structures: list[Structure], cond=None, frame_search: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior q(z|x) of crystals: means and standard deviations, each (B, L). Each crystal
+        is read in the frame the VAE reproduces best (``canonical_frames``) when ``frame_search``
+        (default ``self.frame_search``); callers whose crystals are in the training frame already,
+        or whose grids must line up with the input's own labels, pass False."""
+        search = self.frame_search if frame_search is None else frame_search
+        structures = self.canonical_frames(structures) if search else list(structures)
+        return self._posterior(structures, cond)
+
+    def canonical_frames(self, structures: list[Structure]) -> list[Structure]:
+        """The crystals moved to the origin this model set reads best (core/canonical.py)."""
+        return best_frames(list(structures), lambda frames: reconstruction_misfit(self, frames))[0]
+
+    def _posterior(self, structures: list[Structure], cond) -> tuple[np.ndarray, np.ndarray]:
         density, labels, abc = self.voxeliser.batch(list(structures))
         x = make_input(torch.from_numpy(normalise_density(density)).to(self.device), torch.from_numpy(abc))
         abc_std = torch.from_numpy((abc - self.abc_mean) / self.abc_std).to(self.device)
@@ -226,7 +246,10 @@ class ModelSet:
         """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B,3) Å and, when the VAE
         has those heads, species_probs (B,C,D,D,D) and counts (B,C) atoms per class."""
         out = self._decode_raw(z, cond)
-        grids = {"density": denormalise_density(out["density"][:, 0].float()).cpu().numpy(), "abc": self._abc(out)}
+        grids = {
+            "density": denormalise_density(out["density"][:, 0].float()).cpu().numpy(),
+            "abc": self._abc(out),
+        }
         if "species_logits" in out:
             grids["species_probs"] = torch.softmax(out["species_logits"].float(), dim=1).cpu().numpy()
         if "count_logits" in out:
@@ -259,7 +282,9 @@ class ModelSet:
         label_grids = shown.argmax(1).astype(np.uint8) if labels else None  # (B, D, D, D)
         results = []
         for k in range(len(density)):
-            item = Decoded(density=density[k], abc=abc[k], labels=None if label_grids is None else label_grids[k])
+            item = Decoded(
+                density=density[k], abc=abc[k], labels=None if label_grids is None else label_grids[k]
+            )
             try:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
@@ -325,7 +350,9 @@ class ModelSet:
                      else "fitted" if self.prior is not None else "normal")  # fmt: skip
         if prior.startswith("composition"):
             if group is not None:
-                raise ICSGError("a prior group applies to the fitted prior (--prior fitted), not to the composition prior")
+                raise ICSGError(
+                    "a prior group applies to the fitted prior (--prior fitted), not to the composition prior"
+                )
             free = prior == "composition-unfiltered"  # the ablation: known and repeated compositions allowed
             return self.sample_compositions(n, seed, exclude_known=not free, unique=not free)[0]
         if prior == "fitted" and self.prior is None:
@@ -345,7 +372,11 @@ class ModelSet:
             raise ICSGError(f"{self.source}: this model set has no composition prior (vae/{COMPOSITION_FILE}); "
                             "make one with: icsg3d fit-prior --kind composition")  # fmt: skip
         proposed = self.composition_prior.sample(n, seed, exclude_known=exclude_known, unique=unique)
-        z = [self.encode(proposed[first : first + 256]) for first in range(0, len(proposed), 256)]
+        # proposals are built in the training convention (core/composition_prior.py): no search
+        z = [
+            self.encode(proposed[first : first + 256], frame_search=False)
+            for first in range(0, len(proposed), 256)
+        ]
         return np.concatenate(z) if z else np.zeros((0, self.latent_dim), np.float32), proposed
 
     def around(self, z: np.ndarray, n: int, spread: float = 0.5, seed: int = 0) -> np.ndarray:

@@ -50,6 +50,7 @@ class SegmentingModelSet(Protocol):
 
     def condition_of(self, value: float | None) -> int: ...
 
+
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("unet", "head", "ensemble")
@@ -168,7 +169,9 @@ class GridSegmentation:
         return float(np.mean([b.confidence for b in self.blobs])) if self.blobs else None
 
 
-def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary, argmax: np.ndarray | None = None) -> list[Blob]:
+def blobs_of(
+    density: np.ndarray, probs: np.ndarray, vocab: Vocabulary, argmax: np.ndarray | None = None
+) -> list[Blob]:
     """The atoms of one grid (D,D,D) segmented by probabilities (C,D,D,D) (``_typed_sites``), each
     with its element's share of the atom probability mass around it."""
     sites, confidence = _typed_sites(density, probs, vocab, argmax)
@@ -176,7 +179,9 @@ def blobs_of(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary, argmax: 
             for s, c in zip(sites, confidence, strict=True)]  # fmt: skip
 
 
-def to_model_grid(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_model_grid(
+    models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """A grid of any shape on an orthogonal cell, resampled (periodic, trilinear) to the model
     set's (d, d, d) grid; returns (density (d,d,d), abc (3,)). Raises SegmentationError when the
     cell is outside what the U-Net reads (skewed, or too long for the grid)."""
@@ -201,7 +206,9 @@ def to_model_grid(models: SegmentingModelSet, density: np.ndarray, lattice: np.n
     return density, abc.astype(np.float32)
 
 
-def segment_with_unet(models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray) -> GridSegmentation:
+def segment_with_unet(
+    models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray
+) -> GridSegmentation:
     """The U-Net's segmentation of any grid on screen (decoded, opened, a CHGCAR/cube), on the
     model set's grid. Raises SegmentationError naming why it cannot (no U-Net, cell outside)."""
     if models.unet is None:
@@ -212,7 +219,9 @@ def segment_with_unet(models: SegmentingModelSet, density: np.ndarray, lattice: 
     return GridSegmentation(labels=labels.astype(np.uint8), blobs=blobs_of(rho, probs, models.vocab, labels))
 
 
-def unet_disagreements(structure: Structure, unet_probs: np.ndarray, vocab: Vocabulary) -> list[tuple[int, str, str]]:
+def unet_disagreements(
+    structure: Structure, unet_probs: np.ndarray, vocab: Vocabulary
+) -> list[tuple[int, str, str]]:
     """Sites of a decoded crystal whose element the U-Net reads differently:
     [(site index, the crystal's element, the U-Net's element)]."""
     classes, _ = site_classes(unet_probs, structure.frac_coords)
@@ -233,7 +242,8 @@ def _grids(models: SegmentingModelSet, chunk: list[Structure], source: str, cond
     true_density, true_labels, true_abc = models.voxeliser.batch(chunk)
     if source == "true":
         return true_density, true_abc, None, true_labels
-    grids = models.decode_grids(models.encode(chunk, conds), conds)
+    # no frame search: the decoded grids are scored against the crystals' own label grids
+    grids = models.decode_grids(models.encode(chunk, conds, frame_search=False), conds)
     return grids["density"], grids["abc"], grids.get("species_probs"), true_labels
 
 

@@ -19,6 +19,7 @@ from core.cli.common import add_prior_options, load_model_set, report_failures
 from core.errors import ICSGError
 from core.export import export_json
 from core.jsonable import jsonable
+from core.perturb import PERTURBATIONS
 from core.structures import STRUCTURES_HELP, Entry, Failure
 
 Runner = Callable[[argparse.Namespace, list[Entry], list[Failure]], tuple[dict, list[Failure]]]
@@ -73,7 +74,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.where:  # unreadable CSV rows keep their numeric columns, so they are filtered too
         entries = select_entries(entries, args.where)
         read_failures = select_entries(read_failures, args.where)
+    if args.perturb:
+        from core.perturb import perturbed_entries
+
+        entries = perturbed_entries(entries, args.perturb, seed=args.seed)
     metrics, failures = RUNNERS[args.kind](args, entries, read_failures)
+    if args.perturb:
+        metrics["perturbation"] = f"{args.perturb} (seed {args.seed})"
     metrics["failures"] = [{"id": f.id, "source": f.source, "reason": f.reason} for f in failures]
     report_failures(failures)
     summary = {k: v for k, v in metrics.items() if k != "failures" and not isinstance(v, dict | list)}
@@ -111,6 +118,9 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
                    help="segmentation: the U-Net alone (default), the VAE's species head, or their mean "
                    "(the last two: --source decoded); reconstruction, generation: how decoding types atoms "
                    "(default: the model set's choice)")
+    p.add_argument("--perturb", choices=PERTURBATIONS,
+                   help="score copies of the --data crystals with their origin shifted, axes permuted, "
+                   "cell re-set, or all three (seeded by --seed): the answer should not change")
     add_prior_options(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)

@@ -30,7 +30,9 @@ def _training_entries(args: argparse.Namespace) -> tuple[list, list[str]]:
             try:
                 read, _held_out = apply_split_file(read, args.split)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ICSGError(f"{args.split}: not a split.json with 'train' and 'val' lists ({exc})") from None
+                raise ICSGError(
+                    f"{args.split}: not a split.json with 'train' and 'val' lists ({exc})"
+                ) from None
         for f in failures:
             log.warning("skipped %s: %s", f.source, f.reason)
         entries += read
@@ -48,7 +50,9 @@ def cmd_index_known(args: argparse.Namespace) -> int:
         raise ICSGError("no crystals to index")
     out = args.out or (models_root(args) / KNOWN_FILE)
     KnownCrystals([e.id for e in entries], [e.structure for e in entries]).save(out)
-    log.info("indexed %d training crystals -> %s (%.0f kB)", len(entries), out, Path(out).stat().st_size / 1e3)
+    log.info(
+        "indexed %d training crystals -> %s (%.0f kB)", len(entries), out, Path(out).stat().st_size / 1e3
+    )
     return 0
 
 
@@ -64,7 +68,9 @@ def _fit_composition_prior(args: argparse.Namespace) -> int:
         raise ICSGError(str(exc)) from None
     out = args.out or (models_root(args) / "vae" / FILENAME)
     prior.save(out)
-    log.info("composition prior from %d crystals (%d prototypes) -> %s", prior.n_fit, len(prior.prototypes), out)
+    log.info(
+        "composition prior from %d crystals (%d prototypes) -> %s", prior.n_fit, len(prior.prototypes), out
+    )
     return 0
 
 
@@ -78,7 +84,8 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
         return _fit_composition_prior(args)
     ms = load_model_set(args)
     entries, groups = _training_entries(args)
-    posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]])
+    # the training crystals, in the frames the VAE trained on: no frame search (it would cost ~100x)
+    posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]], frame_search=False)
              for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch")]  # fmt: skip
     if not posts:
         raise ICSGError("no crystals to fit the prior on")
@@ -91,7 +98,13 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
         prior = LatentPrior.fit(mu, components=args.components, seed=args.seed, covariance=args.covariance)
     out = args.out or (Path(ms.source) / "vae" / FILENAME)
     prior.save(out)
-    log.info("%s latent prior of %d components from %d crystals -> %s", args.kind, len(prior.weights), len(entries), out)
+    log.info(
+        "%s latent prior of %d components from %d crystals -> %s",
+        args.kind,
+        len(prior.weights),
+        len(entries),
+        out,
+    )
     return 0
 
 
@@ -102,10 +115,16 @@ def add_fit_prior(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collectio
     p.add_argument("--kind", choices=["aggregate", "gmm", "composition"], default="aggregate",
                    help="aggregate: q(z) = one Gaussian per crystal (default); gmm: an EM-fitted mixture; "
                         "composition: site-by-site element distributions on learned prototypes")  # fmt: skip
-    p.add_argument("--explore", type=float, default=0.0,
-                   help="composition: share of multi-site roles drawn element by element (new multisets)")
+    p.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        help="composition: share of multi-site roles drawn element by element (new multisets)",
+    )
     p.add_argument("--components", type=int, default=16, help="gmm: Gaussian components (default 16)")
-    p.add_argument("--covariance", choices=["full", "diag"], default="full", help="gmm: component covariances")
+    p.add_argument(
+        "--covariance", choices=["full", "diag"], default="full", help="gmm: component covariances"
+    )
     p.add_argument("--groups", nargs="+", metavar="NAME",
                    help="aggregate: a family name per input (e.g. perov_5 perov_5 mp20_cubic) for --prior-group")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
@@ -116,7 +135,9 @@ def add_fit_prior(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collectio
 
 def add_index_known(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("index-known", help="index the training crystals (novelty: new vs known: <id>)")
-    p.add_argument("structures", nargs="+", help="the model set's training crystals (" + STRUCTURES_HELP + ")")
+    p.add_argument(
+        "structures", nargs="+", help="the model set's training crystals (" + STRUCTURES_HELP + ")"
+    )
     p.add_argument("--split", type=Path, help="split.json of the training run: keep only its 'train' ids")
     p.add_argument("--out", type=Path, help="output file (default: MODELS/known.json.gz)")
     add_model_options(p, out=False)

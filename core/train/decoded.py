@@ -54,10 +54,15 @@ def decode_training_grids(
     for start in range(0, len(entries), batch):
         chunk = [e.structure for e in entries[start : start + batch]]
         bins = [int(c) for c in cond[start : start + batch]]
-        z = models.encode(chunk, bins)
+        z = models.encode(chunk, bins, frame_search=False)  # the decode must line up with these labels
         rho, lengths = models.decode_density(z, bins)
         density[start : start + len(chunk)] = rho.astype(np.float16)
         abc[start : start + len(chunk)] = lengths
         if start // batch % 10 == 0:
-            log.info("decoded %d / %d training crystals through %s", start + len(chunk), len(entries), models.source)
+            log.info(
+                "decoded %d / %d training crystals through %s",
+                start + len(chunk),
+                len(entries),
+                models.source,
+            )
     return DecodedGrids(density=density, abc=abc, frac=frac)

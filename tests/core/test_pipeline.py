@@ -102,3 +102,19 @@ def test_model_set_satisfies_the_protocol_the_app_uses(model_set: ModelSet) -> N
 
     assert isinstance(model_set, ModelSetLike)
     assert all(isinstance(d, DecodedLike) for d in model_set.decode(model_set.sample(2)))
+
+
+def test_a_crystal_encodes_the_same_whatever_origin_its_file_chose(model_set: ModelSet) -> None:
+    from core.perturb import shifted
+    from core.structures import to_conventional
+
+    originals = tiny_crystals()
+    rng = np.random.default_rng(0)
+    copies = [to_conventional(shifted(s, rng)) for s in originals]
+    assert not all(np.allclose(c.frac_coords, s.frac_coords) for c, s in zip(copies, originals, strict=True))
+    np.testing.assert_allclose(model_set.encode(copies), model_set.encode(originals), atol=1e-5)
+    model_set.frame_search = False  # without the search the file's origin changes the answer
+    try:
+        assert not np.allclose(model_set.encode(copies), model_set.encode(originals), atol=1e-5)
+    finally:
+        model_set.frame_search = True

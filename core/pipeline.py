@@ -244,7 +244,8 @@ class ModelSet:
 
     def decode_grids(self, z, cond=None) -> dict[str, np.ndarray]:
         """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B,3) Å and, when the VAE
-        has those heads, species_probs (B,C,D,D,D) and counts (B,C) atoms per class."""
+        has those heads, species_probs (B,C,D,D,D), counts (B,C) atoms per class and their
+        count_log_probs (B,C,K+1) (log p of 0..K atoms of each class)."""
         out = self._decode_raw(z, cond)
         grids = {
             "density": denormalise_density(out["density"][:, 0].float()).cpu().numpy(),
@@ -254,6 +255,7 @@ class ModelSet:
             grids["species_probs"] = torch.softmax(out["species_logits"].float(), dim=1).cpu().numpy()
         if "count_logits" in out:
             grids["counts"] = out["count_logits"].argmax(-1).cpu().numpy()
+            grids["count_log_probs"] = torch.log_softmax(out["count_logits"].float(), dim=-1).cpu().numpy()
         return grids
 
     def decode(

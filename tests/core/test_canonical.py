@@ -95,3 +95,17 @@ def test_a_cubic_crystal_has_its_preferred_frame_among_the_candidates_exactly() 
     (frame,), _ = best_frames([copy], _density_misfit(reference))
     species = [s.symbol for s in frame.species]
     np.testing.assert_allclose(frame.frac_coords[species.index("Sr")], [0, 0, 0], atol=1e-6)
+
+
+def test_the_count_term_is_the_count_heads_surprise_at_the_composition() -> None:
+    from core.canonical import _count_nll
+
+    vocab = Vocabulary.from_structures([srtio3()])
+    log_probs = np.full((1, len(vocab), 4), np.log(0.1))
+    for symbol, count in (("Sr", 1), ("Ti", 1), ("O", 3)):
+        log_probs[0, vocab.index(symbol), count] = np.log(0.7)
+    right = _count_nll(log_probs, [srtio3()], vocab)[0]
+    wrong = _count_nll(log_probs, [Structure(Lattice.cubic(3.9), ["Sr", "Sr"], [[0, 0, 0], [0.5, 0.5, 0.5]])], vocab)
+    n_classes = len(vocab)
+    assert right == pytest.approx(-3 * np.log(0.7) - (n_classes - 3) * np.log(0.1))
+    assert wrong[0] > right

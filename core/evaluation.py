@@ -71,7 +71,8 @@ def roundtrip(
         density, labels, abc = voxeliser.batch([e.structure for e in chunk])
         for k, entry in enumerate(chunk):
             try:
-                preds.append(grid_to_structure(density[k], abc[k], vocab, labels=labels[k]))
+                angles = entry.structure.lattice.angles  # the grid is in fractional coordinates of this cell
+                preds.append(grid_to_structure(density[k], abc[k], vocab, labels=labels[k], angles=angles))
             except SegmentationError as exc:
                 failures.append(Failure(entry.id, entry.source, f"segmentation failed: {exc}"))
                 preds.append(None)
@@ -232,7 +233,9 @@ def evaluate_segmentation_run(ms, entries: list[Entry], read_failures: list[Fail
 
     usable, unusable = _gridable(ms, entries)
     failures = list(read_failures) + [failure for _, failure in unusable]
-    conds = [ms.condition_of(e.props.get(ms.prop_name)) if ms.prop_name else ms.condition_of(None) for e in usable]
+    conds = [
+        ms.condition_of(e.props.get(ms.prop_name)) if ms.prop_name else ms.condition_of(None) for e in usable
+    ]
     metrics = evaluate_segmentation(ms, [e.structure for e in usable], source, segmenter, conds, batch=BATCH)
     metrics["n_unusable"] = len(failures)
     return metrics, failures

@@ -155,7 +155,9 @@ def _sites_from_probabilities(
     slots = _count_slots(counts, len(vocab))
     if len(peaks) == 0 and not slots.size:
         return []
-    mass = np.stack([_neighbourhood_mass(class_probs, idx) for idx in peaks]) if len(peaks) else np.zeros((0, 1))
+    mass = (
+        np.stack([_neighbourhood_mass(class_probs, idx) for idx in peaks]) if len(peaks) else np.zeros((0, 1))
+    )
     positions: list[np.ndarray] = [idx + _subvoxel_offset(density, idx) for idx in peaks]
     if slots.size:
         height = np.array([density[tuple(p)] for p in peaks]) / float(density.max() or 1.0)
@@ -173,7 +175,9 @@ def _sites_from_probabilities(
     for pos, cls in zip(positions, species, strict=True):
         if 0 < cls < len(vocab):
             idx = tuple(np.round(pos).astype(int) % d)
-            sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[idx])))
+            sites.append(
+                Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[idx]))
+            )
     return sites
 
 
@@ -237,7 +241,10 @@ def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarra
     else:
         scale, min_sep = np.asarray(voxel_size, dtype=float), MIN_FILL_SEPARATION
     for idx in cand:
-        if len(placed) == 0 or _periodic_distances(idx[None].astype(float), placed, d, scale).min() >= min_sep:
+        if (
+            len(placed) == 0
+            or _periodic_distances(idx[None].astype(float), placed, d, scale).min() >= min_sep
+        ):
             return idx + _subvoxel_offset(score, idx)
     return None
 
@@ -292,9 +299,13 @@ def find_sites(
             inside = peaks[np.isin(peak_flat, members)] if len(peaks) else peaks
             for pos in _component_sites(density, index, inside, d):
                 idx = tuple(np.round(pos).astype(int) % d)
-                sites.append(Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[idx])))
+                sites.append(
+                    Site(frac=(pos / d) % 1.0, species=vocab.symbol(int(cls)), weight=float(density[idx]))
+                )
             if max_sites is not None and len(sites) > max_sites:
-                raise SegmentationError(f"more than {max_sites} atoms found: the grid is noise, not a crystal")
+                raise SegmentationError(
+                    f"more than {max_sites} atoms found: the grid is noise, not a crystal"
+                )
     return sites
 
 
@@ -318,10 +329,11 @@ def grid_to_structure(
     labels: np.ndarray | None = None,
     class_probs: np.ndarray | None = None,
     min_density: float = MIN_DENSITY,
+    angles: Sequence[float] = (90.0, 90.0, 90.0),
 ) -> Structure:
-    """``find_sites`` then ``sites_to_structure`` (90° cell); raises SegmentationError."""
+    """``find_sites`` then ``sites_to_structure`` on the cell (abc, angles); raises SegmentationError."""
     sites = find_sites(density, vocab, labels=labels, class_probs=class_probs, min_density=min_density)
-    return sites_to_structure(sites, abc)
+    return sites_to_structure(sites, abc, angles)
 
 
 def site_mass(class_probs: np.ndarray, frac: np.ndarray, reach: int = 1) -> np.ndarray:

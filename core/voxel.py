@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -108,15 +108,37 @@ def check_representable(structure: Structure, cfg: VoxelConfig) -> str | None:
     return None
 
 
+def gridded_cell(structure: Structure, cfg: VoxelConfig) -> tuple[Structure, str | None]:
+    """The cell a crystal is gridded on, and why it cannot be (None when it can).
+
+    The conventional standard cell where it fits the grid: its axes follow the symmetry (90° where
+    the lattice allows), so related crystals' densities line up axis by axis. Where it does not
+    fit (a centred or rhombohedral cell is 2-4x the primitive one), the Niggli-reduced primitive
+    cell: the smallest cell with the shortest, most orthogonal axes, hence the finest spacing.
+    """
+    reason = check_representable(structure, cfg)
+    if reason is None:
+        return structure, None
+    reduced = structure.get_primitive_structure().get_reduced_structure("niggli")
+    if len(reduced) < len(structure) or max(reduced.lattice.abc) < max(structure.lattice.abc) - 1e-6:
+        if check_representable(reduced, cfg) is None:
+            return reduced, None
+    return structure, reason
+
+
 def representable(entries: list[Entry], cfg: VoxelConfig) -> tuple[list[Entry], list[Failure]]:
-    """(the entries ``cfg``'s grid resolves, a Failure with the reason for each other one)."""
+    """(the entries ``cfg``'s grid resolves, each on its ``gridded_cell``; a Failure with the reason
+    for each other one)."""
     usable, failures = [], []
     for entry in entries:
-        reason = check_representable(entry.structure, cfg)
+        cell, reason = gridded_cell(entry.structure, cfg)
         if reason:
             failures.append(Failure(entry.id, entry.source, reason))
-        else:
+        elif cell is entry.structure:
             usable.append(entry)
+        else:
+            note = "; ".join(filter(None, [entry.note, "gridded on the Niggli-reduced primitive cell"]))
+            usable.append(replace(entry, structure=cell, note=note))
     return usable, failures
 
 
@@ -168,7 +190,11 @@ class Voxeliser:
         """Grids of many crystals: density (B,D,D,D) f32, labels (B,D,D,D) uint8, abc (B,3) f32."""
         d = self.cfg.d
         if not structures:
-            return np.zeros((0, d, d, d), np.float32), np.zeros((0, d, d, d), np.uint8), np.zeros((0, 3), np.float32)
+            return (
+                np.zeros((0, d, d, d), np.float32),
+                np.zeros((0, d, d, d), np.uint8),
+                np.zeros((0, 3), np.float32),
+            )
         abc = np.array([s.lattice.abc for s in structures], dtype=np.float32)
         orthogonal = np.array([is_orthogonal(s) for s in structures])
         if orthogonal.all():  # the common case (cubic, tetragonal, orthorhombic): no copies
@@ -208,7 +234,9 @@ class Voxeliser:
         # Images far enough to cover 4 sigma in the thinnest direction of the cell.
         heights = structure.volume / np.linalg.norm(np.cross(matrix[[1, 2, 0]], matrix[[2, 0, 1]]), axis=1)
         reach = np.ceil(4.0 * sigma.max() / heights).astype(int) + 1
-        shifts = np.stack(np.meshgrid(*(np.arange(-r, r + 1) for r in reach), indexing="ij"), -1).reshape(-1, 3)
+        shifts = np.stack(np.meshgrid(*(np.arange(-r, r + 1) for r in reach), indexing="ij"), -1).reshape(
+            -1, 3
+        )
         rho = np.zeros(d**3)
         best = np.full(d**3, np.inf)
         labels = np.zeros(d**3, np.uint8)
@@ -236,7 +264,10 @@ def _orthogonal_numpy(frac, weight, sigma, radius, cls, abc, density, labels) ->
         profiles, squares = [], []
         for ax in range(3):
             diff = grid - frac[n, ax]
-            images = np.arange(-math.ceil(CUT_SIGMAS * sigma[n] / abc[ax]) - 1, math.ceil(CUT_SIGMAS * sigma[n] / abc[ax]) + 2)
+            images = np.arange(
+                -math.ceil(CUT_SIGMAS * sigma[n] / abc[ax]) - 1,
+                math.ceil(CUT_SIGMAS * sigma[n] / abc[ax]) + 2,
+            )
             x = (diff[:, None] + images[None, :]) * abc[ax]
             profiles.append(np.exp(-(x**2) / (2 * sigma[n] ** 2)).sum(axis=1))
             squares.append(((diff - np.floor(diff + 0.5)) * abc[ax]) ** 2)

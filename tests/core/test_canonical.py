@@ -105,7 +105,9 @@ def test_the_count_term_is_the_count_heads_surprise_at_the_composition() -> None
     for symbol, count in (("Sr", 1), ("Ti", 1), ("O", 3)):
         log_probs[0, vocab.index(symbol), count] = np.log(0.7)
     right = _count_nll(log_probs, [srtio3()], vocab)[0]
-    wrong = _count_nll(log_probs, [Structure(Lattice.cubic(3.9), ["Sr", "Sr"], [[0, 0, 0], [0.5, 0.5, 0.5]])], vocab)
+    wrong = _count_nll(
+        log_probs, [Structure(Lattice.cubic(3.9), ["Sr", "Sr"], [[0, 0, 0], [0.5, 0.5, 0.5]])], vocab
+    )
     n_classes = len(vocab)
     assert right == pytest.approx(-3 * np.log(0.7) - (n_classes - 3) * np.log(0.1))
     assert wrong[0] > right

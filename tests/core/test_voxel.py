@@ -442,11 +442,50 @@ def test_single_crystal_numpy_path_equals_the_compiled_batch():
     from core.voxel import VoxelConfig, Voxeliser
 
     frac = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-    crystals = [Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"], frac),
-                Structure(Lattice.orthorhombic(3.1, 4.7, 5.9), ["Cs", "Cl"], [[0.1, 0.2, 0.3], [0.6, 0.7, 0.85]])]
+    crystals = [
+        Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"], frac),
+        Structure(Lattice.orthorhombic(3.1, 4.7, 5.9), ["Cs", "Cl"], [[0.1, 0.2, 0.3], [0.6, 0.7, 0.85]]),
+    ]
     vox = Voxeliser(VoxelConfig(d=24), Vocabulary.from_structures(crystals))
     batch_density, batch_labels, _ = vox.batch(crystals)
     for k, s in enumerate(crystals):
         sample = vox(s)
-        np.testing.assert_allclose(sample.density, batch_density[k], rtol=1e-5, atol=1e-6 * batch_density[k].max())
+        np.testing.assert_allclose(
+            sample.density, batch_density[k], rtol=1e-5, atol=1e-6 * batch_density[k].max()
+        )
         np.testing.assert_array_equal(sample.labels, batch_labels[k])
+
+
+def triclinic() -> Structure:
+    coords = [[0.1, 0.15, 0.2], [0.55, 0.6, 0.7], [0.3, 0.8, 0.45]]
+    return Structure(Lattice.from_parameters(4.2, 4.8, 5.1, 78.0, 96.0, 107.0), ["Ba", "O", "Ti"], coords)
+
+
+@pytest.mark.parametrize("make", [hexagonal, monoclinic, triclinic, skewed])
+def test_a_skewed_crystal_round_trips_through_its_grid(make) -> None:
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from core.evaluation import roundtrip
+    from core.structures import Entry
+
+    crystal = make()
+    result = roundtrip([Entry("x", crystal, "<test>")], cfg=VoxelConfig(d=32))
+    assert result.metrics["match_rate"] == 1.0, result.failures
+    back = result.predictions[0]
+    np.testing.assert_allclose(back.lattice.angles, crystal.lattice.angles, atol=1e-6)  # not a 90° cell
+    assert StructureMatcher(stol=0.1).fit(back, crystal)
+
+
+def test_a_conventional_cell_too_long_for_the_grid_is_gridded_on_its_primitive_cell() -> None:
+    from core.structures import Entry
+    from core.voxel import representable
+
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(7.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cfg = VoxelConfig(d=12, max_voxel=0.45)  # 7.0 Å / 12 = 0.58 Å: the conventional cell does not fit
+    assert check_representable(fcc, cfg) is not None
+    (entry,), failures = representable([Entry("fcc", fcc, "<test>")], cfg)
+    assert not failures and len(entry.structure) == 2 and max(entry.structure.lattice.abc) < 5.0
+    assert "primitive" in entry.note
+    huge = Structure(Lattice.cubic(9.0), ["Cs"], [[0, 0, 0]])  # primitive already: still too large
+    usable, failures = representable([Entry("huge", huge, "<test>")], cfg)
+    assert not usable and "cell too large" in failures[0].reason

@@ -55,8 +55,9 @@ def density_mesh(
     extended by ``margin`` grid points (periodic images) beyond every face.
 
     Orthogonal axis-aligned cells give an ``ImageData`` (volume rendering works); other cells give
-    a ``StructuredGrid`` whose points follow the lattice (isosurfaces and slices work, and the
-    volume layer falls back to an isosurface, see ``Viewer3D``).
+    a ``StructuredGrid`` whose points follow the lattice (isosurfaces and slices); VTK's volume
+    mappers need an axis-aligned grid, so the volume layer draws the density of such a cell
+    resampled onto a Cartesian box over the same region (``sheared_volume.resample_sheared``).
     """
     data = wrap_periodic(np.asarray(density, dtype=np.float32), repeat, margin)
     d = np.asarray(density.shape, dtype=float)

@@ -1,7 +1,8 @@
 """The 3-D view: one pyvistaqt QtInteractor showing the layers of ``AppState``.
 
 Layers (each a fixed actor name, replaced in place, ``render=False``, then one ``render()`` per
-event-loop pass): density volume, isosurfaces (one per level), orthogonal slices, the (hkl) slice,
+event-loop pass): density volume (on a sheared cell resampled onto an axis-aligned box,
+``sheared_volume.py``), isosurfaces (one per level), orthogonal slices, the (hkl) slice,
 segmentation blobs, atoms, bonds, labels, unit cell, polyhedra. Geometry comes from ``scene.py``
 (pure functions), the density's surfaces from ``density_layers.py``, labels, hover and picking
 from ``atom_info.py``; this class owns the plotter and decides what is drawn when.
@@ -21,7 +22,7 @@ from pyvistaqt import QtInteractor
 
 from icsg3d_gui.display_settings import DisplaySettings
 from icsg3d_gui.state import AppState
-from icsg3d_gui.views import blob_layer, scene
+from icsg3d_gui.views import blob_layer, scene, sheared_volume
 from icsg3d_gui.views import density_layers as layers
 from icsg3d_gui.views.atom_info import LABELS, AtomInfo
 from icsg3d_gui.views.density_layers import DENSITY_BAR
@@ -185,25 +186,24 @@ class Viewer3D(QWidget):
         vmax = max(float(st.density.max()), DENSITY_FLOOR)
         lo = max(s.clim_fraction[0], 1e-3) if s.log_scale else s.clim_fraction[0]  # log needs lo > 0
         clim = (lo * vmax, max(s.clim_fraction[1], lo + 1e-3) * vmax)
-        volume_ok = isinstance(grid, pv.ImageData)
-        volume = s.show_volume and volume_ok
-        if volume:
-            self._show_volume(grid, clim)
+        if s.show_volume:
+            # a sheared cell's grid follows the lattice: resampled onto an axis-aligned box for VTK
+            self._show_volume(sheared_volume.volume_grid(grid, st.density, st.lattice, s.repeat,
+                                                         self._margin(st.density)), clim)  # fmt: skip
         else:
             self._remove(("density_volume",))
             self._drop_bar()  # the volume's, or the slices' of the last frame
             self._volume_key = None
         # isovalues: fractions of the grid's own maximum (they follow the grid to a new crystal)
-        show_iso = s.show_iso or (s.show_volume and not volume_ok)
         iso_grid = grid
-        if show_iso and self._margin(st.density) < round(ISO_MARGIN * st.density.shape[0]):
+        if s.show_iso and self._margin(st.density) < round(ISO_MARGIN * st.density.shape[0]):
             # a wider periodic margin for the surfaces: the shells of atoms on the cell's faces close
             iso_grid = scene.density_mesh(st.density, st.lattice, s.repeat, name="rho",
                                           margin=round(ISO_MARGIN * st.density.shape[0]))  # fmt: skip
-        layers.draw_isosurfaces(self.plotter, iso_grid, s.iso_levels if show_iso else None, float(st.density.max()))
+        layers.draw_isosurfaces(self.plotter, iso_grid, s.iso_levels if s.show_iso else None, float(st.density.max()))
         # one colour bar: the volume's; with the volume off, the slices', else the (hkl) plane's
-        layers.draw_slices(self.plotter, grid, s, st.lattice, clim, bar=not volume)
-        layers.draw_hkl_slice(self.plotter, grid, s, st.lattice, clim, bar=not volume and not s.show_slices)
+        layers.draw_slices(self.plotter, grid, s, st.lattice, clim, bar=not s.show_volume)
+        layers.draw_hkl_slice(self.plotter, grid, s, st.lattice, clim, bar=not s.show_volume and not s.show_slices)
         self._hide_stale_crystal(self.state.preview)
         self._set_antialias(not self.state.preview)
         self._fit_camera()

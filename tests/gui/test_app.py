@@ -329,15 +329,15 @@ def test_history_dock_goes_back_and_bookmarks(make_window, qtbot):
 
 
 def test_hexagonal_cell_follows_the_lattice(make_window, qtbot, tmp_path):
-    """A non-orthogonal cell: the grid is sheared with the lattice; the volume layer falls back to
-    an isosurface (VTK volume mappers need an axis-aligned grid)."""
+    """A non-orthogonal cell: the grid is sheared with the lattice; the volume layer draws it
+    resampled onto an axis-aligned box (VTK volume mappers need one; test_truth checks its values)."""
     poscar = tmp_path / "ZnO.vasp"
     poscar.write_text("ZnO wurtzite\n1.0\n3.25 0 0\n-1.625 2.8146 0\n0 0 5.21\nZn O\n2 2\ndirect\n"
                       "0.3333 0.6667 0\n0.6667 0.3333 0.5\n0.3333 0.6667 0.382\n0.6667 0.3333 0.882\n")
     win = make_window()
     assert win.open_path(poscar)
     actors = win.viewer.plotter.actors
-    assert "density_iso_0" in actors and "density_volume" not in actors and "atoms" in actors
+    assert "density_volume" in actors and "density_iso_0" not in actors and "atoms" in actors
     from icsg3d_gui.views import scene
 
     st = win.state

@@ -309,8 +309,7 @@ def test_numpy_grids_with_a_cell_open_like_a_cif(make_window, qtbot, tmp_path, b
     np.testing.assert_allclose(win.state.lattice, lattice)
     cell = win.viewer.plotter.actors["cell"].mapper.dataset
     np.testing.assert_allclose(np.asarray(cell.points)[:8].max(axis=0), lattice.sum(axis=0))
-    iso = win.viewer.plotter.actors["density_iso_0"].mapper.dataset  # sheared: the volume falls back to a contour
-    assert iso.n_points > 0
+    assert_draws_sheared_volume(win)  # sheared: the volume is drawn, resampled onto an axis-aligned box
     (tmp_path / "bare.json").unlink()
     assert not win.open_path(tmp_path / "bare.npy")
     title, text = boxes["critical"][-1]
@@ -364,3 +363,126 @@ def test_a_model_set_change_reloads_in_the_worker_and_redraws(make_window, qtbot
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     assert not dialogs.open_model_set(win)
     assert win.state.model_set_name == "other_set"
+
+
+# ---- sheared (non-orthogonal) cells: the volume is resampled onto an axis-aligned box ----------
+
+
+def trilinear(rho: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Periodic trilinear interpolation of ``rho`` (point i at fractional i/D) at ``frac`` (N, 3),
+    written out over the 8 corners (independent of the app's scipy-based resampling)."""
+    d = np.asarray(rho.shape)
+    pos = np.asarray(frac, dtype=float) * d
+    base = np.floor(pos).astype(int)
+    w = pos - base
+    out = np.zeros(len(pos))
+    for corner in CORNERS.astype(int):
+        idx = np.mod(base + corner, d)
+        weight = np.prod(np.where(corner == 1, w, 1.0 - w), axis=1)
+        out += weight * rho[idx[:, 0], idx[:, 1], idx[:, 2]]
+    return out
+
+
+def region_box(lattice: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(xmin, xmax, ymin, ymax, zmin, zmax) of the parallelepiped [lo, hi] (fractional) of ``lattice``."""
+    cart = (lo + CORNERS * (hi - lo)) @ lattice
+    return np.stack([cart.min(axis=0), cart.max(axis=0)], axis=1).ravel()
+
+
+def check_resampled(grid, rho: np.ndarray, lattice: np.ndarray, lo: np.ndarray, hi: np.ndarray,  # noqa: ANN001
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``grid`` (ImageData) covers the box of the region [lo, hi] and holds ``rho`` interpolated at
+    each point's fractional coordinates inside it, 0 outside; returns (fractional, value) inside."""
+    import pyvista as pv
+
+    assert isinstance(grid, pv.ImageData)
+    np.testing.assert_allclose(grid.bounds, region_box(lattice, lo, hi), atol=1e-4)
+    points = np.asarray(grid.points)
+    frac = points @ np.linalg.inv(lattice)
+    values = np.asarray(grid.point_data["rho"])
+    inside = np.all((frac > lo + 1e-4) & (frac < hi - 1e-4), axis=1)
+    outside = np.any((frac < lo - 1e-4) | (frac > hi + 1e-4), axis=1)
+    assert 0.2 < inside.mean() < 0.95 and outside.any()  # a sheared cell does not fill its box
+    np.testing.assert_allclose(values[inside], trilinear(rho, frac[inside]), rtol=1e-5, atol=1e-5)
+    assert not values[outside].any(), "density drawn outside the cell's region"
+    return frac[inside], values[inside]
+
+
+def wurtzite():  # noqa: ANN201
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice.hexagonal(3.25, 5.2), ["Zn", "O", "Zn", "O"],
+                     [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.38], [2 / 3, 1 / 3, 0.5], [2 / 3, 1 / 3, 0.88]])  # fmt: skip
+
+
+def assert_draws_sheared_volume(win) -> None:  # noqa: ANN001
+    """The volume actor of a sheared cell is a vtkVolume over an axis-aligned ImageData that holds
+    the state's density at each point's fractional coordinates within the drawn region
+    (the (super)cell plus the periodic margin), 0 outside it."""
+    import vtk
+
+    st, viewer = win.state, win.viewer
+    viewer.render_now()
+    actor = viewer.plotter.actors.get("density_volume")
+    assert isinstance(actor, vtk.vtkVolume), "no density volume drawn on a sheared cell"
+    d = np.asarray(st.density.shape, dtype=float)
+    margin = viewer._margin(st.density)
+    lo, hi = -margin / d, np.asarray(viewer.settings.repeat, dtype=float) + margin / d
+    check_resampled(actor.mapper.dataset, st.density, np.asarray(st.lattice), lo, hi)
+
+
+def test_sheared_cell_draws_the_density_volume(make_window, qtbot, tmp_path):
+    """Wurtzite ZnO (hexagonal): the density volume is drawn (not swapped for an isosurface), its
+    values are the state's density over the cell and its margin, its peak sits on a Zn atom; the
+    isosurface levels still draw on request, and a supercell widens the resampled region."""
+    from pymatgen.io.cif import CifWriter
+
+    path = tmp_path / "ZnO.cif"
+    CifWriter(wurtzite()).write_file(str(path))
+    win = make_window()
+    assert win.open_path(path)
+    st, plotter = win.state, win.viewer.plotter
+    assert not scene.is_axis_aligned(st.lattice)
+    assert_draws_sheared_volume(win)
+    assert not any(name.startswith("density_iso_") for name in plotter.actors)  # the iso panel is off
+    drawn = plotter.actors["density_volume"].mapper.dataset
+    peak = np.asarray(drawn.points)[int(np.argmax(drawn.point_data["rho"]))]
+    zn = np.array([site.frac_coords for site in st.structure if site.specie.symbol == "Zn"])
+    shifts = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    images = (zn[:, None] + shifts[None]).reshape(-1, 3) @ st.lattice
+    assert np.linalg.norm(images - peak, axis=1).min() < 0.2, "the drawn density's peak is not on a Zn atom"
+    win.viewer.update_settings(show_iso=True)  # the iso panel's levels draw on the sheared grid as before
+    iso = plotter.actors["density_iso_0"].mapper.dataset
+    assert iso.n_points > 0
+    win.viewer.update_settings(repeat=(2, 1, 2), show_iso=False)
+    assert_draws_sheared_volume(win)
+    assert "density_iso_0" not in plotter.actors
+
+
+def test_sheared_resampling_interpolates_the_periodic_grid():
+    """resample_sheared on a tiny monoclinic grid of a smooth periodic function: values at the
+    box's points match the function at their fractional coordinates (to the trilinear error) and
+    an independent trilinear interpolation exactly; the region is the cells plus the margin."""
+    from icsg3d_gui.views.sheared_volume import periodic_trilinear, resample_sheared
+
+    beta = np.radians(105.0)
+    lattice = np.array([[4.0, 0, 0], [0, 5.0, 0], [6.0 * np.cos(beta), 0, 6.0 * np.sin(beta)]])
+    shape = (10, 12, 14)
+
+    def smooth(f: np.ndarray) -> np.ndarray:
+        t = 2 * np.pi * np.asarray(f)
+        return 2.0 + np.cos(t[..., 0]) + 0.5 * np.sin(t[..., 1]) * np.cos(t[..., 2]) + 0.3 * np.sin(t[..., 2])
+
+    axes = [np.arange(n) / n for n in shape]
+    rho = smooth(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)).astype(np.float32)
+    idx = np.array([[0, 0, 0], [3, 7, 13], [9, 11, 5]])
+    at_nodes = periodic_trilinear(rho, idx / np.asarray(shape) + np.array([1, -2, 3]))  # periodic images
+    np.testing.assert_allclose(at_nodes, rho[idx[:, 0], idx[:, 1], idx[:, 2]], atol=1e-6)
+    repeat, margin = (1, 2, 1), 2
+    grid = resample_sheared(rho, lattice, repeat, name="rho", margin=margin)
+    spacing = min(np.linalg.norm(lattice, axis=1) / np.asarray(shape))
+    assert max(grid.spacing) <= 1.01 * spacing  # about the grid's finest spacing
+    lo, hi = -margin / np.asarray(shape), np.asarray(repeat) + margin / np.asarray(shape)
+    frac, values = check_resampled(grid, rho, lattice, lo, hi)
+    # the trilinear error of the smooth function; grid points off by half a voxel would be ~0.3 off
+    assert np.abs(values - smooth(frac)).max() < 0.08

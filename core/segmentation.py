@@ -98,6 +98,10 @@ def averaged_over_operations(predict, density: np.ndarray, abc: np.ndarray, n_op
     return total / max(1, min(n_ops, len(TTA_OPS)))
 
 
+# The U-Net's share of the ensemble's probabilities (the head's is the rest); see the model card.
+ENSEMBLE_UNET_WEIGHT = 0.5
+
+
 def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segmenter: str) -> np.ndarray:
     """Species probabilities (B,C,D,D,D) of one segmenter from the U-Net's and the head's."""
     if segmenter not in SEGMENTERS:
@@ -114,7 +118,7 @@ def combine_probabilities(unet: np.ndarray | None, head: np.ndarray | None, segm
         return head
     if unet is None:
         raise SegmentationError("this model set has no U-Net")
-    return 0.5 * (unet + head)
+    return ENSEMBLE_UNET_WEIGHT * unet + (1.0 - ENSEMBLE_UNET_WEIGHT) * head
 
 
 def _typed_sites(density: np.ndarray, probs: np.ndarray, vocab: Vocabulary,

@@ -10,7 +10,7 @@
 #   vae_a  5 epochs, no composition head                         (~23 min)
 #   vae_b  2 of 28 scheduled epochs with the count head, weight 0.1 (~7 min)
 #   vae    42 of 46 scheduled epochs, count-head weight 1.0      (the shipped VAE: vae/last, see the card)
-#   unet_a, unet: the U-Net in two stages, true and VAE-decoded densities (~45 min; after the VAE)
+#   unet_a, unet, unet_f: the U-Net in three stages, true and VAE-decoded densities (~45 min + ~60 min)
 #   cgcnn                                                         (~7 min)
 #   fit-prior: the aggregate posterior sampled by `icsg3d generate` (~3 min)
 set -euo pipefail
@@ -46,12 +46,17 @@ UNET=(--epoch-size 8000 --val-size 512 --batch-size 16 --patience 100 --model-co
 train unet "$RUN/unet_a" "${UNET[@]}" --epochs 9 --stop-after-epoch 3 --lr 2e-3 --precision bf16 --decoded-frac 0.5
 train unet "$RUN/unet" "${UNET[@]}" --epochs 14 --lr 1e-3 --precision fp32 --decoded-frac 0.3 --seed 1 \
     --class-weight-power 0.5 --init "$RUN/unet_a/last"
+# Session 7: 20 more fp32 epochs from it with 8 Fourier pairs of the density channel
+# (density_features; the new input weights start at zero, so it starts as the stage above)
+train unet "$RUN/unet_f" "${UNET[@]}" --epochs 20 --lr 1e-3 --precision fp32 --decoded-frac 0.3 --seed 2 \
+    --class-weight-power 0.5 --init "$RUN/unet/last" --max-minutes 120 \
+    --model-config '{"base": 16, "density_features": 8}'
 train cgcnn "$RUN/cgcnn" --target heat_ref,formation_energy_per_atom --epochs 150 --patience 30 --max-minutes 14
 
 mkdir -p "$RUN/set"
 # the VAE's last epoch reconstructs better than its best validation loss (model card), so last/ ships
-for pick in vae/last unet/last cgcnn/best; do
-    kind=${pick%%/*}
+for pick in vae/last unet_f/best cgcnn/best; do
+    kind=${pick%%/*}; kind=${kind%_f}
     rm -rf "$RUN/set/$kind" && cp -r "$RUN/$pick" "$RUN/set/$kind" && rm -f "$RUN/set/$kind/train_state.pt"
 done
 cp "$RUN/vae/split.json" "$RUN/set/split.json"

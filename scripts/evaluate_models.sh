@@ -4,7 +4,7 @@
 #
 #   scripts/evaluate_models.sh [MODELS_DIR] [OUT_DIR]     # defaults: resources/models, runs/eval
 #
-# Writes one JSON (+ Markdown report) per figure into OUT_DIR. About 50 minutes on 2 CPU cores,
+# Writes one JSON (+ Markdown report) per figure into OUT_DIR. About 80 minutes on 2 CPU cores,
 # most of it CrystalNN fingerprints of the 10,000-sample runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,13 @@ MP=runs/data/heldout_mp20_cubic_report.csv.gz
 EV=($PY -m core.cli evaluate --models "$MODELS")
 "${EV[@]}" reconstruction --data $P5 --json "$OUT/rec_perov5.json" --report "$OUT/rec_perov5.md"
 "${EV[@]}" reconstruction --data $MP --json "$OUT/rec_mp20.json"
+# the same crystals in other files: origin shifted, axes permuted, another cell, all three (first 300)
+for kind in shift permute reset all; do
+    "${EV[@]}" reconstruction --data $P5 --limit 300 --perturb $kind --json "$OUT/rec_report300_$kind.json"
+done
+# the representation of any lattice: true density -> sites -> crystal (no model set)
+$PY -m core.cli evaluate roundtrip --data ../shared/data/carbon_24/val.csv.gz --json "$OUT/roundtrip_carbon_24.json"
+$PY -m core.cli evaluate roundtrip --data ../shared/data/mp_20_biternary/val.csv.gz --json "$OUT/roundtrip_mp_20_biternary.json"
 # generation as CDVAE evaluates it (10,000 samples), with novelty against the shipped training
 # index and rediscovery of the report crystals; the default prior is composition-first
 "${EV[@]}" generation --data $P5 --n 10000 --json "$OUT/gen10k_composition.json" --report "$OUT/gen10k_composition.md"

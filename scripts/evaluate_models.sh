@@ -19,6 +19,7 @@ EV=($PY -m core.cli evaluate --models "$MODELS")
 "${EV[@]}" reconstruction --data $P5 --json "$OUT/rec_perov5.json" --report "$OUT/rec_perov5.md"
 "${EV[@]}" reconstruction --data $MP --json "$OUT/rec_mp20.json"
 # the same crystals in other files: origin shifted, axes permuted, another cell, all three (first 300)
+"${EV[@]}" reconstruction --data $P5 --perturb shift --json "$OUT/rec_report_shift.json"
 for kind in shift permute reset all; do
     "${EV[@]}" reconstruction --data $P5 --limit 300 --perturb $kind --json "$OUT/rec_report300_$kind.json"
 done

@@ -100,7 +100,7 @@ class FakeModelSet:
             labels[blob > 0.5 * amp] = cls
         return rho, labels
 
-    def encode(self, structures: list, cond: list[int] | None = None) -> np.ndarray:
+    def encode(self, structures: list, cond: list[int] | None = None, frame_search: bool | None = None) -> np.ndarray:
         self._count("encode")
         out = []
         for s in structures:

@@ -189,7 +189,7 @@ def to_model_grid(
     """A grid of any shape on an orthogonal cell, resampled (periodic, trilinear) to the model
     set's (d, d, d) grid; returns (density (d,d,d), abc (3,)). Raises SegmentationError when the
     cell is outside what the U-Net reads (skewed, or too long for the grid)."""
-    from scipy.ndimage import map_coordinates
+    from core.volumetric import periodic_trilinear
 
     lattice = np.asarray(lattice, dtype=float)
     abc = np.linalg.norm(lattice, axis=1)
@@ -204,9 +204,8 @@ def to_model_grid(
         )
     density = np.asarray(density, dtype=np.float32)
     if density.shape != (cfg.d,) * 3:
-        axes = [np.arange(cfg.d) * n / cfg.d for n in density.shape]
-        coords = np.stack(np.meshgrid(*axes, indexing="ij"))
-        density = map_coordinates(density, coords, order=1, mode="grid-wrap").astype(np.float32)
+        frac = np.stack(np.meshgrid(*[np.arange(cfg.d) / cfg.d] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        density = periodic_trilinear(density, frac).reshape((cfg.d,) * 3).astype(np.float32)
     return density, abc.astype(np.float32)
 
 

@@ -192,3 +192,16 @@ def grid_sidecar_text(lattice: np.ndarray, structure: Structure | None = None) -
         meta["species"] = [s.specie.symbol for s in structure]
         meta["frac_coords"] = [[float(x) for x in s.frac_coords] for s in structure]
     return json.dumps(meta, indent=1)
+
+
+def periodic_trilinear(density: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Values (N,) of a periodic grid (D1, D2, D3) (point i at fractional i/D) at fractional
+    positions ``frac`` (N, 3), by trilinear interpolation across the periodic boundary; float
+    grids keep their dtype."""
+    from scipy.ndimage import map_coordinates
+
+    rho = np.asarray(density)
+    if not np.issubdtype(rho.dtype, np.floating):
+        rho = rho.astype(np.float64)
+    index = np.asarray(frac, dtype=float) * np.asarray(rho.shape, dtype=float)
+    return map_coordinates(rho, index.T, order=1, mode="grid-wrap", prefilter=False)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyvista as pv
-from scipy.ndimage import map_coordinates
+
+from core.volumetric import periodic_trilinear
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,6 @@ def finest_spacing(lattice: np.ndarray, shape: Sequence[int]) -> float:
     """The smallest distance between neighbouring grid points along a lattice vector (Å)."""
     lengths = np.linalg.norm(np.asarray(lattice, dtype=float), axis=1)
     return float(np.min(lengths / np.asarray(shape, dtype=float)))
-
-
-def periodic_trilinear(density: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """Density (N,) at fractional positions ``frac`` (N, 3) of a periodic grid (point i at i/D)."""
-    rho = np.asarray(density, dtype=np.float64)
-    index = np.asarray(frac, dtype=float) * np.asarray(rho.shape, dtype=float)
-    return map_coordinates(rho, index.T, order=1, mode="grid-wrap", prefilter=False)
 
 
 def _box_axes(lattice: np.ndarray, lo: np.ndarray, hi: np.ndarray, spacing: float,
@@ -83,7 +77,7 @@ def resample_sheared(
             + x[None, None, :, None] * inv[0]).reshape(-1, 3)  # fmt: skip
     inside = np.all((frac >= lo - REGION_TOL) & (frac <= hi + REGION_TOL), axis=1)
     values = np.zeros(len(frac), dtype=np.float32)
-    values[inside] = periodic_trilinear(rho, frac[inside])
+    values[inside] = periodic_trilinear(rho.astype(np.float64), frac[inside])
     grid = pv.ImageData(dimensions=tuple(int(n) for n in dims), spacing=tuple(step), origin=tuple(origin))
     grid.point_data[name] = values
     return grid

@@ -463,7 +463,8 @@ def test_sheared_resampling_interpolates_the_periodic_grid():
     """resample_sheared on a tiny monoclinic grid of a smooth periodic function: values at the
     box's points match the function at their fractional coordinates (to the trilinear error) and
     an independent trilinear interpolation exactly; the region is the cells plus the margin."""
-    from icsg3d_gui.views.sheared_volume import periodic_trilinear, resample_sheared
+    from core.volumetric import periodic_trilinear
+    from icsg3d_gui.views.sheared_volume import resample_sheared
 
     beta = np.radians(105.0)
     lattice = np.array([[4.0, 0, 0], [0, 5.0, 0], [6.0 * np.cos(beta), 0, 6.0 * np.sin(beta)]])

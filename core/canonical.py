@@ -92,8 +92,8 @@ def _moved(structure: Structure, rotation: np.ndarray, origin: np.ndarray) -> St
     return Structure(structure.lattice, structure.species, frac)
 
 
-def origin_candidates(structure: Structure, symprec: float = 0.01, steps: dict[int, int] = FINE_SHIFTS,
-                      rotate: bool = True) -> list[Structure]:  # fmt: skip
+def origin_candidates(structure: Structure, symprec: float = 0.01,
+                      steps: dict[int, int] = FINE_SHIFTS) -> list[Structure]:  # fmt: skip
     """Frames of one crystal: each setting (``settings``; the file's own first) with its own origin,
     then each distinct site at the origin (rarest species first, so a capped list keeps the sites
     that differ most), and in polar groups each of those slid along the free directions."""
@@ -102,7 +102,7 @@ def origin_candidates(structure: Structure, symprec: float = 0.01, steps: dict[i
     sites = sorted(sites, key=lambda i: (counts[structure[i].specie.symbol], i))[: MAX_SITE_FRAMES - 1]
     slides = _slides(free_directions(rotations), steps)
     frames = []
-    for w in settings(structure, rotations, symprec) if rotate else [np.eye(3, dtype=int)]:
+    for w in settings(structure, rotations, symprec):
         for site_origin in [np.zeros(3)] + [w @ structure.frac_coords[i] for i in sites]:
             frames += [_moved(structure, w, site_origin + (w @ t)) for t in slides]
     return frames
@@ -154,8 +154,9 @@ def reconstruction_misfit(models, structures: list[Structure], batch: int = 128)
     errors = []
     for start in range(0, len(structures), batch):  # bounds the (B, C, d, d, d) activations
         chunk = structures[start : start + batch]
-        grids = models.decode_grids(models.encode(chunk, frame_search=False))
-        target = normalise_density(models.voxeliser.batch(chunk)[0])
+        voxels = models.voxeliser.batch(chunk)  # (density, labels, abc): encoded and compared once
+        grids = models.decode_grids(models.posterior_of_grids(*voxels)[0], species=False)
+        target = normalise_density(voxels[0])
         error = ((normalise_density(grids["density"]) - target) ** 2).reshape(len(chunk), -1).mean(axis=1)
         if "count_log_probs" in grids:
             error = error + COUNT_WEIGHT * _count_nll(grids["count_log_probs"], chunk, models.vocab)

@@ -65,15 +65,15 @@ def reset(structure: Structure, rng: np.random.Generator) -> Structure:
 
 def perturbed(structure: Structure, kind: str, rng: np.random.Generator) -> Structure:
     """One of PERTURBATIONS applied to ``structure`` ('all': reset, then permute, then shift)."""
-    if kind == "shift":
-        return shifted(structure, rng)
-    if kind == "permute":
-        return permuted(structure, rng)
-    if kind == "reset":
-        return reset(structure, rng)
-    if kind == "all":
-        return shifted(permuted(reset(structure, rng), rng), rng)
-    raise ValueError(f"unknown perturbation {kind!r}; expected one of {PERTURBATIONS}")
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation {kind!r}; expected one of {PERTURBATIONS}")
+    steps = (reset, permuted, shifted) if kind == "all" else (_BY_NAME[kind],)
+    for step in steps:
+        structure = step(structure, rng)
+    return structure
+
+
+_BY_NAME = {"shift": shifted, "permute": permuted, "reset": reset}
 
 
 def perturbed_entries(entries: list[Entry], kind: str, seed: int = 0) -> list[Entry]:

@@ -201,11 +201,16 @@ class ModelSet:
         return best_frames(list(structures), lambda frames: reconstruction_misfit(self, frames))[0]
 
     def _posterior(self, structures: list[Structure], cond) -> tuple[np.ndarray, np.ndarray]:
-        density, labels, abc = self.voxeliser.batch(list(structures))
+        return self.posterior_of_grids(*self.voxeliser.batch(list(structures)), cond)
+
+    @torch.inference_mode()
+    def posterior_of_grids(self, density: np.ndarray, labels: np.ndarray, abc: np.ndarray,
+                           cond=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """q(z|x) of voxelised crystals (``self.voxeliser.batch``'s density, labels, abc)."""
         x = make_input(torch.from_numpy(normalise_density(density)).to(self.device), torch.from_numpy(abc))
         abc_std = torch.from_numpy((abc - self.abc_mean) / self.abc_std).to(self.device)
         lab = torch.from_numpy(labels.astype(np.int64)).to(self.device)
-        mu, logvar = self.vae.encode(x, self._cond(cond, len(structures)), abc_std, lab)
+        mu, logvar = self.vae.encode(x, self._cond(cond, len(density)), abc_std, lab)
         return mu.float().cpu().numpy(), torch.exp(0.5 * logvar.float()).cpu().numpy()
 
     @torch.inference_mode()
@@ -242,16 +247,17 @@ class ModelSet:
         set's grid and blobs with confidences (core/segmentation.py); SegmentationError if it can't."""
         return segment_with_unet(self, density, lattice)
 
-    def decode_grids(self, z, cond=None) -> dict[str, np.ndarray]:
+    def decode_grids(self, z, cond=None, species: bool = True) -> dict[str, np.ndarray]:
         """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B,3) Å and, when the VAE
-        has those heads, species_probs (B,C,D,D,D), counts (B,C) atoms per class and their
-        count_log_probs (B,C,K+1) (log p of 0..K atoms of each class)."""
+        has those heads, species_probs (B,C,D,D,D) (unless ``species`` is False: the costliest
+        part), counts (B,C) atoms per class and their count_log_probs (B,C,K+1) (log p of 0..K
+        atoms of each class)."""
         out = self._decode_raw(z, cond)
         grids = {
             "density": denormalise_density(out["density"][:, 0].float()).cpu().numpy(),
             "abc": self._abc(out),
         }
-        if "species_logits" in out:
+        if species and "species_logits" in out:
             grids["species_probs"] = torch.softmax(out["species_logits"].float(), dim=1).cpu().numpy()
         if "count_logits" in out:
             grids["counts"] = out["count_logits"].argmax(-1).cpu().numpy()

@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 from core.models.blocks import ConvStack, Down, PointwiseConv3d, Up
 from core.models.config import strict_from_dict
+from core.models.peaks import peak_channels
+from core.voxel import denormalise_density
 
 
 @dataclass
@@ -47,6 +49,7 @@ class UNetConfig:
     norm: str = "batch"
     occ_weight: float = 1.0
     density_features: int = 0  # K Fourier frequency pairs of the density channel (0 = none)
+    peak_features: int = 0  # 0 = none; K > 0: peak amplitude and sigma + K Fourier pairs (core.models.peaks)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,9 +70,11 @@ class UNet3D(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.widths()
-        if cfg.density_features < 0:
-            raise ValueError("density_features must be >= 0")
-        self.inc = ConvStack(cfg.in_channels + 2 * cfg.density_features, w[0], cfg.convs, cfg.norm)
+        if cfg.density_features < 0 or cfg.peak_features < 0:
+            raise ValueError("density_features and peak_features must be >= 0")
+        if cfg.peak_features and cfg.in_channels < 4:
+            raise ValueError("peak_features needs the coordinate channels (in_channels = 4)")
+        self.inc = ConvStack(cfg.in_channels + self.extra_channels(), w[0], cfg.convs, cfg.norm)
         self.downs = nn.ModuleList(Down(w[i], w[i + 1], cfg.convs, cfg.norm) for i in range(cfg.levels))
         self.ups = nn.ModuleList(
             Up(w[i + 1], w[i], w[i], cfg.convs, cfg.norm) for i in reversed(range(cfg.levels))
@@ -83,14 +88,24 @@ class UNet3D(nn.Module):
         if any(s % (2**self.cfg.levels) for s in x.shape[2:]):
             raise ValueError(f"grid size {tuple(x.shape[2:])} not divisible by 2**{self.cfg.levels}")
 
+    def extra_channels(self) -> int:
+        """Channels the network computes from its input: density and peak features."""
+        peak = 2 + 2 * self.cfg.peak_features if self.cfg.peak_features else 0
+        return 2 * self.cfg.density_features + peak
+
     def _with_density_features(self, x: Tensor) -> Tensor:
-        """(B, Cin, D, D, D) -> (B, Cin + 2K, D, D, D): appends sin/cos(pi 2^k x[:, 0]), k < K."""
+        """(B, Cin, D, D, D) -> (B, Cin + extra, D, D, D): appends sin/cos(pi 2^k x[:, 0]), k < K,
+        then the peak channels (``core.models.peaks.peak_channels``), all computed in fp32."""
+        parts = [x]
         k = self.cfg.density_features
-        if k == 0:
-            return x
-        freqs = math.pi * 2.0 ** torch.arange(k, device=x.device, dtype=torch.float32)
-        phase = x[:, :1].float() * freqs.view(1, k, 1, 1, 1)  # (B, K, D, D, D), in fp32 even under bf16
-        return torch.cat([x, torch.sin(phase).to(x.dtype), torch.cos(phase).to(x.dtype)], dim=1)
+        if k:
+            freqs = math.pi * 2.0 ** torch.arange(k, device=x.device, dtype=torch.float32)
+            phase = x[:, :1].float() * freqs.view(1, k, 1, 1, 1)  # (B, K, D, D, D)
+            parts += [torch.sin(phase).to(x.dtype), torch.cos(phase).to(x.dtype)]
+        if self.cfg.peak_features:
+            rho = denormalise_density(x[:, 0].float())
+            parts.append(peak_channels(x, rho, self.cfg.peak_features).to(x.dtype))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else x
 
     def _encode(self, x: Tensor) -> list[Tensor]:
         self._check(x)

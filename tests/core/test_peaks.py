@@ -1,0 +1,73 @@
+"""The U-Net's peak features (core.models.peaks): exact for an isolated Gaussian, any offset."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from core.checkpoint import init_from_checkpoint, save_checkpoint
+from core.models.blocks import make_input
+from core.models.peaks import peak_estimates, voxel_spacing
+from core.models.unet import UNet3D, UNetConfig
+from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
+
+
+def _lone_atom_input(symbol: str, frac: tuple[float, float, float], abc=(6.0, 6.4, 5.6), d: int = 16):
+    """U-Net input (1, 4, d, d, d) of one atom in an orthorhombic cell, and the cell's VoxelConfig."""
+    cfg = VoxelConfig(d=d)
+    structure = Structure(Lattice.orthorhombic(*abc), [symbol], [frac])
+    density, _, lengths = Voxeliser(cfg).batch([structure])
+    return make_input(normalise_density(torch.from_numpy(density)), torch.from_numpy(lengths)), cfg
+
+
+@pytest.mark.parametrize(("symbol", "frac"), [("Cs", (0.37, 0.52, 0.41)), ("Ti", (0.5, 0.5, 0.5)),
+                                              ("Bi", (0.03, 0.97, 0.5))])  # fmt: skip
+def test_every_voxel_of_a_lone_atom_reads_its_amplitude_and_sigma(symbol: str, frac) -> None:
+    x, cfg = _lone_atom_input(symbol, frac)
+    spacing = voxel_spacing(x)
+    assert torch.allclose(spacing, torch.tensor([[6.0, 6.4, 5.6]]) / 16, atol=1e-6)
+    log_amp, sigma = peak_estimates(denormalise_density(x[:, 0]), spacing)
+    s = cfg.sigma(symbol)
+    z = {"Cs": 55, "Ti": 22, "Bi": 83}[symbol]
+    expected = math.log(z * (2 * math.pi) ** -1.5 / s**3)
+    # the voxels within one sigma of the atom, wherever it sits between grid points
+    grid = np.stack(np.meshgrid(*[np.arange(16) / 16] * 3, indexing="ij"), axis=-1)
+    delta = (grid - np.array(frac) + 0.5) % 1.0 - 0.5
+    near = torch.from_numpy(np.linalg.norm(delta * np.array([6.0, 6.4, 5.6]), axis=-1) < s)
+    assert near.sum() >= 4
+    # float32 density: log differences of nearby points carry ~1e-5 relative error
+    assert torch.allclose(log_amp[0][near], torch.tensor(expected), atol=5e-3)
+    assert torch.allclose(sigma[0][near], torch.tensor(s, dtype=torch.float32), atol=5e-3)
+
+
+def test_neighbouring_elements_read_apart_where_sampled_heights_do_not() -> None:
+    """Pb and Bi: their sampled maxima differ by little, their (amplitude, sigma) by much more."""
+    readings = {}
+    for symbol in ("Pb", "Bi"):
+        x, _ = _lone_atom_input(symbol, (0.41, 0.45, 0.53))
+        log_amp, sigma = peak_estimates(denormalise_density(x[:, 0]), voxel_spacing(x))
+        peak = int(x[0, 0].argmax())
+        readings[symbol] = (float(log_amp.flatten()[peak]), float(sigma.flatten()[peak]))
+    assert abs(readings["Pb"][0] - readings["Bi"][0]) > 0.1
+
+
+def test_a_unet_warm_started_with_peak_features_starts_as_the_old_function(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = UNetConfig(n_classes=3, base=4, levels=1, density_features=3)
+    old = UNet3D(cfg).eval()
+    save_checkpoint(tmp_path / "unet", old, "unet", cfg)
+    grown = UNet3D(UNetConfig(**{**cfg.to_dict(), "peak_features": 2})).eval()
+    assert init_from_checkpoint(grown, tmp_path / "unet", "unet") == ["inc.0.0.weight"]
+    x, _ = _lone_atom_input("Sr", (0.3, 0.6, 0.2), d=8)
+    with torch.no_grad():
+        before, after = old(x), grown(x)
+        assert torch.allclose(before["logits"], after["logits"], atol=1e-6)
+        grown.inc[0][0].weight[:, 4 + 6 :] += 0.1  # the peak channels are live
+        assert not torch.allclose(grown(x)["logits"], before["logits"], atol=1e-4)
+    with pytest.raises(ValueError, match="coordinate channels"):
+        UNet3D(UNetConfig(in_channels=1, peak_features=2))

@@ -4,7 +4,10 @@ Input (B, in_channels, D, D, D) = [normalised density, 3 coordinate channels] (s
 ``core.models.blocks.make_input``). With ``density_features = K`` the network adds 2K channels
 sin/cos(pi 2^k v), k < K, of the normalised density v itself: neighbouring elements differ in
 peak height by 1-2 % (0.02 in v), and these Fourier features let the first layers read such a
-difference as a pattern rather than as a fine threshold on one scalar. Two heads at full resolution:
+difference as a pattern rather than as a fine threshold on one scalar. With ``peak_features = K``
+it also adds the log-amplitude and sigma of the Gaussian through each voxel (exact for an isolated
+atom wherever it sits between grid points) and K Fourier pairs of that log-amplitude: 2 + 2K
+channels (``core.models.peaks``). Two heads at full resolution:
 - ``logits`` (B, n_classes, D, D, D): species class per voxel (0 = background);
 - ``occupancy`` (B, 1, D, D, D): logit of "this voxel belongs to some atom".
 

@@ -43,8 +43,9 @@ def select_entries(entries: list, where: str | None) -> list:
 
 def _roundtrip(args: argparse.Namespace, entries: list[Entry], read_failures: list[Failure]):
     from core.evaluation import roundtrip
+    from core.voxel import VoxelConfig
 
-    result = roundtrip(entries, read_failures)
+    result = roundtrip(entries, read_failures, cfg=VoxelConfig(d=args.grid))
     return result.metrics, result.failures
 
 
@@ -121,6 +122,8 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
     p.add_argument("--perturb", choices=PERTURBATIONS,
                    help="score copies of the --data crystals with their origin shifted, axes permuted, "
                    "cell re-set, or all three (seeded by --seed): the answer should not change")
+    p.add_argument("--grid", type=int, default=32, metavar="D",
+                   help="roundtrip: points per cell axis (default 32; the cell may be at most D x 0.45 Å long)")
     add_prior_options(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)

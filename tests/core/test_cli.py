@@ -49,6 +49,20 @@ def test_roundtrip_json_counts_broken_input_as_miss(inputs, tmp_path, capsys) ->
     assert "| **Ours** |" in (tmp_path / "r.md").read_text()
 
 
+def test_roundtrip_grid_option_fits_a_long_cell(tmp_path) -> None:
+    """A 16 Å cell is too long for 32 points (at most 14.4 Å) but fits 48: a miss, then a match."""
+    from pymatgen.core import Lattice, Structure
+
+    long_cell = Structure(Lattice.tetragonal(4.0, 16.0), ["Sr", "Ti", "O", "O"],
+                          [[0, 0, 0], [0.5, 0.5, 0.25], [0.5, 0.5, 0.5], [0, 0, 0.75]])  # fmt: skip
+    write_cif(long_cell, tmp_path / "in" / "long.cif")
+    for grid, matched in ((32, 0), (48, 1)):
+        out = tmp_path / f"r{grid}.json"
+        args = ["evaluate", "roundtrip", "--data", str(tmp_path / "in"), "--grid", str(grid), "--json", str(out)]
+        assert main(args) == 0
+        assert json.loads(out.read_text())["n_matched"] == matched
+
+
 def test_voxelise_writes_npz_and_refuses_overwrite(inputs, tmp_path) -> None:
     out = tmp_path / "grids.npz"
     assert main(["voxelise", str(inputs), "--out", str(out), "--d", "16"]) == 0

@@ -323,7 +323,10 @@ def _csv_props(row: dict) -> dict[str, float]:
     return props
 
 
-def _iter_csv(path: Path, limit: int | None, vocab, max_sites) -> Iterator[Entry | Failure]:
+def read_csv_rows(path: Path, limit: int | None) -> tuple[list[dict], bool]:
+    """The rows of a CSV(.gz) of CIFs as dicts, and whether it has a material_id column.
+
+    Raises StructureError when the file as a whole is unusable (unreadable, no ``cif`` column)."""
     import pandas as pd  # imported here: only CSV inputs need it
 
     try:
@@ -332,19 +335,37 @@ def _iter_csv(path: Path, limit: int | None, vocab, max_sites) -> Iterator[Entry
         raise StructureError(str(path), f"cannot read CSV: {_first_line_of(exc)}") from None
     if "cif" not in frame.columns:
         raise StructureError(str(path), f"CSV has no 'cif' column (columns: {', '.join(map(str, frame.columns))})")
-    has_ids = "material_id" in frame.columns
-    for row_index, row in enumerate(frame.to_dict("records")):
-        entry_id = str(row["material_id"]) if has_ids else f"{path.name.split('.')[0]}-{row_index}"
-        source = f"{path}:row {row_index} ({entry_id})"
-        try:
-            cif = row["cif"]
-            if not isinstance(cif, str):
-                raise StructureError(source, "empty cif cell")
-            structure, note = _prepared(parse_cif(cif, source), source, vocab, max_sites)
-        except StructureError as exc:
-            yield Failure(entry_id, source, exc.reason, _csv_props(row), getattr(exc, "formula", ""))
-            continue
-        yield Entry(entry_id, structure, source, _csv_props(row), note)
+    return frame.to_dict("records"), "material_id" in frame.columns
+
+
+def csv_row_id(path: Path, row_index: int, row: dict, has_ids: bool) -> str:
+    """The id of a CSV row: its material_id, else ``<file stem>-<row>``."""
+    return str(row["material_id"]) if has_ids else f"{path.name.split('.')[0]}-{row_index}"
+
+
+def csv_row_source(path: Path, row_index: int, entry_id: str) -> str:
+    """How outputs and failures name a CSV row."""
+    return f"{path}:row {row_index} ({entry_id})"
+
+
+def csv_row_item(path: Path, row_index: int, row: dict, has_ids: bool, vocab, max_sites) -> Entry | Failure:  # noqa: ANN001
+    """One CSV row read: an Entry, or a Failure with the reason (the parallel cache calls this too)."""
+    entry_id = csv_row_id(path, row_index, row, has_ids)
+    source = csv_row_source(path, row_index, entry_id)
+    try:
+        cif = row["cif"]
+        if not isinstance(cif, str):
+            raise StructureError(source, "empty cif cell")
+        structure, note = _prepared(parse_cif(cif, source), source, vocab, max_sites)
+    except StructureError as exc:
+        return Failure(entry_id, source, exc.reason, _csv_props(row), getattr(exc, "formula", ""))
+    return Entry(entry_id, structure, source, _csv_props(row), note)
+
+
+def _iter_csv(path: Path, limit: int | None, vocab, max_sites) -> Iterator[Entry | Failure]:
+    rows, has_ids = read_csv_rows(path, limit)
+    for row_index, row in enumerate(rows):
+        yield csv_row_item(path, row_index, row, has_ids, vocab, max_sites)
 
 
 def iter_entries(

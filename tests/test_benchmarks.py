@@ -22,6 +22,7 @@ KEYS = {
     "models": {"vae_decode_ms_median", "unet_single_ms_median", "cgcnn_single_ms_median", "peak_rss_mb"},
     "gui_latency": {"slider_to_density_ms_median", "slider_to_crystal_ms_median", "render_ms_median"},
     "gui_startup": {"first_frame_s_median", "first_frame_s"},
+    "parse": {"cold_per_s", "warm_per_s", "n"},
 }
 
 

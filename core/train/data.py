@@ -1,6 +1,8 @@
 """Training data: loading and splitting crystals, normalisers, and the voxel data set.
 
-- Crystals come from core.structures.load_entries; every failure is logged and written to
+- Crystals come from core.structures.load_entries; CSV inputs through
+  core.structure_cache.load_entries_cached (parsed in several processes, cached on disk;
+  ``ICSG3D_NO_CACHE=1`` turns the cache off). Every failure is logged and written to
   ``failures.csv`` in the run directory (never silently dropped).
 - Without ``--val`` the data are split by material_id with a fixed seed; the split is saved as
   ``split.json`` so evaluation can use exactly the held-out ids.
@@ -29,7 +31,8 @@ from torch.utils.data import Dataset
 
 from core.atomic import atomic_write
 from core.conditions import N_BINS, UNKNOWN_BIN, decile_edges, to_bin
-from core.structures import Entry, Failure, load_entries
+from core.structure_cache import load_entries_cached
+from core.structures import Entry, Failure
 from core.train.rng import derive_seed
 from core.voxel import is_orthogonal
 
@@ -49,7 +52,7 @@ def load_sources(paths: Sequence[str | Path], limit: int | None) -> tuple[list[E
     entries: list[Entry] = []
     failures: list[Failure] = []
     for p in paths:
-        e, f = load_entries(p, limit=limit)
+        e, f = load_entries_cached(p, limit=limit)
         entries += e
         failures += f
         log.info("%s: %d crystals read, %d failed", p, len(e), len(f))

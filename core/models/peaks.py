@@ -53,11 +53,41 @@ def peak_estimates(rho: Tensor, spacing: Tensor) -> tuple[Tensor, Tensor]:
     return log_amp.clamp(*LOG_AMPLITUDE_RANGE), sigma
 
 
-def peak_channels(x: Tensor, rho: Tensor, k: int) -> Tensor:
+def peak_channels(log_amp: Tensor, sigma: Tensor, k: int) -> Tensor:
     """(B, 2 + 2k, D, D, D): [log-amplitude / 4, sigma / 0.5 - 1, sin/cos(pi 2^j log-amplitude), j < k],
-    in fp32. x: the U-Net input (B, 4, D, D, D) (for the spacing); rho: (B, D, D, D) e/Å^3."""
-    log_amp, sigma = peak_estimates(rho, voxel_spacing(x))
-    freqs = math.pi * 2.0 ** torch.arange(k, device=x.device, dtype=torch.float32)
+    in fp32, from ``peak_estimates``' (B, D, D, D) tensors."""
+    freqs = math.pi * 2.0 ** torch.arange(k, device=log_amp.device, dtype=torch.float32)
     phase = log_amp.unsqueeze(1) * freqs.view(1, k, 1, 1, 1)
     return torch.cat([(log_amp / 4).unsqueeze(1), (sigma / 0.5 - 1).unsqueeze(1), torch.sin(phase),
                       torch.cos(phase)], dim=1)  # fmt: skip
+
+
+TEMPLATE_SCALE = (0.01, 0.01)  # (ln e/Å^3, Å): about twice the estimates' spread in held-out crystals
+MAX_TEMPLATE_D2 = 100.0  # caps the penalty of far templates (and of garbage estimates between atoms)
+
+
+def element_templates(symbols: list[str], sigma_of) -> Tensor:  # noqa: ANN001 (str -> float in Å)
+    """(1 + len(symbols), 2): each class's (log-amplitude, sigma) as the voxeliser draws it.
+
+    Row 0 (background) is NaN. sigma_of: core.voxel.VoxelConfig.sigma."""
+    from core.elements import atomic_number
+
+    rows = [[math.nan, math.nan]]
+    for symbol in symbols:
+        sigma = float(sigma_of(symbol))
+        rows.append([math.log(atomic_number(symbol) * (2 * math.pi) ** -1.5 / sigma**3), sigma])
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def template_log_likelihood(log_amp: Tensor, sigma: Tensor, templates: Tensor) -> Tensor:
+    """(B, C, D, D, D): -1/2 the scaled squared distance of each voxel's peak estimate to each
+    class's template (capped at MAX_TEMPLATE_D2); 0 for classes without one (background).
+
+    log_amp, sigma: (B, D, D, D) from ``peak_estimates``; templates: (C, 2) from ``element_templates``.
+    """
+    known = torch.isfinite(templates).all(dim=1)  # (C,)
+    t = torch.where(known[:, None], templates, torch.zeros_like(templates)).view(1, -1, 2, 1, 1, 1)
+    d2 = ((log_amp.unsqueeze(1) - t[:, :, 0]) / TEMPLATE_SCALE[0]) ** 2
+    d2 = d2 + ((sigma.unsqueeze(1) - t[:, :, 1]) / TEMPLATE_SCALE[1]) ** 2
+    d2 = d2.clamp_max(MAX_TEMPLATE_D2) * known.view(1, -1, 1, 1, 1)
+    return -0.5 * d2

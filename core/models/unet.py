@@ -32,8 +32,10 @@ from torch import Tensor, nn
 
 from core.models.blocks import ConvStack, Down, PointwiseConv3d, Up
 from core.models.config import strict_from_dict
-from core.models.peaks import peak_channels
+from core.models.peaks import peak_channels, peak_estimates, template_log_likelihood, voxel_spacing
 from core.voxel import denormalise_density
+
+TEMPLATE_GATE_BIAS = -2.0  # softplus(-2) = 0.13: the peak evidence starts weak and is learnt
 
 
 @dataclass
@@ -53,6 +55,7 @@ class UNetConfig:
     occ_weight: float = 1.0
     density_features: int = 0  # K Fourier frequency pairs of the density channel (0 = none)
     peak_features: int = 0  # 0 = none; K > 0: peak amplitude and sigma + K Fourier pairs (core.models.peaks)
+    peak_templates: bool = False  # add a gated log-likelihood of each element's peak to the logits
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +78,7 @@ class UNet3D(nn.Module):
         w = cfg.widths()
         if cfg.density_features < 0 or cfg.peak_features < 0:
             raise ValueError("density_features and peak_features must be >= 0")
-        if cfg.peak_features and cfg.in_channels < 4:
+        if (cfg.peak_features or cfg.peak_templates) and cfg.in_channels < 4:
             raise ValueError("peak_features needs the coordinate channels (in_channels = 4)")
         self.inc = ConvStack(cfg.in_channels + self.extra_channels(), w[0], cfg.convs, cfg.norm)
         self.downs = nn.ModuleList(Down(w[i], w[i + 1], cfg.convs, cfg.norm) for i in range(cfg.levels))
@@ -84,6 +87,18 @@ class UNet3D(nn.Module):
         )
         self.head = PointwiseConv3d(w[0], cfg.n_classes)
         self.occ_head = PointwiseConv3d(w[0], 1)
+        if cfg.peak_templates:
+            # (C, 2) each class's (log-amplitude, sigma): set by set_templates, saved with the weights
+            self.register_buffer("templates", torch.full((cfg.n_classes, 2), math.nan))
+            self.template_gate = PointwiseConv3d(w[0], 1)
+            nn.init.zeros_(self.template_gate.weight)
+            nn.init.constant_(self.template_gate.bias, TEMPLATE_GATE_BIAS)
+
+    def set_templates(self, templates: Tensor) -> None:
+        """templates: (n_classes, 2) from ``core.models.peaks.element_templates``."""
+        if templates.shape != self.templates.shape:
+            raise ValueError(f"templates must be {tuple(self.templates.shape)}, got {tuple(templates.shape)}")
+        self.templates.copy_(templates)
 
     def _check(self, x: Tensor) -> None:
         if x.ndim != 5 or x.shape[1] != self.cfg.in_channels:
@@ -96,7 +111,13 @@ class UNet3D(nn.Module):
         peak = 2 + 2 * self.cfg.peak_features if self.cfg.peak_features else 0
         return 2 * self.cfg.density_features + peak
 
-    def _with_density_features(self, x: Tensor) -> Tensor:
+    def _peaks(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """(log-amplitude, sigma), each (B, D, D, D) in fp32, when the network uses them."""
+        if not (self.cfg.peak_features or self.cfg.peak_templates):
+            return None
+        return peak_estimates(denormalise_density(x[:, 0].float()), voxel_spacing(x))
+
+    def _with_density_features(self, x: Tensor, peaks: tuple[Tensor, Tensor] | None) -> Tensor:
         """(B, Cin, D, D, D) -> (B, Cin + extra, D, D, D): appends sin/cos(pi 2^k x[:, 0]), k < K,
         then the peak channels (``core.models.peaks.peak_channels``), all computed in fp32."""
         parts = [x]
@@ -106,13 +127,13 @@ class UNet3D(nn.Module):
             phase = x[:, :1].float() * freqs.view(1, k, 1, 1, 1)  # (B, K, D, D, D)
             parts += [torch.sin(phase).to(x.dtype), torch.cos(phase).to(x.dtype)]
         if self.cfg.peak_features:
-            rho = denormalise_density(x[:, 0].float())
-            parts.append(peak_channels(x, rho, self.cfg.peak_features).to(x.dtype))
+            parts.append(peak_channels(*peaks, self.cfg.peak_features).to(x.dtype))
         return torch.cat(parts, dim=1) if len(parts) > 1 else x
 
-    def _encode(self, x: Tensor) -> list[Tensor]:
+    def _encode(self, x: Tensor, peaks: tuple[Tensor, Tensor] | None = None) -> list[Tensor]:
         self._check(x)
-        acts = [self.inc(self._with_density_features(x))]
+        peaks = self._peaks(x) if peaks is None else peaks
+        acts = [self.inc(self._with_density_features(x, peaks))]
         for down in self.downs:
             acts.append(down(acts[-1]))
         return acts
@@ -126,11 +147,18 @@ class UNet3D(nn.Module):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """x: (B, Cin, D, D, D) -> logits (B, C, D, D, D), occupancy (B, 1, D, D, D) (both logits)."""
-        acts = self._encode(x)
+        peaks = self._peaks(x)
+        acts = self._encode(x, peaks)
         h = acts[-1]
         for up, skip in zip(self.ups, reversed(acts[:-1]), strict=True):
             h = up(h, skip)
-        return {"logits": self.head(h), "occupancy": self.occ_head(h)}
+        logits = self.head(h)
+        if self.cfg.peak_templates:
+            # where the network trusts the peak fit (gate > 0), each element's logit drops with the
+            # distance of the fitted (amplitude, sigma) from that element's own
+            evidence = template_log_likelihood(*peaks, self.templates)
+            logits = logits + F.softplus(self.template_gate(h).float()).to(logits.dtype) * evidence.to(logits.dtype)
+        return {"logits": logits, "occupancy": self.occ_head(h)}
 
 
 def unet_loss(

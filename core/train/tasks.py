@@ -107,6 +107,10 @@ class UNetTask(VoxelTask):
         super().__init__(split, opts)
         cfg = make_config(UNetConfig, opts.model, {"in_channels": 4, "n_classes": len(self.vocab)})
         self.model = UNet3D(cfg)
+        if cfg.peak_templates:
+            from core.models.peaks import element_templates
+
+            self.model.set_templates(element_templates(self.vocab.to_list(), self.voxel_cfg.sigma))
         if opts.decoded_from is not None:
             self._attach_decoded(opts.decoded_from, opts.decoded_frac)
 

@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 
 from core.checkpoint import init_from_checkpoint, save_checkpoint
 from core.models.blocks import make_input
-from core.models.peaks import peak_estimates, voxel_spacing
+from core.models.peaks import element_templates, peak_estimates, voxel_spacing
 from core.models.unet import UNet3D, UNetConfig
 from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
 
@@ -71,3 +71,23 @@ def test_a_unet_warm_started_with_peak_features_starts_as_the_old_function(tmp_p
         assert not torch.allclose(grown(x)["logits"], before["logits"], atol=1e-4)
     with pytest.raises(ValueError, match="coordinate channels"):
         UNet3D(UNetConfig(in_channels=1, peak_features=2))
+
+
+def test_the_template_evidence_alone_types_a_lone_atom_among_its_neighbours() -> None:
+    """With the network's own logits flat and the gate open, each atom voxel reads its element."""
+    symbols = ["Sn", "Sb", "Pb", "Bi", "Ga", "Ge"]
+    unet = UNet3D(UNetConfig(n_classes=len(symbols) + 1, base=4, levels=1, peak_templates=True)).eval()
+    unet.set_templates(element_templates(symbols, VoxelConfig(d=16).sigma))
+    with torch.no_grad():
+        unet.head.weight.zero_()
+        unet.head.bias.zero_()
+        unet.template_gate.bias.fill_(5.0)
+    for k, symbol in enumerate(symbols, start=1):
+        x, cfg = _lone_atom_input(symbol, (0.37, 0.52, 0.41))
+        with torch.no_grad():
+            logits = unet(x)["logits"][0]
+        peak = np.unravel_index(int(x[0, 0].argmax()), x.shape[2:])
+        # background gets no evidence (the network's own logits tell atom from background)
+        assert int(logits[(slice(1, None), *peak)].argmax()) + 1 == k, symbol
+    with pytest.raises(ValueError, match="templates must be"):
+        unet.set_templates(torch.zeros(3, 2))

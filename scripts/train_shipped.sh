@@ -11,6 +11,7 @@
 #   vae_b  2 of 28 scheduled epochs with the count head, weight 0.1 (~7 min)
 #   vae    42 of 46 scheduled epochs, count-head weight 1.0      (the shipped VAE: vae/last, see the card)
 #   unet_a, unet, unet_f, unet_g: the U-Net in four stages, true and VAE-decoded densities (~45 + ~60 + ~16 min)
+#   unet_p, unet_t: peak features, then the peak templates (session 8; ~8 + ~27 min)
 #   cgcnn                                                         (~7 min)
 #   fit-prior: the aggregate posterior sampled by `icsg3d generate` (~3 min)
 set -euo pipefail
@@ -55,12 +56,21 @@ train unet "$RUN/unet_f" "${UNET[@]}" --epochs 20 --lr 1e-3 --precision fp32 --d
 train unet "$RUN/unet_g" "${UNET[@]}" --epochs 8 --lr 3e-4 --precision fp32 --decoded-frac 0.3 --seed 3 \
     --class-weight-power 0.5 --init "$RUN/unet_f/best" --max-minutes 60 \
     --model-config '{"base": 16, "density_features": 8}'
+# Session 8: the Gaussian peak through each voxel, fitted (core.models.peaks): 3 epochs of a 12-epoch
+# schedule with its log-amplitude and sigma as 14 more input channels (new weights at zero) ...
+train unet "$RUN/unet_p" "${UNET[@]}" --epochs 12 --stop-after-epoch 3 --lr 1e-3 --precision fp32 --decoded-frac 0.3 \
+    --seed 4 --class-weight-power 0.5 --init "$RUN/unet_g/best" --max-minutes 60 \
+    --model-config '{"base": 16, "density_features": 8, "peak_features": 6}'
+# ... then each element's (amplitude, sigma) template, its gated log-likelihood added to the logits
+train unet "$RUN/unet_t" "${UNET[@]}" --epochs 10 --lr 5e-4 --precision fp32 --decoded-frac 0.3 --seed 5 \
+    --class-weight-power 0.5 --init "$RUN/unet_p/best" --max-minutes 50 \
+    --model-config '{"base": 16, "density_features": 8, "peak_features": 6, "peak_templates": true}'
 train cgcnn "$RUN/cgcnn" --target heat_ref,formation_energy_per_atom --epochs 150 --patience 30 --max-minutes 14
 
 mkdir -p "$RUN/set"
 # the VAE's last epoch reconstructs better than its best validation loss (model card), so last/ ships
-for pick in vae/last unet_g/best cgcnn/best; do
-    kind=${pick%%/*}; kind=${kind%_g}
+for pick in vae/last unet_t/last cgcnn/best; do
+    kind=${pick%%/*}; kind=${kind%_t}
     rm -rf "$RUN/set/$kind" && cp -r "$RUN/$pick" "$RUN/set/$kind" && rm -f "$RUN/set/$kind/train_state.pt"
 done
 cp "$RUN/vae/split.json" "$RUN/set/split.json"

@@ -91,3 +91,21 @@ def test_the_template_evidence_alone_types_a_lone_atom_among_its_neighbours() ->
         assert int(logits[(slice(1, None), *peak)].argmax()) + 1 == k, symbol
     with pytest.raises(ValueError, match="templates must be"):
         unet.set_templates(torch.zeros(3, 2))
+
+
+def test_the_expanded_template_distance_equals_the_direct_one() -> None:
+    from core.models.peaks import MAX_TEMPLATE_D2, TEMPLATE_SCALE, template_log_likelihood
+
+    torch.manual_seed(0)
+    templates = element_templates(["O", "Ti", "Sr", "Ge", "Ga", "Bi"], VoxelConfig(d=16).sigma)
+    # estimates near the templates (where precision matters) and far from them
+    near = templates[1:][torch.randint(0, 6, (2, 8, 8, 8))] + 0.01 * torch.randn(2, 8, 8, 8, 2)
+    log_amp, sigma = near[..., 0], near[..., 1]
+    log_amp[:, :4] = torch.empty(2, 4, 8, 8).uniform_(-4, 6)
+    direct = ((log_amp[:, None] - templates[:, 0, None, None, None]) / TEMPLATE_SCALE[0]) ** 2
+    direct = direct + ((sigma[:, None] - templates[:, 1, None, None, None]) / TEMPLATE_SCALE[1]) ** 2
+    direct = -0.5 * direct.clamp_max(MAX_TEMPLATE_D2)
+    direct[:, 0] = 0.0  # background: no template
+    got = template_log_likelihood(log_amp, sigma, templates)
+    assert got.shape == (2, 7, 8, 8, 8)
+    assert torch.allclose(got, direct, atol=0.01)

@@ -6,7 +6,10 @@ density is blurred or two atoms' tails overlap, the maximum sits off the atom. R
 the segmented structure with the voxeliser's own Gaussians and moves every atom (and scales its
 height) to minimise the squared difference to the decoded grid on the network's log scale, so
 every voxel of every atom contributes and overlaps are modelled. Species, count and lattice stay
-as decoded. Orthogonal cells only: decoded cells always are.
+as decoded. Any cell: orthogonal ones (all decoded cells today) take the factorised
+render_orthogonal; skewed ones (hexagonal, monoclinic, triclinic) core.render's general renderer,
+which sums each Gaussian with the cell's metric over its periodic images as Voxeliser._general
+does. Positions are fitted in fractional coordinates either way.
 
 ``symmetrize_positions`` then averages positions over the space group found at SYMPREC: a
 tolerance wider than the decoder's own position error and narrower than the real off-centrings
@@ -19,15 +22,16 @@ them are in the model card (resources/models/README.md, "From a decoded grid to 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from pymatgen.core import Structure
 
 from core.geometry import min_pair_distance
+from core.render import render_general
 from core.segment import MIN_PEAK_SEPARATION
-from core.voxel import GAUSS_NORM, Voxeliser, normalise_density
+from core.voxel import GAUSS_NORM, Voxeliser, is_orthogonal, normalise_density
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +68,43 @@ def refine_structures(
     steps: int = STEPS,
     lr: float = LEARNING_RATE,
 ) -> list[Structure]:
-    """Structures (orthogonal cells) with positions fitted to their densities (B, D, D, D) e/Å^3.
+    """Structures (any cells) with positions fitted to their densities (B, D, D, D) e/Å^3.
 
-    One batched Adam fit for all crystals (their losses are independent sums); each atom also
-    gets a free log-amplitude so a decoder's peak-height error does not pull positions.
+    One batched Adam fit for the orthogonal cells (factorised renderer) and one for the skewed
+    ones (general renderer); the crystals' losses are independent sums, so the split changes
+    nothing. Each atom also gets a free log-amplitude so a decoder's peak-height error does not
+    pull positions.
     """
     if len(structures) != len(densities):
         raise ValueError(f"{len(structures)} structures but {len(densities)} densities")
     if not structures:
         return []
+    densities = np.asarray(densities)
+    orthogonal = np.array([is_orthogonal(s) for s in structures])
+    fitted: list[np.ndarray | None] = [None] * len(structures)
     # callers (the GUI worker) may decode under torch.inference_mode: the fit needs autograd
     with torch.inference_mode(False), torch.enable_grad():
-        fitted = _fit_positions(structures, densities, voxeliser, steps, lr)
+        for group in (np.flatnonzero(orthogonal), np.flatnonzero(~orthogonal)):
+            if group.size:
+                frac = _fit_positions([structures[k] for k in group], densities[group], voxeliser, steps, lr)
+                for row, k in enumerate(group):
+                    fitted[k] = frac[row, : len(structures[k])]
     out = []
-    for k, s in enumerate(structures):
-        moved = Structure(s.lattice, s.species, fitted[k, : len(s)], site_properties=s.site_properties)
+    for s, frac in zip(structures, fitted, strict=True):
+        moved = Structure(s.lattice, s.species, frac, site_properties=s.site_properties)
         # two atoms can slide into one peak (one amplitude -> 0): keep the segmented positions then
         out.append(moved if min_pair_distance(moved) >= min(MIN_PEAK_SEPARATION, min_pair_distance(s)) else s)
     return out
+
+
+def _renderer(structures: Sequence[Structure], sigma: torch.Tensor, abc: np.ndarray, d: int) -> Callable:
+    """render(frac (B, N, 3), weight (B, N)) -> (B, D, D, D) for these cells: the factorised path
+    when every cell is orthogonal, the general one (with each cell's metric) otherwise."""
+    if all(is_orthogonal(s) for s in structures):
+        lengths = torch.from_numpy(abc).float()
+        return lambda frac, weight: render_orthogonal(frac, weight, sigma, lengths, d)
+    matrices = torch.from_numpy(np.stack([s.lattice.matrix for s in structures])).float()
+    return lambda frac, weight: render_general(frac, weight, sigma, matrices, d)
 
 
 def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, steps: int, lr: float) -> np.ndarray:
@@ -89,7 +112,8 @@ def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, step
     d = densities.shape[-1]
     frac0, z, sigma_np, _, abc_np = voxeliser.site_arrays(list(structures))
     weight = torch.from_numpy(z * GAUSS_NORM / sigma_np**3).float()
-    sigma, abc = torch.from_numpy(sigma_np).float(), torch.from_numpy(abc_np).float()
+    sigma = torch.from_numpy(sigma_np).float()
+    render = _renderer(structures, sigma, abc_np, d)
     target = normalise_density(torch.from_numpy(np.asarray(densities, dtype=np.float32)))
     frac = torch.from_numpy(frac0).float().requires_grad_(True)
     log_amp = torch.zeros_like(weight, requires_grad=True)
@@ -97,7 +121,7 @@ def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, step
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     # Adam by hand: torch.optim's first use imports torch._dynamo (2 s), too slow for the app
     for step in range(1, steps + 1):
-        rendered = render_orthogonal(frac, weight * torch.exp(log_amp), sigma, abc, d)
+        rendered = render(frac, weight * torch.exp(log_amp))
         loss = ((normalise_density(rendered) - target) ** 2).sum()
         grads = torch.autograd.grad(loss, params)
         step_size = lr * (1.0 - (step - 1) / steps)  # decaying to 0: settle, do not jitter

@@ -148,3 +148,21 @@ def test_distorted_training_crystals_are_templates_and_repeats_change_template()
         frac_sets.setdefault(s.composition.formula, []).append(np.round(s.frac_coords, 3).tobytes())
     repeated = [f for f, fr in frac_sets.items() if len(fr) > 1]
     assert repeated and all(len(set(frac_sets[f])) == len(frac_sets[f]) for f in repeated)
+
+
+def test_a_distorted_training_crystal_is_known_in_its_own_role_order_only():
+    """Distorted SrTiO3 (Ti off-centre) is known as Sr on A, Ti on B; TiSrO3, the crystal with the
+    two swapped (a different one, which the prior can propose: both elements take both roles), stays new."""
+    from core.composition_prior import composition_key
+
+    ideal = [perovskite(a, b) for a in ("Sr", "Ba", "Ca", "Ti") for b in ("Ti", "Zr", "Nb", "Sr")
+             if a != b and {a, b} != {"Sr", "Ti"}]  # fmt: skip
+    distorted = perovskite("Sr", "Ti")
+    distorted.translate_sites([1], [0.0, 0.0, 0.2])  # Ti far off-centre: not on the half grid
+    prior = CompositionPrior.fit(ideal * 3 + [distorted] * 3)
+    proto = prior.prototypes[0]
+    assert "Ti" in proto.marginals[12] and "Sr" in proto.marginals[6]  # the swap is allowed
+    as_given = composition_key(proto.key, {12: ["Sr"], 6: ["Ti"], 2: ["O"] * 3})
+    swapped = composition_key(proto.key, {12: ["Ti"], 6: ["Sr"], 2: ["O"] * 3})
+    assert as_given in prior.known
+    assert swapped not in prior.known

@@ -15,7 +15,7 @@
 #   unet_p, unet_t: peak features, then the peak templates (session 8; ~8 + ~27 min)
 #   (UNET_RECIPE=short: one ~20-min U-Net stage from scratch instead of these six; see the model card)
 #   cgcnn                                                         (~7 min)
-#   fit-prior: the aggregate posterior sampled by `icsg3d generate` (~3 min)
+#   fit-prior: the aggregate posterior (~3 min), the composition-first prior and the training index (~2 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/shipped}
@@ -88,10 +88,16 @@ cp "$RUN/vae/split.json" "$RUN/set/split.json"
 $PY -m core.cli fit-prior ../shared/data/perov_5/train.csv.gz ../shared/data/perov_5/val.csv.gz \
     runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set" \
     --groups perov_5 perov_5 mp20_cubic   # aggregate posterior, one family per dataset
+# the composition-first prior (the default of `icsg3d generate`) and the index of the training crystals
+$PY -m core.cli fit-prior ../shared/data/perov_5/train.csv.gz ../shared/data/perov_5/val.csv.gz \
+    runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set" \
+    --groups perov_5 perov_5 mp20_cubic --kind composition --explore 0 --out "$RUN/set/vae/composition_prior.json"
+$PY -m core.cli index-known ../shared/data/perov_5/train.csv.gz ../shared/data/perov_5/val.csv.gz \
+    runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set" --out "$RUN/set/known.json.gz"
 if [ "${INSTALL:-0}" = "1" ]; then
     for kind in vae unet cgcnn; do
         rm -rf "resources/models/$kind" && cp -r "$RUN/set/$kind" "resources/models/$kind"
     done
-    cp "$RUN/set/split.json" resources/models/split.json
+    cp "$RUN/set/split.json" "$RUN/set/known.json.gz" resources/models/
     echo "installed $RUN/set into resources/models/"
 fi

@@ -238,9 +238,7 @@ class CompositionPrior:
             if key not in protos:
                 protos[key] = Prototype(key, np.asarray(s.lattice.matrix) / s.volume ** (1 / 3), frac, list(cns))
             protos[key].weight += 1
-            by_role: dict[int, list[str]] = defaultdict(list)
-            for site, cn in zip(s, cns, strict=True):
-                by_role[cn].append(site.specie.symbol)
+            by_role = _roles_to_elements(s, cns)
             assigned.append((key, by_role, s, cns))
         total = sum(p.weight for p in protos.values())
         kept = {k: p for k, p in protos.items() if total and p.weight / total >= MIN_PROTO_SHARE}
@@ -275,9 +273,7 @@ class CompositionPrior:
             for key, proto in kept.items():
                 roles = _distorted_roles(s_odd, proto)
                 if roles is not None:
-                    by_role: dict[int, list[str]] = defaultdict(list)
-                    for site, role in zip(s_odd, roles, strict=True):
-                        by_role[role].append(site.specie.symbol)
+                    by_role = _roles_to_elements(s_odd, roles)
                     candidates.setdefault((key, signature(by_role)), []).append(_template(s_odd, roles, distorted=True))
                     break
         for (key, sig), pool in candidates.items():

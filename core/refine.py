@@ -84,9 +84,9 @@ def refine_structures(
     fitted: list[np.ndarray | None] = [None] * len(structures)
     # callers (the GUI worker) may decode under torch.inference_mode: the fit needs autograd
     with torch.inference_mode(False), torch.enable_grad():
-        for group in (np.flatnonzero(orthogonal), np.flatnonzero(~orthogonal)):
+        for flat, group in ((True, np.flatnonzero(orthogonal)), (False, np.flatnonzero(~orthogonal))):
             if group.size:
-                frac = _fit_positions([structures[k] for k in group], densities[group], voxeliser, steps, lr)
+                frac = _fit_positions([structures[k] for k in group], densities[group], voxeliser, steps, lr, flat)
                 for row, k in enumerate(group):
                     fitted[k] = frac[row, : len(structures[k])]
     out = []
@@ -97,23 +97,26 @@ def refine_structures(
     return out
 
 
-def _renderer(structures: Sequence[Structure], sigma: torch.Tensor, abc: np.ndarray, d: int) -> Callable:
+def _renderer(structures: Sequence[Structure], sigma: torch.Tensor, abc: np.ndarray, d: int,
+              orthogonal: bool) -> Callable:  # fmt: skip
     """render(frac (B, N, 3), weight (B, N)) -> (B, D, D, D) for these cells: the factorised path
-    when every cell is orthogonal, the general one (with each cell's metric) otherwise."""
-    if all(is_orthogonal(s) for s in structures):
+    when they are all orthogonal, the general one (with each cell's metric) otherwise."""
+    if orthogonal:
         lengths = torch.from_numpy(abc).float()
         return lambda frac, weight: render_orthogonal(frac, weight, sigma, lengths, d)
     matrices = torch.from_numpy(np.stack([s.lattice.matrix for s in structures])).float()
     return lambda frac, weight: render_general(frac, weight, sigma, matrices, d)
 
 
-def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, steps: int, lr: float) -> np.ndarray:
-    """Fitted fractional coordinates (B, N, 3) in [0, 1) (padded like Voxeliser.site_arrays)."""
+def _fit_positions(structures, densities: np.ndarray, voxeliser: Voxeliser, steps: int, lr: float,
+                   orthogonal: bool) -> np.ndarray:  # fmt: skip
+    """Fitted fractional coordinates (B, N, 3) in [0, 1) (padded like Voxeliser.site_arrays) of
+    cells that are all orthogonal or all skewed (``orthogonal``)."""
     d = densities.shape[-1]
     frac0, z, sigma_np, _, abc_np = voxeliser.site_arrays(list(structures))
     weight = torch.from_numpy(z * GAUSS_NORM / sigma_np**3).float()
     sigma = torch.from_numpy(sigma_np).float()
-    render = _renderer(structures, sigma, abc_np, d)
+    render = _renderer(structures, sigma, abc_np, d, orthogonal)
     target = normalise_density(torch.from_numpy(np.asarray(densities, dtype=np.float32)))
     frac = torch.from_numpy(frac0).float().requires_grad_(True)
     log_amp = torch.zeros_like(weight, requires_grad=True)

@@ -257,7 +257,7 @@ def load_entries_cached(path: str | Path, limit: int | None = None, vocab: Vocab
 
     ``workers`` defaults to min(cpu count, 8); 1 parses in this process."""
     path = Path(path)
-    if not (path.name.lower().endswith((".csv", ".csv.gz")) and path.is_file()):
+    if not (st.is_csv(path) and path.is_file()):
         return st.load_entries(path, limit=limit, vocab=vocab, max_sites=max_sites)
     workers = max(1, workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS))
     use_cache = not cache_disabled()

@@ -323,6 +323,11 @@ def _csv_props(row: dict) -> dict[str, float]:
     return props
 
 
+def is_csv(path: Path) -> bool:
+    """A CSV(.gz) of CIFs, by name (as iter_entries reads it)."""
+    return path.name.lower().endswith((".csv", ".csv.gz"))
+
+
 def read_csv_rows(path: Path, limit: int | None) -> tuple[list[dict], bool]:
     """The rows of a CSV(.gz) of CIFs as dicts, and whether it has a material_id column.
 
@@ -388,7 +393,7 @@ def iter_entries(
         for file in files[:limit] if limit else files:
             yield _entry_or_failure(file.stem, file, vocab, max_sites)
         return
-    if path.name.lower().endswith((".csv", ".csv.gz")):
+    if is_csv(path):
         yield from _iter_csv(path, limit, vocab, max_sites)
         return
     yield _entry_or_failure(path.stem, path, vocab, max_sites)

@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor
 
+from core.elements import atomic_number
 from core.models.blocks import COORD_SCALE
 
 LOG_AMPLITUDE_RANGE = (-4.0, 6.0)  # ln(e/Å^3); real atoms lie in ~[0, 4.5] (O ~0.4, Pb ~3.2)
@@ -71,8 +72,6 @@ def element_templates(symbols: list[str], sigma_of) -> Tensor:  # noqa: ANN001 (
     """(1 + len(symbols), 2): each class's (log-amplitude, sigma) as the voxeliser draws it.
 
     Row 0 (background) is NaN. sigma_of: core.voxel.VoxelConfig.sigma."""
-    from core.elements import atomic_number
-
     rows = [[math.nan, math.nan]]
     for symbol in symbols:
         sigma = float(sigma_of(symbol))

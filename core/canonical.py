@@ -154,7 +154,7 @@ def reconstruction_misfit(models, structures: list[Structure], batch: int = 128)
     errors = []
     for start in range(0, len(structures), batch):  # bounds the (B, C, d, d, d) activations
         chunk = structures[start : start + batch]
-        voxels = models.voxeliser.batch(chunk)  # (density, labels, abc): encoded and compared once
+        voxels = models.voxelise(chunk)  # (density, labels, lattice parameters): encoded and compared once
         grids = models.decode_grids(models.posterior_of_grids(*voxels)[0], species=False)
         target = normalise_density(voxels[0])
         error = ((normalise_density(grids["density"]) - target) ** 2).reshape(len(chunk), -1).mean(axis=1)

@@ -40,7 +40,7 @@ from core.segmentation import (
     segment_with_unet,
     unet_disagreements,
 )
-from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density
+from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density, with_angles
 from resources import default_models_dir
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,18 @@ class Decoded:
     """One decoded latent vector: grids, the recovered crystal (or why not), properties."""
 
     density: np.ndarray  # (D,D,D) e/Å^3
-    abc: np.ndarray  # (3,) Å
+    abc: np.ndarray  # (P,) lattice parameters: a, b, c in Å, then alpha, beta, gamma in degrees when P = 6
     labels: np.ndarray | None = None  # (D,D,D) class ids: the U-Net's argmax (the decoder's without a U-Net)
     structure: Structure | None = None
     error: str | None = None
     properties: dict[str, float] = field(default_factory=dict)
     blobs: list = field(default_factory=list)  # core.segmentation.Blob of the U-Net's segmentation
     disagreements: list = field(default_factory=list)  # (site, element, the U-Net's element)
+
+
+def cell_angles(params: np.ndarray) -> tuple[float, float, float]:
+    """alpha, beta, gamma (degrees) of decoded lattice parameters (P,): 90° when P = 3."""
+    return tuple(float(x) for x in params[3:6]) if len(params) >= 6 else (90.0, 90.0, 90.0)
 
 
 class ModelSet:
@@ -84,6 +89,7 @@ class ModelSet:
         self.voxeliser = Voxeliser(self.voxel_cfg, self.vocab)
         self.abc_mean = np.asarray(norms.get("abc_mean", [0.0, 0.0, 0.0]), dtype=np.float32)
         self.abc_std = np.asarray(norms.get("abc_std", [1.0, 1.0, 1.0]), dtype=np.float32)
+        self.n_lattice = int(getattr(vae.cfg, "lattice_params", 3))  # 3: a, b, c; 6: with angles
         self.prop_name = norms.get("property")
         self.prop_edges = norms.get("prop_edges")
         self.prop_mean = float(norms.get("prop_mean", 0.0))
@@ -201,14 +207,25 @@ class ModelSet:
         return best_frames(list(structures), lambda frames: reconstruction_misfit(self, frames))[0]
 
     def _posterior(self, structures: list[Structure], cond) -> tuple[np.ndarray, np.ndarray]:
-        return self.posterior_of_grids(*self.voxeliser.batch(list(structures)), cond)
+        return self.posterior_of_grids(*self.voxelise(list(structures)), cond)
+
+    def voxelise(self, structures: list[Structure]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The VAE's inputs of crystals: density (B,D,D,D) e/Å^3, labels (B,D,D,D) and lattice
+        parameters (B, P) (``self.n_lattice``: a, b, c, and the angles when P = 6)."""
+        density, labels, lengths = self.voxeliser.batch(list(structures))
+        return density, labels, with_angles(lengths, structures, self.n_lattice)
 
     @torch.inference_mode()
     def posterior_of_grids(self, density: np.ndarray, labels: np.ndarray, abc: np.ndarray,
                            cond=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """q(z|x) of voxelised crystals (``self.voxeliser.batch``'s density, labels, abc)."""
-        x = make_input(torch.from_numpy(normalise_density(density)).to(self.device), torch.from_numpy(abc))
-        abc_std = torch.from_numpy((abc - self.abc_mean) / self.abc_std).to(self.device)
+        """q(z|x) of voxelised crystals (``voxelise``'s density, labels and lattice parameters
+        (B, P); lengths (B, 3) alone stand for a 90° cell)."""
+        abc = np.asarray(abc, dtype=np.float32)
+        if abc.shape[1] < self.n_lattice:
+            abc = np.concatenate([abc, np.full((len(abc), self.n_lattice - abc.shape[1]), 90.0, np.float32)], 1)
+        lengths = torch.from_numpy(np.ascontiguousarray(abc[:, :3]))
+        x = make_input(torch.from_numpy(normalise_density(density)).to(self.device), lengths)
+        abc_std = torch.from_numpy((abc[:, : self.n_lattice] - self.abc_mean) / self.abc_std).to(self.device)
         lab = torch.from_numpy(labels.astype(np.int64)).to(self.device)
         mu, logvar = self.vae.encode(x, self._cond(cond, len(density)), abc_std, lab)
         return mu.float().cpu().numpy(), torch.exp(0.5 * logvar.float()).cpu().numpy()
@@ -222,7 +239,8 @@ class ModelSet:
         return out["abc"].float().cpu().numpy() * self.abc_std + self.abc_mean
 
     def decode_density(self, z, cond=None) -> tuple[np.ndarray, np.ndarray]:
-        """Fast path for sliders: densities (B,D,D,D) e/Å^3 and lattice lengths (B,3) Å."""
+        """Fast path for sliders: densities (B,D,D,D) e/Å^3 and lattice parameters (B, P) (Å; then
+        degrees when P = 6)."""
         out = self._decode_raw(z, cond)
         density = denormalise_density(out["density"][:, 0].float()).cpu().numpy()
         return density, self._abc(out)
@@ -248,7 +266,8 @@ class ModelSet:
         return segment_with_unet(self, density, lattice)
 
     def decode_grids(self, z, cond=None, species: bool = True) -> dict[str, np.ndarray]:
-        """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B,3) Å and, when the VAE
+        """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B, P) lattice parameters
+        (a, b, c in Å, then the angles in degrees when P = 6) and, when the VAE
         has those heads, species_probs (B,C,D,D,D) (unless ``species`` is False: the costliest
         part), counts (B,C) atoms per class and their count_log_probs (B,C,K+1) (log p of 0..K
         atoms of each class)."""
@@ -283,7 +302,7 @@ class ModelSet:
         grids = self.decode_grids(z, cond)
         density, abc, counts = grids["density"], grids["abc"], grids.get("counts")
         run_unet = self.unet is not None and (labels or check or self.segmenter != "head")
-        unet = self.unet_probabilities(density, abc) if run_unet else None
+        unet = self.unet_probabilities(density, abc[:, :3]) if run_unet else None
         head = grids.get("species_probs")
         probs = combine_probabilities(unet, head, self.segmenter if head is not None else "unet")
         shown = unet if unet is not None else probs
@@ -296,9 +315,9 @@ class ModelSet:
             try:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
-                    counts=None if counts is None else counts[k], voxel_size=abc[k] / density.shape[-1],
+                    counts=None if counts is None else counts[k], voxel_size=abc[k][:3] / density.shape[-1],
                 )  # fmt: skip
-                item.structure = sites_to_structure(sites, abc[k])
+                item.structure = sites_to_structure(sites, abc[k][:3], cell_angles(abc[k]))
             except SegmentationError as exc:
                 item.error = str(exc)
             results.append(item)

@@ -247,7 +247,7 @@ def _grids(models: SegmentingModelSet, chunk: list[Structure], source: str, cond
         return true_density, true_abc, None, true_labels
     # no frame search: the decoded grids are scored against the crystals' own label grids
     grids = models.decode_grids(models.encode(chunk, conds, frame_search=False), conds)
-    return grids["density"], grids["abc"], grids.get("species_probs"), true_labels
+    return grids["density"], grids["abc"][:, :3], grids.get("species_probs"), true_labels
 
 
 def evaluate_segmentation(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,24 @@ def representable(entries: list[Entry], cfg: VoxelConfig) -> tuple[list[Entry], 
             note = "; ".join(filter(None, [entry.note, "gridded on the Niggli-reduced primitive cell"]))
             usable.append(replace(entry, structure=cell, note=note))
     return usable, failures
+
+
+def lattice_parameters(structures: Sequence[Structure], n: int = 3) -> np.ndarray:
+    """(N, n) float32 lattice parameters of the cells: a, b, c in Å (n = 3), then alpha, beta,
+    gamma in degrees (n = 6): what a VAE's lattice head reads and predicts (``lattice_params``)."""
+    if n not in (3, 6):
+        raise ValueError(f"lattice parameters: n must be 3 or 6, got {n}")
+    rows = [tuple(s.lattice.abc) + (tuple(s.lattice.angles) if n == 6 else ()) for s in structures]
+    return np.asarray(rows, dtype=np.float32).reshape(-1, n)
+
+
+def with_angles(lengths: np.ndarray, structures: Sequence[Structure], n: int) -> np.ndarray:
+    """Lengths (B, 3) (possibly permuted by augmentation) extended to the n lattice parameters:
+    the structures' angles appended when n = 6."""
+    lengths = np.asarray(lengths, dtype=np.float32).reshape(-1, 3)
+    if n == 3:
+        return lengths
+    return np.concatenate([lengths, lattice_parameters(structures, 6)[:, 3:]], axis=1)
 
 
 def is_orthogonal(structure: Structure, tol: float = 1e-3) -> bool:

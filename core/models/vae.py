@@ -6,12 +6,13 @@ Encoder input: x (B, in_channels, D, D, D) = [normalised density, 3 coordinate c
   match rate on perov_5 was largely wrong species);
 - a learned condition embedding broadcast over the grid (B, cond_dim, D, D, D) (the original tiled a
   10-d one-hot 4x into 40 channels); cond = property decile 0..9, 10 = unknown;
-- the standardised lattice lengths (B, 3), concatenated to the flattened features.
+- the standardised lattice parameters (B, P), concatenated to the flattened features: P = 3
+  (a, b, c: sets of 90° cells) or P = 6 (a, b, c, alpha, beta, gamma: any lattice; ``lattice_params``).
 
 Decoder: z (B, L) + condition embedding -> dense -> small 3-D grid -> transposed-conv upsampling
 with few channels at full resolution (a single decode must take <= 30 ms on a 2-core CPU) ->
 heads: density (ReLU, non-negative, normalised units), species logits, lattice (standardised
-a, b, c) and property (standardised) from z.
+a, b, c and, with ``lattice_params = 6``, the three angles) and property (standardised) from z.
 
 Deviations from docs/ARCHITECTURE.md (additive, keyword-compatible):
 - ``encode``/``forward`` take an optional ``labels`` (B, D, D, D) long argument (species embedding);
@@ -53,6 +54,7 @@ class VAEConfig:
     species_head: bool = True
     comp_head: bool = False  # per-element atom counts (0..max_count) predicted from z
     max_count: int = 32
+    lattice_params: int = 3  # 3: a, b, c (90° cells); 6: a, b, c, alpha, beta, gamma (any lattice)
     norm: str = "batch"
     beta: float = 3e-4
     dfc_weight: float = 0.5
@@ -69,6 +71,8 @@ class VAEConfig:
             raise ValueError(f"d={self.d} not divisible by 2**len(widths)={2 ** len(self.widths)}")
         if len(self.dec_widths) < 1 or self.d % (2 ** (len(self.dec_widths) - 1)):
             raise ValueError(f"d={self.d} not divisible by 2**(len(dec_widths)-1)")
+        if self.lattice_params not in (3, 6):
+            raise ValueError(f"lattice_params must be 3 (a, b, c) or 6 (with angles), got {self.lattice_params}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,7 +117,7 @@ class CondVAE3D(nn.Module):
             cin = w
         self.encoder = nn.Sequential(*stages)
         s_enc = cfg.d // 2 ** len(cfg.widths)
-        self.enc_fc = nn.Sequential(nn.Linear(cin * s_enc**3 + 3, cfg.hidden), nn.LeakyReLU(0.2))
+        self.enc_fc = nn.Sequential(nn.Linear(cin * s_enc**3 + cfg.lattice_params, cfg.hidden), nn.LeakyReLU(0.2))
         self.mu = nn.Linear(cfg.hidden, cfg.latent)
         self.logvar = nn.Linear(cfg.hidden, cfg.latent)
 
@@ -126,7 +130,7 @@ class CondVAE3D(nn.Module):
         self.decoder = nn.Sequential(*dec)
         self.density_head = PointwiseConv3d(dw[-1], 1)
         self.species_out = PointwiseConv3d(dw[-1], cfg.n_classes) if cfg.species_head else None
-        self.abc_head = _mlp(cfg.latent + cfg.cond_dim, 64, 3)
+        self.abc_head = _mlp(cfg.latent + cfg.cond_dim, 64, cfg.lattice_params)
         self.prop_head = _mlp(cfg.latent, 64, 1)
         # Composition from z: the voxel species head alone gets element sets wrong early in training
         # (one mistyped voxel blob changes the formula); a per-element count is a global property z
@@ -147,8 +151,8 @@ class CondVAE3D(nn.Module):
     def encode(
         self, x: Tensor, cond: Tensor, abc: Tensor, labels: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """x (B, Cin, D, D, D), cond (B,) long, abc (B, 3) standardised, labels (B, D, D, D) long
-        or None -> mu (B, L), logvar (B, L)."""
+        """x (B, Cin, D, D, D), cond (B,) long, abc (B, P) standardised lattice parameters
+        (``cfg.lattice_params``), labels (B, D, D, D) long or None -> mu (B, L), logvar (B, L)."""
         cfg = self.cfg
         if x.ndim != 5 or x.shape[1] != cfg.in_channels or tuple(x.shape[2:]) != (cfg.d,) * 3:
             raise ValueError(f"expected x of shape (B, {cfg.in_channels}, {cfg.d}^3), got {tuple(x.shape)}")
@@ -165,8 +169,8 @@ class CondVAE3D(nn.Module):
     # -- decoder ---------------------------------------------------------------------------
     def decode(self, z: Tensor, cond: Tensor) -> dict[str, Tensor]:
         """z (B, L), cond (B,) long -> density (B, 1, D, D, D) >= 0, species_logits (B, C, D, D, D)
-        (if cfg.species_head), count_logits (B, C, max_count + 1) (if cfg.comp_head), abc (B, 3)
-        standardised, prop (B, 1) standardised."""
+        (if cfg.species_head), count_logits (B, C, max_count + 1) (if cfg.comp_head), abc (B, P)
+        standardised lattice parameters, prop (B, 1) standardised."""
         c = self.cond_embed(cond.long()).to(z.dtype)
         zc = torch.cat([z, c], dim=1)
         s = self._s_dec
@@ -237,7 +241,7 @@ def vae_loss(
     """Total VAE loss and its parts (floats, for logging).
 
     out: forward() output; target_density (B, 1, D, D, D) normalised; labels (B, D, D, D) long or
-    None; abc_target (B, 3) standardised; prop_target (B,) standardised, NaN = unknown (masked).
+    None; abc_target (B, P) standardised lattice parameters; prop_target (B,) standardised, NaN = unknown (masked).
     loss = w_d MSE(density) + w_s CE(species, class_weights) + w_l MSE(abc) + w_p MSE(prop | known)
            + beta KL + dfc_weight * deep-feature loss (only when ``unet`` is given; its input is
            [density, coords], coords defaulting to out['coords']) + comp_weight * sum over

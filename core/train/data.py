@@ -112,15 +112,15 @@ def mean_std(values: np.ndarray) -> tuple[list[float], list[float]]:
     return [float(x) for x in mean], [float(x) for x in std]
 
 
-def lattice_abc(entries: Sequence[Entry]) -> np.ndarray:
-    """(N, 3) lattice lengths in Å of the (conventional) cells."""
-    return np.array([e.structure.lattice.abc for e in entries], dtype=np.float64).reshape(-1, 3)
+def voxel_normalisers(
+    train: Sequence[Entry], prop: str | None, class_weights: Sequence[float], lattice_params: int = 3
+) -> dict:
+    """Normalisers of the voxel models, from the training split only (JSON-serialisable).
+    ``abc_mean``/``abc_std`` cover the ``lattice_params`` lattice parameters (a, b, c[, angles])."""
+    from core.voxel import lattice_parameters
 
-
-def voxel_normalisers(train: Sequence[Entry], prop: str | None, class_weights: Sequence[float]) -> dict:
-    """Normalisers of the voxel models, from the training split only (JSON-serialisable)."""
     values = prop_values(train, prop)
-    abc_mean, abc_std = mean_std(lattice_abc(train))
+    abc_mean, abc_std = mean_std(lattice_parameters([e.structure for e in train], lattice_params).astype(np.float64))
     p_mean, p_std = mean_std(values[:, None]) if np.isfinite(values).any() else ([0.0], [1.0])
     edges = decile_edges(values)
     if prop and edges is None:
@@ -183,7 +183,8 @@ class VoxelDataset(Dataset):
 
     Items are keys: an index or (index, sample_seed) from EpochBatchSampler. A collated batch:
     density (B, 1, D, D, D) f32 normalised, labels (B, D, D, D) int64, abc (B, 3) f32 Å,
-    abc_std (B, 3) f32 standardised, cond (B,) int64 decile (10 = unknown), prop (B,) f32
+    abc_std (B, P) f32 standardised lattice parameters (P = len(norms["abc_mean"]): a, b, c, and the
+    angles when P = 6), cond (B,) int64 decile (10 = unknown), prop (B,) f32
     standardised (NaN = unknown), counts (B, C) int64 atoms of each class in the cell. With ``augment`` each sample gets a random cubic rotation /
     reflection (orthogonal cells only; the permuted lattice lengths follow) and a periodic
     translation, seeded by its sample_seed. With ``decoded`` set (U-Net training), a seeded share of
@@ -230,7 +231,7 @@ class VoxelDataset(Dataset):
         return self.decoded.density[i].astype(np.float32), self.decoded.abc[i]
 
     def collate(self, keys: list[tuple[int, int | None]]) -> dict[str, torch.Tensor]:
-        from core.voxel import normalise_density
+        from core.voxel import normalise_density, with_angles
 
         idx = [k[0] for k in keys]
         density, labels, abc = self.voxeliser.batch([self.entries[i].structure for i in idx])
@@ -243,11 +244,12 @@ class VoxelDataset(Dataset):
             out_a.append(np.asarray(a_, dtype=np.float32))
         rho = normalise_density(np.stack(out_d).astype(np.float32))
         abc_arr = np.stack(out_a)
+        params = with_angles(abc_arr, [self.entries[i].structure for i in idx], len(self.abc_mean))
         return {
             "density": torch.from_numpy(np.ascontiguousarray(rho))[:, None],
             "labels": torch.from_numpy(np.ascontiguousarray(np.stack(out_l), dtype=np.int64)),
             "abc": torch.from_numpy(abc_arr),
-            "abc_std": torch.from_numpy((abc_arr - self.abc_mean) / self.abc_std),
+            "abc_std": torch.from_numpy(((params - self.abc_mean) / self.abc_std).astype(np.float32)),
             "cond": torch.from_numpy(self.cond[idx]),
             "prop": torch.from_numpy(self.prop[idx]),
             "counts": torch.from_numpy(self.counts[idx]),

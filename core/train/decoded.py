@@ -57,7 +57,7 @@ def decode_training_grids(
         z = models.encode(chunk, bins, frame_search=False)  # the decode must line up with these labels
         rho, lengths = models.decode_density(z, bins)
         density[start : start + len(chunk)] = rho.astype(np.float16)
-        abc[start : start + len(chunk)] = lengths
+        abc[start : start + len(chunk)] = lengths[:, :3]
         if start // batch % 10 == 0:
             log.info(
                 "decoded %d / %d training crystals through %s",

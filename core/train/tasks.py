@@ -56,7 +56,8 @@ class VoxelTask:
         _require(val, "validation")
         counts_t = torch.as_tensor(counts, dtype=torch.float64)
         self.class_weights = class_weights_from_counts(counts_t, power=opts.class_weight_power)
-        self.norms = voxel_normalisers(train, opts.condition, self.class_weights.tolist())
+        n_lattice = int(opts.model.get("lattice_params", 3)) if self.kind == "vae" else 3
+        self.norms = voxel_normalisers(train, opts.condition, self.class_weights.tolist(), n_lattice)
         self.train_set = VoxelDataset(train, self.voxeliser, self.norms, augment=self.augment_train)
         self.val_set = VoxelDataset(val, self.voxeliser, self.norms, augment=False)
         self.data_hash = data_hash(train, self.voxel_cfg.to_dict())
@@ -198,7 +199,7 @@ class VAETask(VoxelTask):
         loss = loss + 0.0 * out["prop"].sum()
         mean = torch.as_tensor(self.norms["abc_mean"], device=device)
         std = torch.as_tensor(self.norms["abc_std"], device=device)
-        abc_mae = float(((out["abc"].detach().float() * std + mean) - b["abc"]).abs().mean())
+        abc_mae = float(((out["abc"].detach().float() * std + mean)[:, :3] - b["abc"]).abs().mean())
         parts.pop("total", None)
         n = b["x"].shape[0]
         if "count_logits" in out:  # whole composition right

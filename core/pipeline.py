@@ -40,7 +40,14 @@ from core.segmentation import (
     segment_with_unet,
     unet_disagreements,
 )
-from core.voxel import VoxelConfig, Voxeliser, denormalise_density, normalise_density, with_angles
+from core.voxel import (
+    VoxelConfig,
+    Voxeliser,
+    cell_angles,
+    denormalise_density,
+    normalise_density,
+    with_angles,
+)
 from resources import default_models_dir
 
 log = logging.getLogger(__name__)
@@ -69,11 +76,6 @@ class Decoded:
     properties: dict[str, float] = field(default_factory=dict)
     blobs: list = field(default_factory=list)  # core.segmentation.Blob of the U-Net's segmentation
     disagreements: list = field(default_factory=list)  # (site, element, the U-Net's element)
-
-
-def cell_angles(params: np.ndarray) -> tuple[float, float, float]:
-    """alpha, beta, gamma (degrees) of decoded lattice parameters (P,): 90° when P = 3."""
-    return tuple(float(x) for x in params[3:6]) if len(params) >= 6 else (90.0, 90.0, 90.0)
 
 
 class ModelSet:

@@ -161,6 +161,18 @@ def with_angles(lengths: np.ndarray, structures: Sequence[Structure], n: int) ->
     return np.concatenate([lengths, lattice_parameters(structures, 6)[:, 3:]], axis=1)
 
 
+def cell_angles(params: Sequence[float]) -> tuple[float, float, float]:
+    """alpha, beta, gamma (degrees) of lattice parameters (P,): 90° each when P = 3."""
+    return tuple(float(x) for x in params[3:6]) if len(params) >= 6 else (90.0, 90.0, 90.0)
+
+
+def cell_matrix(params: Sequence[float]) -> np.ndarray:
+    """(3, 3) lattice rows in Å (pymatgen's setting) of lattice parameters (P,) (a, b, c[, angles])."""
+    from pymatgen.core import Lattice
+
+    return Lattice.from_parameters(*[float(x) for x in params[:3]], *cell_angles(params)).matrix
+
+
 def is_orthogonal(structure: Structure, tol: float = 1e-3) -> bool:
     """True for cells with three 90° angles (the factorised fast path and cubic augmentation)."""
     return all(abs(angle - 90.0) < tol for angle in structure.lattice.angles)

@@ -34,7 +34,8 @@ DEFAULT_CRYSTAL = "SrTiO3_perovskite"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="icsg3d-gui", description="ICSG3D Studio: explore crystals and their latent space.")
-    p.add_argument("--models", type=Path, default=None, help="model set folder (default: the shipped one)")
+    p.add_argument("--models", default=None,
+                   help="model set: a shipped name (perov_5, the default; carbon_24) or a folder")  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("files", type=Path, nargs="*", help="CIF/POSCAR files to open in turn (the last is shown)")
     p.add_argument("--open", type=Path, default=None, help="CIF/POSCAR to open at start (same as FILE)")
@@ -141,12 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    from core.errors import ICSGError
+    from core.model_sets import resolve_models
+
+    try:
+        models_dir = resolve_models(args.models)
+    except ICSGError as exc:
+        log.error("%s", exc)
+        return 2
     QCoreApplication.setOrganizationName("ICSG3D")
     QCoreApplication.setApplicationName("ICSG3D Studio")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from icsg3d_gui.main_window import MainWindow
 
-    window = MainWindow(models_dir=args.models, device=args.device, settings=_settings(args))
+    window = MainWindow(models_dir=models_dir, device=args.device, settings=_settings(args))
     if os.environ.get("ICSG3D_FIRST_FRAME_FILE"):
         _record_first_frame(window, os.environ["ICSG3D_FIRST_FRAME_FILE"])
     if args.screenshot is not None:

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.conditions import UNKNOWN_BIN
+from core.voxel import cell_matrix
 from icsg3d_gui.file_opening import FileOpening
 from icsg3d_gui.model_sets import default_models_dir, model_problem, model_set_name, modelset_loader
 from icsg3d_gui.state import AppState, LatentPoint
@@ -170,15 +171,18 @@ class Controller(QObject, FileOpening):
         return True
 
     def _domain_problem(self, structure) -> str | None:  # noqa: ANN001
-        """Why the loaded model set cannot speak for this crystal (core/domain.py), or None."""
+        """Why the loaded model set cannot speak for this crystal (core/domain.py) and which shipped
+        set can (core/model_sets.py), or None."""
         info = self.state.model_info
         if not self.state.has_model or not info.get("vocab") or info.get("voxel_cfg") is None:
             return None
         from core.domain import domain_problem
         from core.elements import Vocabulary
+        from core.model_sets import domain_advice
 
         vocab = Vocabulary([s for s in info["vocab"] if s])
-        return domain_problem(structure, vocab, info["voxel_cfg"], info.get("domain_lattice", "any"))
+        problem = domain_problem(structure, vocab, info["voxel_cfg"], info.get("domain_lattice", "any"))
+        return f"{problem}; {domain_advice(structure, loaded=self.models_dir)}" if problem else None
 
     def set_symprec(self, symprec: float) -> None:
         self.symprec = float(symprec)
@@ -302,7 +306,7 @@ class Controller(QObject, FileOpening):
     def _show_decode(self, v: dict) -> None:
         self.state.preview = True  # a live slider decode: coarser volume sampling until it settles
         self.state.latent_property = v.get("latent_property")
-        self.state.set_density(v["density"], np.diag(v["abc"]))
+        self.state.set_density(v["density"], cell_matrix(v["abc"]))
         self.state.set_latent(v["z"], v["cond"])
 
     def _show_full(self, v: dict) -> None:
@@ -326,7 +330,7 @@ class Controller(QObject, FileOpening):
         st = self.state
         st.preview = False
         abc = v.get("abc")
-        lattice = np.diag(abc) if abc is not None else None
+        lattice = cell_matrix(abc) if abc is not None else None
         st.set_density(v["density"], lattice)
         origin = "U-Net segmentation" if v.get("blobs") else "the decoder's species segmentation"
         st.set_segmentation(v.get("labels"), st.model_info.get("vocab"), origin=origin, blobs=v.get("blobs"),

@@ -12,30 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resources import default_models_dir
+from core.model_sets import SHIPPED_NAME, is_model_set, model_set_name, shipped_model_sets
 
-SHIPPED_NAME = "perov_5"  # resources/models: trained on perov_5 (+ a cubic slice of mp_20), see its model card
-COMPONENTS = frozenset({"vae", "unet", "cgcnn"})
-
-
-def is_model_set(path: str | Path) -> bool:
-    return (Path(path) / "vae" / "meta.json").is_file()
-
-
-def model_set_name(path: str | Path) -> str:
-    """"perov_5" for the shipped set, else the folder's name."""
-    p = Path(path).resolve()
-    return SHIPPED_NAME if p == default_models_dir().resolve() else p.name
-
-
-def shipped_model_sets(root: Path | None = None) -> list[tuple[str, Path]]:
-    """(name, folder) of the shipped model sets: the root set first, then its sub-folder sets."""
-    root = Path(root) if root is not None else default_models_dir()
-    out = [(SHIPPED_NAME, root)] if is_model_set(root) else []
-    if root.is_dir():
-        out += [(p.name, p) for p in sorted(root.iterdir())
-                if p.is_dir() and p.name not in COMPONENTS and is_model_set(p)]  # fmt: skip
-    return out
+__all__ = ["SHIPPED_NAME", "is_model_set", "model_problem", "model_set_name", "modelset_loader",
+           "shipped_model_sets"]
 
 
 def model_problem(models_dir: Path) -> str | None:

@@ -33,14 +33,15 @@ def tiny_crystals() -> list[Structure]:
     return [cscl, nacl, srtio3]
 
 
-def write_tiny_model_set(root: Path, seed: int = 0, comp_head: bool = False) -> Path:
-    """Save vae/, unet/ and cgcnn/ checkpoints under root; returns root."""
+def write_tiny_model_set(root: Path, seed: int = 0, comp_head: bool = False, lattice_params: int = 3) -> Path:
+    """Save vae/, unet/ and cgcnn/ checkpoints under root; returns root. ``lattice_params = 6``: a
+    VAE whose lattice head reads and predicts the angles too (any lattice)."""
     torch.manual_seed(seed)
     vocab = Vocabulary.from_structures(tiny_crystals())
     voxel = VoxelConfig(d=D, max_voxel=1.0)
     norms = {
-        "abc_mean": [4.5, 4.5, 4.5],
-        "abc_std": [0.7, 0.7, 0.7],
+        "abc_mean": [4.5, 4.5, 4.5, 90.0, 90.0, 90.0][:lattice_params],
+        "abc_std": [0.7, 0.7, 0.7, 10.0, 10.0, 10.0][:lattice_params],
         "property": "heat_ref",
         "prop_edges": [float(x) for x in range(1, 10)],
         "prop_mean": 1.0,
@@ -48,7 +49,7 @@ def write_tiny_model_set(root: Path, seed: int = 0, comp_head: bool = False) -> 
         "voxel": voxel.to_dict(),
     }
     vae_cfg = VAEConfig(n_classes=len(vocab), latent=16, d=D, widths=(4, 8), dec_widths=(8, 4), hidden=16,
-                        comp_head=comp_head, max_count=4)  # fmt: skip
+                        comp_head=comp_head, max_count=4, lattice_params=lattice_params)  # fmt: skip
     save_checkpoint(root / "vae", CondVAE3D(vae_cfg), "vae", vae_cfg, vocab=vocab.to_list(), normalisers=norms)
     unet_cfg = UNetConfig(n_classes=len(vocab), base=4, levels=2)
     save_checkpoint(root / "unet", UNet3D(unet_cfg), "unet", unet_cfg, vocab=vocab.to_list(), normalisers=norms)

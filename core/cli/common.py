@@ -8,8 +8,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from resources import default_models_dir
-
 log = logging.getLogger("icsg3d")
 
 
@@ -24,17 +22,19 @@ def report_failures(failures: Sequence, shown: int = 20) -> None:
 def load_model_set(args: argparse.Namespace):  # noqa: ANN201 (core.pipeline.ModelSet; imported lazily)
     from core.pipeline import ModelSet
 
-    return ModelSet.load(getattr(args, "models", None), device=getattr(args, "device", "auto"))
+    return ModelSet.load(models_root(args), device=getattr(args, "device", "auto"))
 
 
 def models_root(args: argparse.Namespace) -> Path:
-    """--models, else the shipped model set."""
-    return Path(args.models) if getattr(args, "models", None) else default_models_dir()
+    """--models (a shipped set's name or a folder), else the default shipped set."""
+    from core.model_sets import resolve_models
+
+    return resolve_models(getattr(args, "models", None))
 
 
 def add_model_options(p: argparse.ArgumentParser, out: bool = True) -> None:
     """--models and --device; with ``out`` also --out, --force and --symprec (commands writing CIFs)."""
-    p.add_argument("--models", type=Path, help="model set folder (default: the shipped one in resources/models)")
+    p.add_argument("--models", help="model set: a shipped name (perov_5, the default; carbon_24) or a folder")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     if out:
         p.add_argument("--out", required=True, type=Path, help="output folder (CIFs + summary.csv)")

@@ -52,6 +52,7 @@ def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace, matche
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from core.evaluation import BATCH
     from core.metrics.matching import cdvae_matcher
+    from core.model_sets import domain_advice
     from core.structures import load_entries
 
     ms = load_model_set(args)
@@ -67,8 +68,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         if problem is None:
             inside.append(e)
         else:
+            advice = domain_advice(e.structure, loaded=ms.source)
             rows.append(Row(e.id, e.structure.composition.reduced_formula, "", "out_of_domain",
-                            join(problem + "; no shipped model set covers it yet", e.note)))  # fmt: skip
+                            join(f"{problem}; {advice}", e.note)))  # fmt: skip
     for chunk in tqdm(list(chunks(inside, BATCH)), desc="reconstruct", unit="batch"):
         try:
             decoded = ms.reconstruct([e.structure for e in chunk], labels=False, check=True)

@@ -1,0 +1,117 @@
+"""The shipped model sets, by name, and which of them a crystal fits (no torch, no weights read).
+
+``resources/models`` is the perov_5 set itself (the default); each sub-folder holding a trained
+VAE (``<name>/vae/meta.json``) is another set, named after the folder (``carbon_24``). ``--models``
+and the app's model-set menu take a name or any folder. A crystal outside the loaded set's domain
+is told which shipped set covers it: its elements, grid and lattice family, read from each set's
+``vae/meta.json`` (kilobytes; the weights stay unread).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pymatgen.core import Structure
+
+from core.elements import Vocabulary
+from core.errors import ICSGError
+from core.voxel import VoxelConfig
+from resources import default_models_dir
+
+SHIPPED_NAME = "perov_5"  # resources/models itself: trained on perov_5 (+ a cubic slice of mp_20)
+COMPONENTS = frozenset({"vae", "unet", "cgcnn"})  # sub-folders of a set that are not sets
+
+
+def is_model_set(path: str | Path) -> bool:
+    return (Path(path) / "vae" / "meta.json").is_file()
+
+
+def model_set_name(path: str | Path) -> str:
+    """"perov_5" for the shipped root set, else the folder's name."""
+    p = Path(path).resolve()
+    return SHIPPED_NAME if p == default_models_dir().resolve() else p.name
+
+
+def shipped_model_sets(root: Path | None = None) -> list[tuple[str, Path]]:
+    """(name, folder) of the shipped model sets: the root set first, then its sub-folder sets."""
+    root = Path(root) if root is not None else default_models_dir()
+    out = [(SHIPPED_NAME, root)] if is_model_set(root) else []
+    if root.is_dir():
+        out += [(p.name, p) for p in sorted(root.iterdir())
+                if p.is_dir() and p.name not in COMPONENTS and is_model_set(p)]  # fmt: skip
+    return out
+
+
+def resolve_models(text: str | Path | None) -> Path:
+    """The folder of ``--models``: None -> the default set; a shipped name -> its folder; else the
+    path itself. Raises ICSGError naming the shipped sets when neither a set name nor a folder."""
+    if text is None or str(text) == "":
+        return default_models_dir()
+    sets = dict(shipped_model_sets())
+    if str(text) in sets:
+        return sets[str(text)]
+    path = Path(text)
+    if path.exists():
+        return path
+    names = ", ".join(sets) or "none"
+    raise ICSGError(f"--models {text}: neither a shipped model set ({names}) nor a folder")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a model set was trained on: its elements, its grid and its lattice family."""
+
+    vocab: Vocabulary
+    voxel_cfg: VoxelConfig
+    lattice: str  # "cubic" or "any"
+
+    def problem(self, structure: Structure) -> str | None:
+        from core.domain import domain_problem
+
+        return domain_problem(structure, self.vocab, self.voxel_cfg, self.lattice)
+
+
+@lru_cache(maxsize=16)
+def _domain_cached(meta_path: str, mtime: float) -> Domain:
+    meta = json.loads(Path(meta_path).read_text())
+    norms = meta.get("normalisers") or {}
+    voxel = VoxelConfig.from_dict(norms.get("voxel") or {"d": (meta.get("config") or {}).get("d", 32)})
+    lattice = str((meta.get("domain") or {}).get("lattice", "any"))
+    return Domain(Vocabulary.from_list(meta["vocab"]), voxel, lattice)
+
+
+def domain_of(path: str | Path) -> Domain:
+    """The domain of the model set in ``path`` (its ``vae/meta.json``)."""
+    meta = Path(path) / "vae" / "meta.json"
+    try:
+        return _domain_cached(str(meta.resolve()), meta.stat().st_mtime)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ICSGError(f"{meta}: not a readable model-set description ({exc})") from exc
+
+
+def sets_covering(structure: Structure, exclude: str | Path | None = None) -> list[str]:
+    """Names of the shipped model sets whose domain holds ``structure`` (``exclude``: the folder
+    already loaded)."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    names = []
+    for name, path in shipped_model_sets():
+        if skip is not None and path.resolve() == skip:
+            continue
+        try:
+            if domain_of(path).problem(structure) is None:
+                names.append(name)
+        except ICSGError:
+            continue
+    return names
+
+
+def domain_advice(structure: Structure, loaded: str | Path | None = None) -> str:
+    """"use --models NAME" style advice after an out-of-domain reason: the shipped sets that cover
+    the crystal, or that none does."""
+    names = sets_covering(structure, exclude=loaded)
+    if not names:
+        return "no shipped model set covers it yet"
+    return "the shipped model set " + " or ".join(names) + " covers it"

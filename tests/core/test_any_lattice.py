@@ -1,0 +1,123 @@
+"""Model sets for any lattice: the VAE's six lattice parameters, decoded cells with their angles,
+and shipped sets by name (core.model_sets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from core.elements import Vocabulary
+from core.errors import ICSGError
+from core.model_sets import SHIPPED_NAME, domain_advice, resolve_models, shipped_model_sets
+from core.models.vae import CondVAE3D, VAEConfig
+from core.pipeline import ModelSet
+from core.structures import Entry
+from core.train.data import VoxelDataset, voxel_normalisers
+from core.voxel import (
+    VoxelConfig,
+    Voxeliser,
+    cell_matrix,
+    density_grid,
+    lattice_parameters,
+    normalise_density,
+    with_angles,
+)
+from resources import default_models_dir
+from tests.tiny_models import write_tiny_model_set
+
+
+def monoclinic_nacl() -> Structure:
+    """A rock-salt-like pair of atoms in a monoclinic cell (beta = 104°)."""
+    return Structure(Lattice.monoclinic(4.2, 4.4, 4.6, 104.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def hexagonal_zno() -> Structure:
+    return Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"],
+                                     [[1 / 3, 2 / 3, 0.0], [1 / 3, 2 / 3, 0.382]])  # fmt: skip
+
+
+def test_lattice_parameters_append_the_angles_and_rebuild_the_cell():
+    s = monoclinic_nacl()
+    params = lattice_parameters([s], 6)[0]
+    assert params.shape == (6,)
+    np.testing.assert_allclose(params[3:], s.lattice.angles, atol=1e-4)
+    np.testing.assert_allclose(cell_matrix(params), s.lattice.matrix, atol=1e-4)
+    np.testing.assert_allclose(lattice_parameters([s], 3)[0], s.lattice.abc, atol=1e-5)
+    # lengths permuted by augmentation keep the structure's angles
+    extended = with_angles(np.array([[4.6, 4.2, 4.4]]), [s], 6)
+    np.testing.assert_allclose(extended[0], [4.6, 4.2, 4.4, *s.lattice.angles], atol=1e-4)
+    with pytest.raises(ValueError):
+        lattice_parameters([s], 4)
+
+
+def test_a_six_parameter_vae_reads_and_predicts_the_angles():
+    cfg = VAEConfig(n_classes=3, latent=8, d=8, widths=(4, 8), dec_widths=(8, 4), hidden=16, lattice_params=6)
+    model = CondVAE3D(cfg).eval()
+    x = torch.randn(2, 4, 8, 8, 8)
+    mu, _ = model.encode(x, torch.zeros(2, dtype=torch.long), torch.zeros(2, 6))
+    assert model.decode(mu, torch.zeros(2, dtype=torch.long))["abc"].shape == (2, 6)
+    with pytest.raises(RuntimeError):  # three parameters no longer fit its encoder
+        model.encode(x, torch.zeros(2, dtype=torch.long), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="lattice_params"):
+        VAEConfig(lattice_params=4)
+
+
+def test_training_batches_carry_the_standardised_angles():
+    crystals = [monoclinic_nacl(), hexagonal_zno()]
+    entries = [Entry(f"x{i}", s, {}, f"x{i}") for i, s in enumerate(crystals)]
+    norms = voxel_normalisers(entries, None, [1.0, 1.0, 1.0], lattice_params=6)
+    assert len(norms["abc_mean"]) == 6
+    vocab = Vocabulary.from_structures(crystals)
+    data = VoxelDataset(entries, Voxeliser(VoxelConfig(d=8, max_voxel=1.0), vocab), norms)
+    batch = data.collate([(0, None), (1, None)])
+    assert batch["abc"].shape == (2, 3)  # lengths: the coordinate channels
+    params = batch["abc_std"].numpy() * np.array(norms["abc_std"]) + np.array(norms["abc_mean"])
+    np.testing.assert_allclose(params[:, 3:], [c.lattice.angles for c in crystals], atol=1e-3)
+
+
+def test_a_six_parameter_model_set_decodes_cells_with_their_angles(tmp_path):
+    models = ModelSet.load(write_tiny_model_set(tmp_path, lattice_params=6), device="cpu")
+    assert models.n_lattice == 6
+    z = models.encode([monoclinic_nacl()], frame_search=False)
+    grids = models.decode_grids(z)
+    assert grids["abc"].shape == (1, 6)
+    # untrained weights draw no atoms: the decoder's density is replaced by a real crystal's, its
+    # lattice head (random, hence not 90°) is left as it is
+    peaks = torch.from_numpy(normalise_density(density_grid(monoclinic_nacl(), models.voxel_cfg)))
+    decode = models.vae.decode
+
+    def decode_with_atoms(z, cond):
+        out = decode(z, cond)
+        out["density"] = peaks.expand(len(z), 1, *peaks.shape).clone()
+        return out
+
+    models.vae.decode = decode_with_atoms
+    rng = np.random.default_rng(0)
+    result = models.decode(rng.standard_normal((3, models.latent_dim)).astype(np.float32), predict=False)
+    assert all(r.structure is not None for r in result), [r.error for r in result]
+    for r in result:  # the cell a user gets has the head's angles, not 90°
+        assert len(r.structure) == 2
+        np.testing.assert_allclose(r.structure.lattice.angles, r.abc[3:], atol=1e-3)
+        np.testing.assert_allclose(r.structure.lattice.abc, r.abc[:3], atol=1e-3)
+    assert any(abs(a - 90.0) > 0.1 for r in result for a in r.structure.lattice.angles)
+
+
+def test_shipped_sets_resolve_by_name_and_unknown_names_are_refused(tmp_path):
+    names = dict(shipped_model_sets())
+    assert names[SHIPPED_NAME] == default_models_dir()
+    assert resolve_models(None) == default_models_dir()
+    assert resolve_models(SHIPPED_NAME) == default_models_dir()
+    assert resolve_models(str(tmp_path)) == tmp_path
+    with pytest.raises(ICSGError, match="perov_5"):
+        resolve_models("no_such_set")
+
+
+def test_out_of_domain_advice_names_a_covering_set_or_says_none_does():
+    # perov_5 covers a cubic perovskite, so advice for it (loaded elsewhere) names perov_5
+    srtio3 = Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
+                       [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    assert SHIPPED_NAME in domain_advice(srtio3, loaded="/elsewhere")
+    uranium = Structure(Lattice.monoclinic(4.0, 5.0, 6.0, 100.0), ["Og"], [[0, 0, 0]])
+    assert domain_advice(uranium) == "no shipped model set covers it yet"

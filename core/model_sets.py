@@ -1,7 +1,7 @@
 """The shipped model sets, by name, and which of them a crystal fits (no torch, no weights read).
 
-``resources/models`` is the perov_5 set itself (the default); each sub-folder holding a trained
-VAE (``<name>/vae/meta.json``) is another set, named after the folder (``carbon_24``). ``--models``
+Each sub-folder of ``resources/models`` holding a trained VAE (``<name>/vae/meta.json``) is a set,
+named after its folder: ``perov_5`` (the default) and ``carbon_24``. ``--models``
 and the app's model-set menu take a name or any folder. A crystal outside the loaded set's domain
 is told which shipped set covers it: its elements, grid and lattice family, read from each set's
 ``vae/meta.json`` (kilobytes; the weights stay unread).
@@ -19,10 +19,9 @@ from pymatgen.core import Structure
 from core.elements import Vocabulary
 from core.errors import ICSGError
 from core.voxel import VoxelConfig
-from resources import default_models_dir
+from resources import DEFAULT_MODEL_SET, default_models_dir, models_root
 
-SHIPPED_NAME = "perov_5"  # resources/models itself: trained on perov_5 (+ a cubic slice of mp_20)
-COMPONENTS = frozenset({"vae", "unet", "cgcnn"})  # sub-folders of a set that are not sets
+SHIPPED_NAME = DEFAULT_MODEL_SET  # the default set: trained on perov_5 (+ a cubic slice of mp_20)
 
 
 def is_model_set(path: str | Path) -> bool:
@@ -30,19 +29,18 @@ def is_model_set(path: str | Path) -> bool:
 
 
 def model_set_name(path: str | Path) -> str:
-    """"perov_5" for the shipped root set, else the folder's name."""
-    p = Path(path).resolve()
-    return SHIPPED_NAME if p == default_models_dir().resolve() else p.name
+    """A model set's name: its folder's."""
+    return Path(path).resolve().name
 
 
 def shipped_model_sets(root: Path | None = None) -> list[tuple[str, Path]]:
-    """(name, folder) of the shipped model sets: the root set first, then its sub-folder sets."""
-    root = Path(root) if root is not None else default_models_dir()
-    out = [(SHIPPED_NAME, root)] if is_model_set(root) else []
-    if root.is_dir():
-        out += [(p.name, p) for p in sorted(root.iterdir())
-                if p.is_dir() and p.name not in COMPONENTS and is_model_set(p)]  # fmt: skip
-    return out
+    """(name, folder) of the model sets under ``root`` (default: the shipped ones), the default
+    set first."""
+    root = Path(root) if root is not None else models_root()
+    if not root.is_dir():
+        return []
+    found = [(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and is_model_set(p)]
+    return sorted(found, key=lambda item: item[0] != SHIPPED_NAME)
 
 
 def resolve_models(text: str | Path | None) -> Path:
@@ -54,10 +52,10 @@ def resolve_models(text: str | Path | None) -> Path:
     if str(text) in sets:
         return sets[str(text)]
     path = Path(text)
-    if path.exists():
+    if path.exists() or len(path.parts) > 1:  # a path: ModelSet.load says what it lacks
         return path
     names = ", ".join(sets) or "none"
-    raise ICSGError(f"--models {text}: neither a shipped model set ({names}) nor a folder")
+    raise ICSGError(f"--models {text}: no shipped model set of that name ({names}) and no such folder")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Model sets the app can load (no Qt): the shipped ones and any folder a user picks.
 
 A folder is a model set when it holds a trained VAE (``vae/meta.json``); ``unet/`` and ``cgcnn/``
-are optional (``core.pipeline.ModelSet.load``). The shipped set is ``resources/models`` itself,
-named after its training data ("perov_5"); any sub-folder of it that is a model set is listed too.
+are optional (``core.pipeline.ModelSet.load``). The shipped sets are the sub-folders of
+``resources/models`` (``perov_5``, the default, and ``carbon_24``): ``core.model_sets``.
 """
 
 from __future__ import annotations

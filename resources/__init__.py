@@ -15,6 +15,14 @@ def resource_path(*parts: str) -> Path:
     return _ROOT.joinpath(*parts)
 
 
-def default_models_dir() -> Path:
-    """The shipped model set (``models/``), the default of the CLI's --models and of the app."""
+DEFAULT_MODEL_SET = "perov_5"
+
+
+def models_root() -> Path:
+    """The folder of the shipped model sets (``models/<name>/``, with their model card README.md)."""
     return resource_path("models")
+
+
+def default_models_dir() -> Path:
+    """The default shipped model set (``models/perov_5``) of the CLI's --models and of the app."""
+    return resource_path("models", DEFAULT_MODEL_SET)

@@ -177,7 +177,7 @@ else
 fi
 
 # With a shipped model set, the installed wheel must load it and run the whole pipeline.
-MODELS="$("$VPY" -c 'from resources import resource_path; print(resource_path("models"))')"
+MODELS="$("$VPY" -c 'from resources import default_models_dir; print(default_models_dir())')"
 if [[ -f "$MODELS/vae/meta.json" ]]; then
     t=$SECONDS
     CIF="$("$VPY" -c 'from resources import resource_path; print(resource_path("gallery", "SrTiO3_perovskite.cif"))')"

@@ -2,13 +2,13 @@
 # Every figure of the model card, on the REPORT part of the held-out crystals (split.json
 # "val_report": never used to choose a checkpoint, prior or setting; "val_select" was).
 #
-#   scripts/evaluate_models.sh [MODELS_DIR] [OUT_DIR]     # defaults: resources/models, runs/eval
+#   scripts/evaluate_models.sh [MODELS_DIR] [OUT_DIR]     # defaults: resources/models/perov_5, runs/eval
 #
 # Writes one JSON (+ Markdown report) per figure into OUT_DIR. About 80 minutes on 2 CPU cores,
 # most of it CrystalNN fingerprints of the 10,000-sample runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS=${1:-resources/models}
+MODELS=${1:-resources/models/perov_5}
 OUT=${2:-runs/eval}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"

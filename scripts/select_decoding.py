@@ -1,7 +1,7 @@
 """Re-make the decoding choices (refinement steps, symmetry tolerance) on the SELECTION part of
 the held-out crystals, so that the report part stays unseen by every choice this script makes.
 
-    python scripts/select_decoding.py [--models resources/models] [--n 1000] [--json runs/select_decoding.json]
+    python scripts/select_decoding.py [--models perov_5] [--n 1000] [--json runs/select_decoding.json]
 
 For each setting: n samples of the default prior (seed 0) decoded with it, scored with the CDVAE
 protocol against runs/data/heldout_perov5_select.csv.gz (scripts/prepare_data.py --heldout writes

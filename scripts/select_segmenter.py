@@ -1,7 +1,7 @@
 """Choose how decoding types atoms (the VAE's species head, the U-Net, or their mean) on the
 SELECTION part of the held-out crystals; the report part stays unseen by this choice.
 
-    python scripts/select_segmenter.py [--models resources/models] [--n 1000] [--json runs/select_segmenter.json]
+    python scripts/select_segmenter.py [--models perov_5] [--n 1000] [--json runs/select_segmenter.json]
 
 For each segmenter (core/segmentation.py SEGMENTERS): reconstruction of the selection crystals
 (perov_5 and cubic mp_20), the segmentation scores of decoded grids, and n generated samples of the

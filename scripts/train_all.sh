@@ -6,7 +6,7 @@
 # Resumable: run the same command again after an interruption (kill, reboot); each stage goes
 # on from its last checkpoint (saved every 5 minutes and at every epoch end), finished stages are
 # skipped. Per-stage epochs and time budgets (<= 3 h in total on a 2-core CPU) are in
-# core/train/recipe.py. INSTALL=1 copies the best checkpoints into resources/models/.
+# core/train/recipe.py. INSTALL=1 copies the best checkpoints into resources/models/perov_5/.
 # Multi-GPU: LAUNCH="torchrun --nproc_per_node 4" scripts/train_all.sh runs/shipped --device cuda
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +24,10 @@ $LAUNCH -m core.cli train all --data "$DATA/train.csv.gz" --val "$DATA/val.csv.g
     --target heat_ref --out "$RUN" "${RESUME[@]}" "$@"
 if [ "${INSTALL:-0}" = "1" ]; then
     for kind in unet vae cgcnn; do
-        rm -rf "resources/models/$kind.new"
-        cp -r "$RUN/$kind/best" "resources/models/$kind.new"
-        rm -f "resources/models/$kind.new/train_state.pt"
-        rm -rf "resources/models/$kind" && mv "resources/models/$kind.new" "resources/models/$kind"
+        rm -rf "resources/models/perov_5/$kind.new"
+        cp -r "$RUN/$kind/best" "resources/models/perov_5/$kind.new"
+        rm -f "resources/models/perov_5/$kind.new/train_state.pt"
+        rm -rf "resources/models/perov_5/$kind" && mv "resources/models/perov_5/$kind.new" "resources/models/perov_5/$kind"
     done
-    echo "installed $RUN/{unet,vae,cgcnn}/best into resources/models/"
+    echo "installed $RUN/{unet,vae,cgcnn}/best into resources/models/perov_5/"
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the shipped model set (resources/models) from scratch, stage by stage, as it was trained
+# Reproduce the shipped perov_5 model set (resources/models/perov_5) from scratch, stage by stage, as it was trained
 # on a 2-core CPU on 2026-11-25 (wall times and figures: resources/models/README.md).
 #
-#   scripts/train_shipped.sh [RUN_DIR]          # default runs/shipped; INSTALL=1 copies into resources/models
+#   scripts/train_shipped.sh [RUN_DIR]          # default runs/shipped; INSTALL=1 copies into resources/models/perov_5
 #   UNET_RECIPE=short scripts/train_shipped.sh  # the whole recipe within 3 h on this CPU (U-Net below)
 #
 # Resumable: run the same command again after any interruption; each stage continues from its
@@ -96,8 +96,8 @@ $PY -m core.cli index-known ../shared/data/perov_5/train.csv.gz ../shared/data/p
     runs/data/mp20_cubic.csv.gz --split "$RUN/set/split.json" --models "$RUN/set" --out "$RUN/set/known.json.gz"
 if [ "${INSTALL:-0}" = "1" ]; then
     for kind in vae unet cgcnn; do
-        rm -rf "resources/models/$kind" && cp -r "$RUN/set/$kind" "resources/models/$kind"
+        rm -rf "resources/models/perov_5/$kind" && cp -r "$RUN/set/$kind" "resources/models/perov_5/$kind"
     done
-    cp "$RUN/set/split.json" "$RUN/set/known.json.gz" resources/models/
-    echo "installed $RUN/set into resources/models/"
+    cp "$RUN/set/split.json" "$RUN/set/known.json.gz" resources/models/perov_5/
+    echo "installed $RUN/set into resources/models/perov_5/"
 fi

@@ -11,7 +11,6 @@ import argparse
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -104,7 +103,7 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
     p.add_argument("--where", help='keep rows whose numeric column passes a test, e.g. "spacegroup.number>=195"')
     p.add_argument("--json", help="write all figures (and every failure) to this JSON file")
     p.add_argument("--report", help="write a Markdown table beside the published figures")
-    p.add_argument("--models", type=Path, help="model set folder (default: the shipped one)")
+    p.add_argument("--models", help="model set: a shipped name (perov_5, the default; carbon_24) or a folder")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--n", type=int, default=1000, help="generation: number of samples (default 1000)")
     p.add_argument("--train", help="generation: novelty against these crystals (default: the model set's "

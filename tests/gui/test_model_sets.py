@@ -11,13 +11,13 @@ def _model_set(folder):  # noqa: ANN001, ANN202
     return folder
 
 
-def test_the_root_set_and_its_sub_folder_sets_are_listed(tmp_path):
-    root = _model_set(tmp_path / "models")
-    (root / "unet").mkdir()
-    (root / "unet" / "meta.json").write_text("{}")  # a component, not a set
+def test_the_sub_folder_sets_are_listed_the_default_first(tmp_path):
+    root = tmp_path / "models"
+    _model_set(root / "aaa")
+    _model_set(root / SHIPPED_NAME)
     _model_set(root / "mp20")
     (root / "notes").mkdir()  # no vae/meta.json: not a set
-    assert [name for name, _ in shipped_model_sets(root)] == [SHIPPED_NAME, "mp20"]
+    assert [name for name, _ in shipped_model_sets(root)] == [SHIPPED_NAME, "aaa", "mp20"]
     assert not is_model_set(root / "notes")
     assert model_set_name(root / "mp20") == "mp20"
 

@@ -44,6 +44,7 @@ from core.voxel import (
     VoxelConfig,
     Voxeliser,
     cell_angles,
+    cell_matrix,
     denormalise_density,
     normalise_density,
     with_angles,
@@ -317,7 +318,7 @@ class ModelSet:
             try:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
-                    counts=None if counts is None else counts[k], voxel_size=abc[k][:3] / density.shape[-1],
+                    counts=None if counts is None else counts[k], voxel_size=cell_matrix(abc[k]) / density.shape[-1],
                 )  # fmt: skip
                 item.structure = sites_to_structure(sites, abc[k][:3], cell_angles(abc[k]))
             except SegmentationError as exc:

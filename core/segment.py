@@ -182,9 +182,13 @@ def _sites_from_probabilities(
 
 
 def _periodic_distances(a: np.ndarray, b: np.ndarray, d: int, voxel_size: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) distances in Å between grid positions on a periodic d^3 grid."""
+    """(len(a), len(b)) distances in Å between grid positions on a periodic d^3 grid.
+    ``voxel_size``: (3,) Å per step along 90° axes, or (3, 3) rows = the grid's step vectors in Å
+    (lattice / d) of any cell."""
     delta = (a[:, None, :] - b[None, :, :] + d / 2) % d - d / 2
-    return np.sqrt(((delta * voxel_size) ** 2).sum(axis=-1))
+    step = np.asarray(voxel_size, dtype=float)
+    cart = delta @ step if step.ndim == 2 else delta * step
+    return np.sqrt((cart**2).sum(axis=-1))
 
 
 def _suppress_close(peaks: np.ndarray, density: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:
@@ -238,7 +242,7 @@ def _fill_position(density: np.ndarray, probs: np.ndarray, taken: list[np.ndarra
     placed = np.asarray(taken, dtype=float).reshape(-1, 3)
     if voxel_size is None:
         scale, min_sep = np.ones(3), 1.5
-    else:
+    else:  # (3,) or (3, 3): see _periodic_distances
         scale, min_sep = np.asarray(voxel_size, dtype=float), MIN_FILL_SEPARATION
     for idx in cand:
         if (
@@ -269,7 +273,8 @@ def find_sites(
     dropped. With probabilities (decoded grids): atoms are the density maxima above
     ``max(min_density, rel_density * max)``, typed by the probability mass around them, or, with
     ``counts`` (C,) atoms per class, sum(counts) atoms chosen and typed jointly to that composition
-    (``voxel_size`` (3,) Å per voxel keeps atoms placed without a maximum apart from the others).
+    (``voxel_size``, (3,) Å per voxel or the (3, 3) step vectors of a skewed cell, keeps atoms
+    placed without a maximum apart from the others).
     Raises SegmentationError when neither species source is given or the shapes disagree.
     """
     density = np.asarray(density, dtype=np.float64)

@@ -121,3 +121,18 @@ def test_out_of_domain_advice_names_a_covering_set_or_says_none_does():
     assert SHIPPED_NAME in domain_advice(srtio3, loaded="/elsewhere")
     uranium = Structure(Lattice.monoclinic(4.0, 5.0, 6.0, 100.0), ["Og"], [[0, 0, 0]])
     assert domain_advice(uranium) == "no shipped model set covers it yet"
+
+
+def test_decoded_peaks_are_kept_apart_with_the_cell_metric():
+    """On a hexagonal grid, 3 steps along a and 3 along b are 3 |a + b| / d = 3 a / d apart (gamma =
+    120°), not 3 sqrt(2) a / d: the (3, 3) step vectors give pymatgen's distance."""
+    from core.segment import _periodic_distances
+
+    lattice = Lattice.hexagonal(2.46, 6.7)
+    d = 16
+    a, b = np.array([[3.0, 3.0, 0.0]]), np.array([[0.0, 0.0, 15.0]])
+    expected = lattice.get_distance_and_image(a[0] / d, b[0] / d)[0]
+    got = _periodic_distances(a, b, d, lattice.matrix / d)[0, 0]
+    assert got == pytest.approx(expected, rel=1e-6)
+    # the orthogonal form (lengths only) would be wrong here
+    assert abs(_periodic_distances(a, b, d, np.array(lattice.abc) / d)[0, 0] - expected) > 0.05

@@ -92,24 +92,27 @@ def domain_of(path: str | Path) -> Domain:
 
 def sets_covering(structure: Structure, exclude: str | Path | None = None) -> list[str]:
     """Names of the shipped model sets whose domain holds ``structure`` (``exclude``: the folder
-    already loaded)."""
+    already loaded), the most specialised first (fewest elements: carbon_24 before perov_5's 85
+    for a carbon crystal)."""
     skip = Path(exclude).resolve() if exclude is not None else None
-    names = []
+    found = []
     for name, path in shipped_model_sets():
         if skip is not None and path.resolve() == skip:
             continue
         try:
-            if domain_of(path).problem(structure) is None:
-                names.append(name)
+            domain = domain_of(path)
         except ICSGError:
             continue
-    return names
+        if domain.problem(structure) is None:
+            found.append((len(domain.vocab), name))
+    return [name for _, name in sorted(found)]
 
 
 def domain_advice(structure: Structure, loaded: str | Path | None = None) -> str:
-    """"use --models NAME" style advice after an out-of-domain reason: the shipped sets that cover
-    the crystal, or that none does."""
+    """Advice after an out-of-domain reason: the shipped set to use (and any other covering the
+    crystal), or that none does."""
     names = sets_covering(structure, exclude=loaded)
     if not names:
         return "no shipped model set covers it yet"
-    return "the shipped model set " + " or ".join(names) + " covers it"
+    also = f" (also covering it: {', '.join(names[1:])})" if len(names) > 1 else ""
+    return f"use the shipped model set {names[0]}{also}"

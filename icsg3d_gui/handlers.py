@@ -130,9 +130,27 @@ def _encode_each(model: Any, refs: list[tuple[str, Any]]) -> tuple[list[tuple[st
     return kept, np.stack(zs)
 
 
+MIN_GALLERY_FOR_PCA = 8  # fewer gallery crystals in a set's domain: sliders follow its training crystals
+
+
+def _latent_basis(model: Any, z: np.ndarray, k: int) -> dict:
+    """Slider directions: the principal directions of the encoded gallery, or, for a set that can
+    encode few of its (mostly cubic, many-element) crystals (carbon_24: only diamond), of its
+    training crystals' latent means (its fitted prior); the gallery crystals are placed on them."""
+    prior = getattr(model, "prior", None)
+    if len(z) >= MIN_GALLERY_FOR_PCA or prior is None:
+        return pca(z, k)
+    means = np.asarray(prior.means[:: max(1, len(prior.means) // 2000)], dtype=np.float64)
+    out = pca(means, k)
+    centred = z - out["mean"]
+    out["xy"] = centred @ out["components"][:2].T if len(out["components"]) >= 2 else np.c_[
+        centred @ out["components"][:1].T, np.zeros(len(z))]  # fmt: skip
+    return out
+
+
 def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     refs, z = _encode_each(model, gallery_references())
-    out = pca(z, int(p.get("n_components", 8)))
+    out = _latent_basis(model, z, int(p.get("n_components", 8)))
     structures = [s for _, s in refs]
     out.update(z=z.astype(np.float32), ids=[i for i, _ in refs],
                formulas=[s.composition.reduced_formula for s in structures])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from icsg3d_gui.handlers import pca
+from icsg3d_gui.handlers import _latent_basis, pca
 from icsg3d_gui.state import History, LatentPoint
 from icsg3d_gui.views import scene
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
@@ -164,6 +164,24 @@ def test_pca_directions_are_orthonormal_and_ordered():
 
 
 # ---- state -----------------------------------------------------------------------------------
+def test_sliders_follow_the_training_crystals_when_the_gallery_is_mostly_outside_the_set():
+    """carbon_24 encodes one gallery crystal (diamond): its sliders come from its prior's means."""
+
+    class Prior:
+        means = np.random.default_rng(0).standard_normal((500, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+
+    class Model:
+        prior = Prior()
+
+    one = np.zeros((1, 6))
+    basis = _latent_basis(Model(), one, 3)
+    assert basis["components"].shape == (3, 6) and np.all(basis["scales"] > 0.5)
+    assert abs(basis["components"][0, 0]) > 0.99  # the widest direction of the training latents
+    assert basis["xy"].shape == (1, 2)
+    many = np.random.default_rng(1).standard_normal((20, 6))
+    np.testing.assert_allclose(_latent_basis(Model(), many, 3)["components"], pca(many, 3)["components"])
+
+
 def test_history_undo_redo_and_branching():
     h = History()
     for i in range(3):

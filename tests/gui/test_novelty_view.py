@@ -114,3 +114,17 @@ def test_interpolation_filmstrip_lists_every_frame(make_window, qtbot, boxes):
         assert row[5].startswith("formation_energy ")
     dock.strip.cellClicked.emit(2, 1)
     assert win.state.source == "interpolation 3/4"
+
+
+def test_a_crystal_outside_the_domain_is_told_which_shipped_set_covers_it(make_window, qtbot):
+    from core.elements import Vocabulary
+
+    model = FakeModelSet()
+    model.vocab = Vocabulary(["Na", "Cl"])
+    win = make_window(model)
+    wait_for_model(qtbot, win)
+    win.open_gallery("C_diamond")  # carbon: the shipped carbon_24 set's domain
+    assert "outside the model set's domain: element(s) C not among" in win.state.source
+    assert "use the shipped model set carbon_24" in win.state.source  # the carbon-only set first
+    win.open_gallery("KCl_rocksalt")  # a cubic cell of perov_5's elements: its domain
+    assert win.state.source.endswith("use the shipped model set perov_5")

@@ -12,6 +12,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 
 import numpy as np
 import torch
@@ -105,7 +106,12 @@ class ModelSet:
         self._known = None  # KnownCrystals, read on first use (core/known.py)
         self.segmenter = DECODE_SEGMENTER  # species probabilities of decode(): core/segmentation.py
         self.unet_tta = UNET_TTA  # cubic operations the U-Net's answer is averaged over
-        self.frame_search = True  # encode each crystal in the origin frame it reads best (core/canonical.py)
+        # how this set decodes, chosen on its selection crystals (vae/meta.json "decoding"; the
+        # perov_5 set's choices when absent): the origin search of encode, refinement, symmetry snap
+        decoding = vae_meta.get("decoding") or {}
+        self.frame_search = bool(decoding.get("frame_search", True))  # core/canonical.py
+        self.refine_steps = int(decoding.get("refine_steps", REFINE_STEPS))  # 0: no refinement
+        self.symprec = decoding.get("symprec", SYMPREC)  # Å, None: no snap
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -288,7 +294,7 @@ class ModelSet:
 
     def decode(
         self, z, cond=None, predict: bool = True, labels: bool = True, refine: bool = True,
-        symprec: float | None = SYMPREC, refine_steps: int = REFINE_STEPS, check: bool = False,
+        symprec: float | None | EllipsisType = ..., refine_steps: int | None = None, check: bool = False,
     ) -> list[Decoded]:  # fmt: skip
         """Full path: density -> species probabilities -> sites -> refined sites -> Structure (+ CGCNN).
 
@@ -298,8 +304,10 @@ class ModelSet:
         the U-Net's reading of the grid: ``labels`` and ``blobs`` (its segmentation, for the blob
         view) and ``disagreements`` (the crystal's sites it types as another element).
 
-        ``refine`` fits the segmented atoms' positions to the decoded density, then ``symprec`` (Å,
-        None: off) snaps them to the space group found at that tolerance (core/refine.py).
+        ``refine`` fits the segmented atoms' positions to the decoded density (``refine_steps``
+        steps; default the set's ``self.refine_steps``), then ``symprec`` (Å, None: off; default
+        the set's ``self.symprec``) snaps them to the space group found at that tolerance
+        (core/refine.py).
         ``labels=False`` skips the per-voxel argmax grids and blobs (segmentation views need them;
         batch commands do not)."""
         grids = self.decode_grids(z, cond)
@@ -324,8 +332,10 @@ class ModelSet:
             except SegmentationError as exc:
                 item.error = str(exc)
             results.append(item)
-        if refine:
-            self._refine(results, refine_steps)
+        steps = self.refine_steps if refine_steps is None else refine_steps
+        if refine and steps > 0:
+            self._refine(results, steps)
+        symprec = self.symprec if symprec is ... else symprec
         if symprec:
             for r in results:
                 if r.structure is not None:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             preds = []
             for i in range(0, len(z), 64):
                 preds += [d.structure for d in ms.decode(z[i : i + 64], predict=False, labels=False,
-                                                         refine=steps > 0, refine_steps=max(steps, 1),
+                                                         refine_steps=steps,
                                                          symprec=symprec)]  # fmt: skip
             m = evaluate_reconstruction(preds, [e.structure for e in inside])
             key = f"frame_search={search},steps={steps},symprec={symprec}"

@@ -136,3 +136,22 @@ def test_decoded_peaks_are_kept_apart_with_the_cell_metric():
     assert got == pytest.approx(expected, rel=1e-6)
     # the orthogonal form (lengths only) would be wrong here
     assert abs(_periodic_distances(a, b, d, np.array(lattice.abc) / d)[0, 0] - expected) > 0.05
+
+
+def test_a_model_set_decodes_with_the_settings_its_meta_names(tmp_path):
+    import json
+
+    root = write_tiny_model_set(tmp_path, lattice_params=6)
+    assert ModelSet.load(root, device="cpu").symprec == 0.3  # the perov_5 choices by default
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["decoding"] = {"frame_search": False, "refine_steps": 0, "symprec": None}
+    meta_path.write_text(json.dumps(meta))
+    models = ModelSet.load(root, device="cpu")
+    assert (models.frame_search, models.refine_steps, models.symprec) == (False, 0, None)
+    calls = []
+    models._refine = lambda results, steps: calls.append(steps)
+    models.decode(np.zeros((1, models.latent_dim), np.float32), predict=False)
+    assert calls == []  # refine_steps 0: no refinement
+    models.decode(np.zeros((1, models.latent_dim), np.float32), predict=False, refine_steps=5)
+    assert calls == [5]

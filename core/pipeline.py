@@ -112,6 +112,7 @@ class ModelSet:
         self.frame_search = bool(decoding.get("frame_search", True))  # core/canonical.py
         self.refine_steps = int(decoding.get("refine_steps", REFINE_STEPS))  # 0: no refinement
         self.symprec = decoding.get("symprec", SYMPREC)  # Å, None: no snap
+        self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -211,9 +212,19 @@ class ModelSet:
         structures = self.canonical_frames(structures) if search else list(structures)
         return self._posterior(structures, cond)
 
+    def training_frames(self, structures: list[Structure]) -> list[Structure]:
+        """Crystals read from their files, in the frame this set's training gridded them: the
+        file's own, or (``origin`` "site") one atom moved to the origin (core.canonical.site_origin)."""
+        if self.origin != "site":
+            return list(structures)
+        from core.canonical import site_origin
+
+        return [site_origin(s) for s in structures]
+
     def canonical_frames(self, structures: list[Structure]) -> list[Structure]:
         """The crystals moved to the origin this model set reads best (core/canonical.py)."""
-        return best_frames(list(structures), lambda frames: reconstruction_misfit(self, frames))[0]
+        return best_frames(list(structures), lambda frames: reconstruction_misfit(self, frames),
+                           slides=self.origin != "site")[0]  # fmt: skip
 
     def _posterior(self, structures: list[Structure], cond) -> tuple[np.ndarray, np.ndarray]:
         return self.posterior_of_grids(*self.voxelise(list(structures)), cond)

@@ -6,7 +6,8 @@
 #
 # Resumable: run the same command again after an interruption; the VAE continues from its last
 # checkpoint (--resume) and a finished stage returns at once. Stages:
-#   vae        14 epochs of 7,041 crystals at d = 32, GroupNorm, the six lattice parameters (a, b, c, alpha,
+#   vae        14 epochs of 7,041 crystals at d = 32, one atom moved to the origin of each (--origin
+#              site: the files fix none), GroupNorm, the six lattice parameters (a, b, c, alpha,
 #              beta, gamma) read and predicted, count head (atoms per cell)        (~80 min)
 #   split      val_select / val_report of the held-out half of carbon_24 val (scripts/prepare_data.py)
 #   fit-prior  the aggregate posterior q(z) of the training crystals               (~2 min)
@@ -24,7 +25,7 @@ resume=()
 if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
 $PY -m core.cli train vae --data "$TRAIN" --val "$VAL" --val-train-frac 0.5 --grid 32 --seed 0 --threads 2 \
     --epochs 14 --max-minutes 95 --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
-    --out "$RUN/vae" "${resume[@]}" \
+    --origin site --out "$RUN/vae" "${resume[@]}" \
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0, "lattice_params": 6, "norm": "group"}'
 
 mkdir -p "$RUN/set"

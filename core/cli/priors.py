@@ -85,7 +85,8 @@ def cmd_fit_prior(args: argparse.Namespace) -> int:
     ms = load_model_set(args)
     entries, groups = _training_entries(args)
     # the training crystals, in the frames the VAE trained on: no frame search (it would cost ~100x)
-    posts = [ms.encode_posterior([e.structure for e in entries[first : first + BATCH]], frame_search=False)
+    posts = [ms.encode_posterior(ms.training_frames([e.structure for e in entries[first : first + BATCH]]),
+                                 frame_search=False)
              for first in tqdm(range(0, len(entries), BATCH), desc="encode", unit="batch")]  # fmt: skip
     if not posts:
         raise ICSGError("no crystals to fit the prior on")

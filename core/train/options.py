@@ -25,6 +25,7 @@ class TaskOptions:
     decoded_frac: float = 0.5  # share of U-Net samples that use the reconstruction
     class_weight_power: float = 1.0  # class weights = (1 / voxel frequency) ** power (0: unweighted)
     seed: int = 0  # seeds the model initialisation (python, numpy and torch RNGs)
+    origin: str = "file"  # voxel models: "file" (each file's own origin) or "site" (core.canonical.site_origin)
 
 
 def data_hash(entries: list[Entry], *extra: Any) -> str:

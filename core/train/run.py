@@ -49,6 +49,7 @@ class TrainRun:
     decoded_from: Path | None = None  # unet: also train on this model set's VAE reconstructions
     decoded_frac: float = 0.5
     class_weight_power: float = 1.0  # voxel models: class weights = (1 / frequency) ** power
+    origin: str = "file"  # voxel models: "file" or "site" (an atom moved to the origin: core.canonical)
     init: Path | None = None  # start from a trained checkpoint's weights
     epochs: int | None = None
     batch_size: int | None = None
@@ -143,6 +144,7 @@ def _task_options(run: TrainRun, kind: str, unet_dir: Path | None) -> TaskOption
         decoded_frac=run.decoded_frac,
         class_weight_power=run.class_weight_power,
         seed=run.seed,
+        origin=run.origin,
     )
 
 

@@ -47,8 +47,11 @@ class VoxelTask:
         self.vocab = Vocabulary.from_structures(e.structure for e in split.train)
         self.voxel_cfg = make_config(VoxelConfig, opts.voxel, {"d": opts.d}, "--voxel-config")
         self.voxeliser = Voxeliser(self.voxel_cfg, self.vocab)
-        train, f_train, counts = check_voxelisable(split.train, self.voxeliser, len(self.vocab))
-        val, f_val, _ = check_voxelisable(split.val, self.voxeliser, len(self.vocab))
+        if opts.origin not in ("file", "site"):
+            raise ICSGError(f"--origin must be file or site, got {opts.origin!r}")
+        split_train, split_val = _with_origin(split.train, opts.origin), _with_origin(split.val, opts.origin)
+        train, f_train, counts = check_voxelisable(split_train, self.voxeliser, len(self.vocab))
+        val, f_val, _ = check_voxelisable(split_val, self.voxeliser, len(self.vocab))
         self.failures = [(f, "voxelise") for f in f_train + f_val]
         for f, _stage in self.failures:
             log.warning("skipped %s: %s", f.source, f.reason)
@@ -78,9 +81,20 @@ class VoxelTask:
         return {
             "config": self.model.cfg.to_dict(),
             "vocab": self.vocab.to_list(),
-            "normalisers": {**self.norms, "voxel": self.voxel_cfg.to_dict()},
+            "normalisers": {**self.norms, "voxel": self.voxel_cfg.to_dict(), "origin": self.opts.origin},
             "data_hash": self.data_hash,
         }
+
+
+def _with_origin(entries: list, origin: str) -> list:
+    """The entries as gridded: their files' origins, or one atom moved to the origin."""
+    if origin == "file":
+        return entries
+    from dataclasses import replace
+
+    from core.canonical import site_origin
+
+    return [replace(e, structure=site_origin(e.structure)) for e in entries]
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -111,3 +111,19 @@ def test_the_count_term_is_the_count_heads_surprise_at_the_composition() -> None
     n_classes = len(vocab)
     assert right == pytest.approx(-3 * np.log(0.7) - (n_classes - 3) * np.log(0.1))
     assert wrong[0] > right
+
+
+def test_site_origin_puts_the_most_compact_atom_at_the_origin_whatever_the_files_origin() -> None:
+    from core.canonical import compactness, site_origin
+
+    # three atoms in a monoclinic cell, given with an arbitrary origin
+    lattice = Lattice.monoclinic(3.1, 3.4, 4.0, 103.0)
+    crystal = Structure(lattice, ["C", "C", "C"], [[0.13, 0.21, 0.37], [0.61, 0.74, 0.52], [0.4, 0.2, 0.9]])
+    moved = site_origin(crystal)
+    assert any(np.allclose(f % 1.0, 0.0, atol=1e-9) or np.allclose(f % 1.0, 1.0, atol=1e-9)
+               for f in moved.frac_coords)  # fmt: skip
+    assert np.argmin(compactness(crystal)) == np.argmin(compactness(moved))
+    shifted = Structure(lattice, crystal.species, (crystal.frac_coords + [0.3, 0.45, 0.05]) % 1.0)
+    again = site_origin(shifted)
+    np.testing.assert_allclose(np.sort(again.frac_coords % 1.0, axis=0), np.sort(moved.frac_coords % 1.0, axis=0),
+                               atol=1e-8)  # fmt: skip

@@ -127,3 +127,21 @@ def test_site_origin_puts_the_most_compact_atom_at_the_origin_whatever_the_files
     again = site_origin(shifted)
     np.testing.assert_allclose(np.sort(again.frac_coords % 1.0, axis=0), np.sort(moved.frac_coords % 1.0, axis=0),
                                atol=1e-8)  # fmt: skip
+
+
+def test_without_slides_the_search_picks_among_site_frames_in_one_pass() -> None:
+    from core.canonical import site_origin
+
+    lattice = Lattice.monoclinic(3.1, 3.4, 4.0, 103.0)
+    crystal = Structure(lattice, ["C", "C", "C"], [[0.13, 0.21, 0.37], [0.61, 0.74, 0.52], [0.4, 0.2, 0.9]])
+    calls = []
+
+    def misfit(frames):  # prefers the frame training would have used: site_origin's
+        calls.append(len(frames))
+        target = site_origin(crystal)
+        return [0.0 if np.allclose(f.frac_coords % 1.0, target.frac_coords % 1.0, atol=1e-8) else 1.0
+                for f in frames]  # fmt: skip
+
+    frames, picks = best_frames([crystal], misfit, slides=False)
+    assert len(calls) == 1 and calls[0] == len(origin_candidates(crystal, slides=False))  # one pass
+    assert picks[0] > 0 and np.allclose(frames[0].frac_coords % 1.0, site_origin(crystal).frac_coords % 1.0)

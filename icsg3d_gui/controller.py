@@ -21,9 +21,10 @@ from PySide6.QtCore import QObject, Signal
 from core.conditions import UNKNOWN_BIN
 from core.voxel import cell_matrix
 from icsg3d_gui.file_opening import FileOpening
-from icsg3d_gui.model_sets import default_models_dir, model_problem, model_set_name, modelset_loader
+from icsg3d_gui.model_sets import model_problem, model_set_name, modelset_loader
 from icsg3d_gui.state import AppState, LatentPoint
 from icsg3d_gui.worker import VIEW, InferenceThread, LatestWins, Result
+from resources import default_models_dir
 
 __all__ = ["Controller", "default_models_dir", "model_problem", "modelset_loader"]  # (tests, benchmarks)
 

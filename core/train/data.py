@@ -21,7 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,27 +141,26 @@ def voxel_normalisers(
 def check_voxelisable(
     entries: list[Entry], voxeliser: Any, n_classes: int, chunk: int = 256
 ) -> tuple[list[Entry], list[Failure], np.ndarray]:
-    """Keep the entries the voxeliser can grid; count label voxels per class (C,) over them.
+    """Keep the entries the voxeliser can grid, each on its ``core.voxel.gridded_cell`` (the
+    conventional cell, or the Niggli-reduced primitive one where only that fits); count label
+    voxels per class (C,) over them.
 
     A crystal fails when it has an element outside the vocabulary or is not representable on the
     grid (core.voxel.check_representable): too large a cell, too many sites, atoms too close.
     """
-    from core.voxel import check_representable
+    from core.voxel import gridded_cell
 
     known = set(voxeliser.vocab.symbols)
     ok: list[Entry] = []
     failed: list[Failure] = []
     for e in entries:
         unknown = sorted({el.symbol for el in e.structure.composition.elements} - known)
-        reason = (
-            f"element(s) {', '.join(unknown)} not in the training vocabulary"
-            if unknown
-            else check_representable(e.structure, voxeliser.cfg)
-        )
+        cell, reason = (None, f"element(s) {', '.join(unknown)} not in the training vocabulary") if unknown else (
+            gridded_cell(e.structure, voxeliser.cfg))  # fmt: skip
         if reason:
             failed.append(Failure(e.id, e.source, f"cannot voxelise: {reason}"))
         else:
-            ok.append(e)
+            ok.append(e if cell is e.structure else replace(e, structure=cell))
     counts = np.zeros(n_classes, dtype=np.int64)
     for i in range(0, len(ok), chunk):
         _, labels, _ = voxeliser.batch([e.structure for e in ok[i : i + chunk]])

@@ -49,9 +49,9 @@ class VoxelTask:
         self.voxeliser = Voxeliser(self.voxel_cfg, self.vocab)
         if opts.origin not in ("file", "site"):
             raise ICSGError(f"--origin must be file or site, got {opts.origin!r}")
-        split_train, split_val = _with_origin(split.train, opts.origin), _with_origin(split.val, opts.origin)
-        train, f_train, counts = check_voxelisable(split_train, self.voxeliser, len(self.vocab))
-        val, f_val, _ = check_voxelisable(split_val, self.voxeliser, len(self.vocab))
+        train, f_train, counts = check_voxelisable(split.train, self.voxeliser, len(self.vocab))
+        val, f_val, _ = check_voxelisable(split.val, self.voxeliser, len(self.vocab))
+        train, val = _with_origin(train, opts.origin), _with_origin(val, opts.origin)
         self.failures = [(f, "voxelise") for f in f_train + f_val]
         for f, _stage in self.failures:
             log.warning("skipped %s: %s", f.source, f.reason)

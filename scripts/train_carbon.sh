@@ -6,10 +6,10 @@
 #
 # Resumable: run the same command again after an interruption; the VAE continues from its last
 # checkpoint (--resume) and a finished stage returns at once. Stages:
-#   vae        30 epochs at d = 16 (cells up to 16 x 0.55 = 8.8 Å: the conventional cell, else the
+#   vae        70 epochs at d = 16 (cells up to 16 x 0.55 = 8.8 Å: the conventional cell, else the
 #              Niggli-reduced primitive one), one atom moved to the origin of each (--origin site:
 #              the files fix none), GroupNorm, the six lattice parameters (a, b, c, alpha, beta,
-#              gamma) read and predicted, count head (atoms per cell)               (~62 min)
+#              gamma) read and predicted, count head (atoms per cell)               (~47 min)
 #   split      val_select / val_report of the held-out half of carbon_24 val (scripts/prepare_data.py)
 #   fit-prior  the aggregate posterior q(z) of the training crystals               (~2 min)
 #   index      the training crystals' index (known.json.gz: "new" or "known: <id>") (~1 min)
@@ -26,7 +26,7 @@ resume=()
 if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
 $PY -m core.cli train vae --data "$TRAIN" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads 2 \
     --voxel-config '{"max_voxel": 0.55}' \
-    --epochs 30 --max-minutes 62 --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
+    --epochs 70 --max-minutes 60 --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
     --origin site --out "$RUN/vae" "${resume[@]}" \
     --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0, "lattice_params": 6, "norm": "group"}'
 

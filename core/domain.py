@@ -16,7 +16,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from core.elements import Vocabulary
-from core.voxel import VoxelConfig, check_representable
+from core.voxel import VoxelConfig, check_representable, gridded_cell
 
 ANGLE_TOL = 0.5  # degrees
 LENGTH_TOL = 0.01  # relative: a = b = c within 1 %
@@ -35,7 +35,9 @@ def crystal_family(structure: Structure) -> str:
 
 
 def domain_problem(structure: Structure, vocab: Vocabulary, voxel_cfg: VoxelConfig, lattice: str = "any") -> str | None:
-    """Why ``structure`` (a conventional cell) is outside the domain, or None if it is inside."""
+    """Why ``structure`` (a conventional cell) is outside the domain, or None if it is inside.
+    A set of any lattice grids the Niggli-reduced primitive cell where the conventional one is too
+    long for its grid (``core.voxel.gridded_cell``), so only a crystal neither fits is outside."""
     unknown = sorted({el.symbol for el in structure.composition.elements} - set(vocab.symbols))
     if unknown:
         return f"element(s) {', '.join(unknown)} not among the {len(vocab)} elements this model set was trained on"
@@ -43,4 +45,5 @@ def domain_problem(structure: Structure, vocab: Vocabulary, voxel_cfg: VoxelConf
         family = crystal_family(structure)
         if family != "cubic":
             return f"{family}: this model set was trained on cubic cells only"
-    return check_representable(structure, voxel_cfg)
+        return check_representable(structure, voxel_cfg)
+    return gridded_cell(structure, voxel_cfg)[1]

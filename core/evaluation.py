@@ -120,6 +120,10 @@ def _gridable(ms, entries: list[Entry]) -> tuple[list[Entry], list[tuple[Entry, 
             check_structure(e.structure, e.source, vocab=ms.vocab)
         except StructureError as exc:
             unusable.append((e, Failure(e.id, e.source, exc.reason)))
+            continue
+        problem = ms.domain_problem(e.structure)
+        if problem:
+            unusable.append((e, Failure(e.id, e.source, f"out of domain: {problem}")))
         else:
             usable.append(e)
     return usable, unusable

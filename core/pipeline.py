@@ -47,6 +47,7 @@ from core.voxel import (
     cell_angles,
     cell_matrix,
     denormalise_density,
+    gridded_cell,
     normalise_density,
     with_angles,
 )
@@ -209,14 +210,25 @@ class ModelSet:
         (default ``self.frame_search``); callers whose crystals are in the training frame already,
         or whose grids must line up with the input's own labels, pass False."""
         search = self.frame_search if frame_search is None else frame_search
-        structures = self.canonical_frames(structures) if search else list(structures)
+        structures = self.gridded_cells(structures)
+        structures = self.canonical_frames(structures) if search else structures
         return self._posterior(structures, cond)
 
-    def training_frames(self, structures: list[Structure]) -> list[Structure]:
-        """Crystals read from their files, in the frame this set's training gridded them: the
-        file's own, or (``origin`` "site") one atom moved to the origin (core.canonical.site_origin)."""
-        if self.origin != "site":
+    def gridded_cells(self, structures: list[Structure]) -> list[Structure]:
+        """The cells this set grids: a set of any lattice takes the Niggli-reduced primitive cell
+        where the conventional one is too long for its grid (``core.voxel.gridded_cell``, as its
+        training did); a cubic set the crystals as they are."""
+        if self.domain_lattice == "cubic":
             return list(structures)
+        return [gridded_cell(s, self.voxel_cfg)[0] for s in structures]
+
+    def training_frames(self, structures: list[Structure]) -> list[Structure]:
+        """Crystals read from their files, in the cell and frame this set's training gridded them:
+        ``gridded_cells``, then the file's own origin or (``origin`` "site") one atom moved to the
+        origin (core.canonical.site_origin)."""
+        structures = self.gridded_cells(structures)
+        if self.origin != "site":
+            return structures
         from core.canonical import site_origin
 
         return [site_origin(s) for s in structures]

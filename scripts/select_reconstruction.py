@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--frame-search", choices=["both", "on", "off"], default="both")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import numpy as np
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     inside = [e for e in entries if ms.domain_problem(e.structure) is None]
     n_all = len(entries) + len(failures)  # outside the domain or unreadable: a miss
     out = {}
-    for search in (False, True):
+    for search in {"both": (False, True), "on": (True,), "off": (False,)}[args.frame_search]:
         start = time.perf_counter()
         z = np.concatenate([ms.encode([e.structure for e in inside[i : i + 64]], frame_search=search)
                             for i in range(0, len(inside), 64)])  # fmt: skip

@@ -155,3 +155,25 @@ def test_a_model_set_decodes_with_the_settings_its_meta_names(tmp_path):
     assert calls == []  # refine_steps 0: no refinement
     models.decode(np.zeros((1, models.latent_dim), np.float32), predict=False, refine_steps=5)
     assert calls == [5]
+
+
+def graphite() -> Structure:
+    return Structure(Lattice.hexagonal(2.464, 6.711), ["C"] * 4,
+                     [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])  # fmt: skip
+
+
+def test_a_carbon_crystal_outside_perov_5_is_sent_to_carbon_24():
+    assert domain_advice(graphite(), loaded=default_models_dir()) == "use the shipped model set carbon_24"
+    assert domain_advice(hexagonal_zno()) == "no shipped model set covers it yet"
+
+
+def test_the_shipped_carbon_set_reads_a_hexagonal_crystal_whatever_its_origin():
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    models = ModelSet.load(resolve_models("carbon_24"), device="cpu")
+    assert models.n_lattice == 6 and models.origin == "site" and models.domain_problem(graphite()) is None
+    shifted = Structure(graphite().lattice, graphite().species, (graphite().frac_coords + [0.31, 0.17, 0.43]) % 1.0)
+    out = models.reconstruct([graphite(), shifted], labels=False)
+    assert all(r.structure is not None for r in out), [r.error for r in out]
+    assert {el.symbol for r in out for el in r.structure.composition.elements} == {"C"}
+    assert StructureMatcher().fit(out[0].structure, out[1].structure)  # the same answer for both files

@@ -32,12 +32,15 @@ $PY -m core.cli train vae --data "$TRAIN" --val "$VAL" --val-train-frac 0.5 --gr
 
 mkdir -p "$RUN/set"
 rm -rf "$RUN/set/vae" && cp -r "$RUN/vae/last" "$RUN/set/vae" && rm -f "$RUN/set/vae/train_state.pt"
-# its domain: any lattice (core/domain.py reads vae/meta.json's "domain")
+# its domain: any lattice (core/domain.py reads vae/meta.json's "domain"), and how it decodes
 $PY - "$RUN/set/vae/meta.json" <<'PYEOF'
 import json, sys
 path = sys.argv[1]
 meta = json.load(open(path))
 meta["domain"] = {"lattice": "any", "dataset": "carbon_24"}
+# decoding chosen on val_select (150 crystals, scripts/select_reconstruction.py; model card)
+meta["decoding"] = {"frame_search": True, "refine_steps": 30, "symprec": None,
+                    "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py"}
 json.dump(meta, open(path, "w"), indent=2)
 PYEOF
 cp "$RUN/vae/split.json" "$RUN/set/split.json"

@@ -139,9 +139,9 @@ def _latent_basis(model: Any, z: np.ndarray, k: int) -> dict:
     training crystals' latent means (its fitted prior); the gallery crystals are placed on them."""
     prior = getattr(model, "prior", None)
     if len(z) >= MIN_GALLERY_FOR_PCA or prior is None:
-        return pca(z, k)
+        return {**pca(z, k), "source": "gallery"}
     means = np.asarray(prior.means[:: max(1, len(prior.means) // 2000)], dtype=np.float64)
-    out = pca(means, k)
+    out = {**pca(means, k), "source": "training crystals"}
     centred = z - out["mean"]
     out["xy"] = centred @ out["components"][:2].T if len(out["components"]) >= 2 else np.c_[
         centred @ out["components"][:1].T, np.zeros(len(z))]  # fmt: skip

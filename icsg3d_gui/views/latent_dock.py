@@ -78,6 +78,7 @@ class LatentDock(QWidget):
     # ---- construction --------------------------------------------------------------------
     def _slider_box(self) -> QGroupBox:
         box = QGroupBox("Principal directions (gallery PCA)")
+        self.slider_box = box
         grid = QGridLayout(box)
         self.sliders: list[QSlider] = []
         self.value_labels: list[QLabel] = []
@@ -171,16 +172,19 @@ class LatentDock(QWidget):
         self._set_enabled(self.state.has_model)
 
     def set_directions(self, pca: dict) -> None:
-        """Use the gallery's principal components (K, L) and their spreads (K,)."""
+        """Use the principal components (K, L) and their spreads (K,) of the encoded gallery or,
+        for a set that encodes few gallery crystals, of its training crystals (``pca["source"]``)."""
         self.components = np.asarray(pca["components"], dtype=np.float32)
         self.scales = np.asarray(pca["scales"], dtype=np.float32)
+        source = pca.get("source", "gallery")
+        self.slider_box.setTitle(f"Principal directions ({source} PCA)")
         k = len(self.components)
         for i, (name, s) in enumerate(zip(self.names, self.sliders, strict=True)):
             name.setVisible(i < k)
             s.setVisible(i < k)
             self.value_labels[i].setVisible(i < k)
             if i < k:
-                name.setToolTip(f"PC{i + 1}: gallery σ = {self.scales[i]:.3f}")
+                name.setToolTip(f"PC{i + 1}: {source} σ = {self.scales[i]:.3f}")
         self.message.setVisible(False)
         if self.base is None:
             self.base = np.asarray(pca["mean"], dtype=np.float32)

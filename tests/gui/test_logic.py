@@ -177,7 +177,7 @@ def test_sliders_follow_the_training_crystals_when_the_gallery_is_mostly_outside
     basis = _latent_basis(Model(), one, 3)
     assert basis["components"].shape == (3, 6) and np.all(basis["scales"] > 0.5)
     assert abs(basis["components"][0, 0]) > 0.99  # the widest direction of the training latents
-    assert basis["xy"].shape == (1, 2)
+    assert basis["xy"].shape == (1, 2) and basis["source"] == "training crystals"
     many = np.random.default_rng(1).standard_normal((20, 6))
     np.testing.assert_allclose(_latent_basis(Model(), many, 3)["components"], pca(many, 3)["components"])
 

@@ -43,6 +43,18 @@ def _formula_of(numbers: tuple[int, ...]) -> str:
     return Composition(counts).reduced_formula
 
 
+def reduced_site_count(structure: Structure) -> int:
+    """Sites of the Niggli-reduced primitive cell, found as the CDVAE matcher finds it
+    (primitive_cell=True, attempt_supercell=False): two crystals with different counts never match,
+    so it splits a one-formula index (carbon_24: every crystal is "C") into small buckets."""
+    return len(structure.get_reduced_structure("niggli").get_primitive_structure())
+
+
+def match_key(structure: Structure, with_sites: bool = True) -> tuple[str, int]:
+    """The bucket a crystal is matched in: (reduced formula, reduced site count or 0)."""
+    return structure.composition.reduced_formula, reduced_site_count(structure) if with_sites else 0
+
+
 class KnownCrystals:
     """Structures by id, grouped by reduced formula for matching (built on first use: reading an
     index of 14k crystals stays well under a second)."""
@@ -55,14 +67,17 @@ class KnownCrystals:
                 raise ValueError(f"{len(self.ids)} ids for {len(structures)} structures")
             self._structures: list[Structure | None] = list(structures)
             formulas = [s.composition.reduced_formula for s in structures]
+            self.site_counts: list[int] | None = [reduced_site_count(s) for s in structures]
         else:  # from a file: formulas from the species lists, structures when a lookup needs them
             self._structures = [None] * len(self.ids)
             self._raw = raw or {}
             formulas = [_reduced_formula(z) for z in self._raw["species"]]
-        groups: dict[str, list[int]] = defaultdict(list)
+            counts = self._raw.get("n_reduced")  # absent from indexes written before session 9
+            self.site_counts = [int(n) for n in counts] if counts is not None else None
+        groups: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, formula in enumerate(formulas):
-            groups[formula].append(i)
-        self._by_formula = dict(groups)
+            groups[(formula, self.site_counts[i] if self.site_counts is not None else 0)].append(i)
+        self._by_key = dict(groups)
         self._matcher = cdvae_matcher()
 
     @classmethod
@@ -86,7 +101,7 @@ class KnownCrystals:
 
     def match(self, structure: Structure) -> str | None:
         """The id of a crystal here that ``structure`` matches (CDVAE matcher), else None."""
-        for i in self._by_formula.get(structure.composition.reduced_formula, ()):
+        for i in self._by_key.get(match_key(structure, with_sites=self.site_counts is not None), ()):
             try:
                 if self._matcher.fit(self.structure(i), structure):
                     return self.ids[i]
@@ -105,6 +120,8 @@ class KnownCrystals:
             "lattice": [np.round(s.lattice.matrix, 4).ravel().tolist() for s in self.structures],
             "species": [[site.specie.Z for site in s] for s in self.structures],
             "frac": [np.round(s.frac_coords, 4).ravel().tolist() for s in self.structures],
+            "n_reduced": self.site_counts if self.site_counts is not None else [
+                reduced_site_count(s) for s in self.structures],  # fmt: skip
         }
 
     @classmethod
@@ -113,7 +130,9 @@ class KnownCrystals:
             raise CheckpointError(source, f"not a known-crystal index (format {data.get('format')!r})")
         if not len(data["ids"]) == len(data["lattice"]) == len(data["species"]) == len(data["frac"]):
             raise CheckpointError(source, "ids, lattices, species and coordinates differ in number")
-        return cls(data["ids"], raw={k: data[k] for k in ("lattice", "species", "frac")})
+        if "n_reduced" in data and len(data["n_reduced"]) != len(data["ids"]):
+            raise CheckpointError(source, "ids and reduced site counts differ in number")
+        return cls(data["ids"], raw={k: data[k] for k in ("lattice", "species", "frac", "n_reduced") if k in data})
 
     def save(self, path: str | Path) -> Path:
         raw = json.dumps(self.to_dict(), separators=(",", ":")).encode()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pymatgen.core import Structure
 
-from core.known import KnownCrystals
+from core.known import KnownCrystals, match_key
 from core.metrics.matching import _fits, cdvae_matcher
 
 
@@ -20,11 +20,11 @@ def unique_flags(structures: Sequence[Structure | None]) -> list[bool]:
     """True for the first of each group of matching structures (greedy, in order); None -> False."""
     matcher = cdvae_matcher()
     flags = [False] * len(structures)
-    reps: dict[str, list[Structure]] = {}
+    reps: dict[tuple[str, int], list[Structure]] = {}
     for i, s in enumerate(structures):
         if s is None:
             continue
-        group = reps.setdefault(s.composition.reduced_formula, [])
+        group = reps.setdefault(match_key(s), [])
         if not any(_fits(matcher, r, s) for r in group):
             group.append(s)
             flags[i] = True

@@ -166,3 +166,23 @@ def test_a_distorted_training_crystal_is_known_in_its_own_role_order_only():
     swapped = composition_key(proto.key, {12: ["Ti"], 6: ["Sr"], 2: ["O"] * 3})
     assert as_given in prior.known
     assert swapped not in prior.known
+
+
+def test_an_index_buckets_one_formula_by_reduced_site_count_and_old_indexes_still_match(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    from core.known import KnownCrystals, reduced_site_count
+
+    diamond = Structure.from_spacegroup("Fd-3m", Lattice.cubic(3.567), ["C"], [[0, 0, 0]])  # 8 sites, 2 reduced
+    graphite = Structure(Lattice.hexagonal(2.464, 6.711), ["C"] * 4,
+                         [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])  # fmt: skip
+    assert (reduced_site_count(diamond), reduced_site_count(graphite)) == (2, 4)
+    index = KnownCrystals(["dia", "gra"], [diamond, graphite])
+    path = index.save(tmp_path / "known.json.gz")
+    loaded = KnownCrystals.load(path)
+    assert loaded.site_counts == [2, 4]
+    assert loaded.match(diamond.get_primitive_structure()) == "dia" and loaded.match(graphite * (1, 1, 2)) == "gra"
+    old = index.to_dict()
+    del old["n_reduced"]  # an index written before the counts existed: formula buckets only
+    legacy = KnownCrystals.from_dict(old)
+    assert legacy.site_counts is None and legacy.match(graphite) == "gra"

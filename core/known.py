@@ -1,8 +1,9 @@
 """The crystals a model set trained on, as a compact offline index: "new" or "known: <id>".
 
-Shipped beside the weights (``known.json.gz``: ids, lattices, species and fractional coordinates,
-a few hundred kB for 14k crystals; the data themselves are not shipped). Lookups go through a
-reduced-formula index and then pymatgen's StructureMatcher with the CDVAE settings, so a lookup
+Shipped beside the weights (``known.json.gz``: ids, lattices, species, fractional coordinates and
+reduced site counts, a few hundred kB for 14k crystals; the data themselves are not shipped).
+Lookups go through an index by reduced formula and reduced site count (formula only for indexes
+written before the counts) and then pymatgen's StructureMatcher with the CDVAE settings, so a lookup
 costs a handful of matcher calls, and 10,000 samples take seconds to minutes, not hours.
 """
 

@@ -2,8 +2,8 @@
 
 A generator that hands back its training set scores near 1 on COV-R and validity; these keys say
 whether it makes new crystals, and whether the new ones are real (they match crystals held out of
-training: ``reference``). All with the CDVAE matcher through a reduced-formula index
-(``core.known.KnownCrystals``), so 10,000 samples cost minutes.
+training: ``reference``). All with the CDVAE matcher through an index by reduced formula and
+reduced site count (``core.known.KnownCrystals``), so 10,000 samples cost minutes.
 """
 
 from __future__ import annotations

@@ -94,17 +94,14 @@ def _encode(model: Any, p: dict, cancelled: Callable[[], bool]) -> np.ndarray:
 def _recheck(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     """What the model makes of an opened crystal: encode (mean z) -> decode, compared with the
     input by the CDVAE matcher. The Properties dock states it beside the true crystal."""
-    from core.metrics.matching import cdvae_matcher
+    from core.metrics.matching import reconstructs
 
     structure = p["structure"]
     out = model.reconstruct([structure], labels=False)[0]
     made = out.structure
     match = made is not None and made.composition.reduced_composition == structure.composition.reduced_composition
     if match:
-        try:
-            match = bool(cdvae_matcher().fit(made, structure))
-        except Exception:  # noqa: BLE001 - the matcher failing is "no match", said as such
-            match = False
+        match = reconstructs(made, structure)  # a matcher failure is "no match" (logged)
     return {"formula": made.composition.reduced_formula if made is not None else None,
             "error": out.error, "match": match, "token": p.get("token")}  # fmt: skip
 

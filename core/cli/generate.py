@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 
 def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace, matcher) -> Row:  # noqa: ANN001
     """A decoded input's row: ``composition_changed`` / ``structure_changed`` when the output is
-    not the input crystal (CDVAE ``matcher``), never ``ok`` for a crystal the model got wrong."""
+    not the input crystal (CDVAE ``matcher``, its reconstruction test), never ``ok`` for a crystal
+    the model got wrong."""
+    from core.metrics.matching import reconstructs
+
     formula_in = entry.structure.composition.reduced_formula
     row = Row(entry.id, formula_in, "", "ok", entry.note, segmentation_check(item))
     if item.structure is None:
@@ -43,7 +46,7 @@ def _reconstruction_row(entry, item, out: Path, args: argparse.Namespace, matche
     if item.structure.composition.reduced_composition != entry.structure.composition.reduced_composition:
         row.status = "composition_changed"
         row.error = join(f"the model made {row.formula_out} of {formula_in}", entry.note)
-    elif not matcher.fit(item.structure, entry.structure):
+    elif not reconstructs(item.structure, entry.structure, matcher):
         row.status = "structure_changed"
         row.error = join(f"same formula, another structure (no StructureMatcher match to {entry.id})", entry.note)
     return row

@@ -256,3 +256,16 @@ def test_metric_failures_are_counted_by_reason_not_hidden(monkeypatch):
         "smact_validity: AttributeError: module 'smact' has no attribute 'ordered_elements'": 2
     }
     assert out["match_rate"] == 0.0  # the gate failed them; the JSON says why
+
+
+def test_reconstructs_finds_the_best_mapping_where_fit_may_stop_at_the_first():
+    from pymatgen.core import Lattice, Structure
+
+    from core.metrics.matching import cdvae_matcher, reconstructs
+
+    target = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    near = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0.02, 0, 0], [0.5, 0.5, 0.5]])
+    far = Structure(Lattice.tetragonal(4.0, 9.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.0, 0.0]])  # another crystal
+    assert reconstructs(near, target) and reconstructs(near, target, cdvae_matcher())
+    assert not reconstructs(far, target)
+    assert reconstructs(near, target) == (cdvae_matcher().get_rms_dist(near, target) is not None)

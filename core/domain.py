@@ -45,5 +45,13 @@ def domain_problem(structure: Structure, vocab: Vocabulary, voxel_cfg: VoxelConf
         family = crystal_family(structure)
         if family != "cubic":
             return f"{family}: this model set was trained on cubic cells only"
-        return check_representable(structure, voxel_cfg)
-    return gridded_cell(structure, voxel_cfg)[1]
+    return domain_cell(structure, voxel_cfg, lattice)[1]
+
+
+def domain_cell(structure: Structure, voxel_cfg: VoxelConfig, lattice: str = "any") -> tuple[Structure, str | None]:
+    """The cell a set of this ``lattice`` family grids and why it cannot (None when it can): a cubic
+    set the crystal as it is; a set of any lattice ``core.voxel.gridded_cell`` (the Niggli-reduced
+    primitive cell where the conventional one is too long), as its training did."""
+    if lattice == "cubic":
+        return structure, check_representable(structure, voxel_cfg)
+    return gridded_cell(structure, voxel_cfg)

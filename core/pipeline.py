@@ -47,7 +47,6 @@ from core.voxel import (
     cell_angles,
     cell_matrix,
     denormalise_density,
-    gridded_cell,
     normalise_density,
     with_angles,
 )
@@ -218,9 +217,9 @@ class ModelSet:
         """The cells this set grids: a set of any lattice takes the Niggli-reduced primitive cell
         where the conventional one is too long for its grid (``core.voxel.gridded_cell``, as its
         training did); a cubic set the crystals as they are."""
-        if self.domain_lattice == "cubic":
-            return list(structures)
-        return [gridded_cell(s, self.voxel_cfg)[0] for s in structures]
+        from core.domain import domain_cell
+
+        return [domain_cell(s, self.voxel_cfg, self.domain_lattice)[0] for s in structures]
 
     def training_frames(self, structures: list[Structure]) -> list[Structure]:
         """Crystals read from their files, in the cell and frame this set's training gridded them:

@@ -138,11 +138,7 @@ def _latent_basis(model: Any, z: np.ndarray, k: int) -> dict:
     if len(z) >= MIN_GALLERY_FOR_PCA or prior is None:
         return {**pca(z, k), "source": "gallery"}
     means = np.asarray(prior.means[:: max(1, len(prior.means) // 2000)], dtype=np.float64)
-    out = {**pca(means, k), "source": "training crystals"}
-    centred = z - out["mean"]
-    out["xy"] = centred @ out["components"][:2].T if len(out["components"]) >= 2 else np.c_[
-        centred @ out["components"][:1].T, np.zeros(len(z))]  # fmt: skip
-    return out
+    return {**pca(means, k, place=z), "source": "training crystals"}
 
 
 def _gallery(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
@@ -214,15 +210,17 @@ def _analyse(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
     return out
 
 
-def pca(z: np.ndarray, k: int) -> dict:
-    """Principal directions of encoded crystals z (B, L): mean (L,), components (K, L), scales (K,), xy (B, 2)."""
+def pca(z: np.ndarray, k: int, place: np.ndarray | None = None) -> dict:
+    """Principal directions of encoded crystals z (B, L): mean (L,), components (K, L), scales (K,),
+    and xy (P, 2), the map positions of ``place`` (P, L) (default: z itself)."""
     mean = z.mean(axis=0)
     centred = z - mean
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     k = max(1, min(k, vt.shape[0]))
     scales = s[:k] / np.sqrt(max(1, len(z) - 1))
     scales = np.where(scales > 1e-8, scales, 1.0)
-    xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, np.zeros(len(z))]
+    placed = centred if place is None else np.asarray(place) - mean
+    xy = placed @ vt[:2].T if vt.shape[0] >= 2 else np.c_[placed @ vt[:1].T, np.zeros(len(placed))]
     return {"mean": mean, "components": vt[:k], "scales": scales, "xy": xy}
 
 

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,19 +148,20 @@ def check_voxelisable(
     A crystal fails when it has an element outside the vocabulary or is not representable on the
     grid (core.voxel.check_representable): too large a cell, too many sites, atoms too close.
     """
-    from core.voxel import gridded_cell
+    from core.voxel import representable
 
     known = set(voxeliser.vocab.symbols)
-    ok: list[Entry] = []
+    in_vocab: list[Entry] = []
     failed: list[Failure] = []
     for e in entries:
         unknown = sorted({el.symbol for el in e.structure.composition.elements} - known)
-        cell, reason = (None, f"element(s) {', '.join(unknown)} not in the training vocabulary") if unknown else (
-            gridded_cell(e.structure, voxeliser.cfg))  # fmt: skip
-        if reason:
-            failed.append(Failure(e.id, e.source, f"cannot voxelise: {reason}"))
+        if unknown:
+            failed.append(Failure(e.id, e.source, f"cannot voxelise: element(s) {', '.join(unknown)} "
+                                                  "not in the training vocabulary"))  # fmt: skip
         else:
-            ok.append(e if cell is e.structure else replace(e, structure=cell))
+            in_vocab.append(e)
+    ok, off_grid = representable(in_vocab, voxeliser.cfg)
+    failed += [Failure(f.id, f.source, f"cannot voxelise: {f.reason}") for f in off_grid]
     counts = np.zeros(n_classes, dtype=np.int64)
     for i in range(0, len(ok), chunk):
         _, labels, _ = voxeliser.batch([e.structure for e in ok[i : i + chunk]])

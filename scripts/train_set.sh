@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Train a model set of any lattice (resources/models/<SET>) from scratch on this 2-core CPU (or a
+# GPU when present: --device auto), as the shipped carbon_24 (2026-11-30, session 9) and mp_20
+# (session 10) sets were trained.
+#
+#   scripts/train_set.sh SET [RUN_DIR]   # SET: carbon_24 | mp_20; default RUN_DIR runs/SET;
+#                                        # INSTALL=1 copies the result into resources/models/SET
+#
+# Resumable: run the same command again after an interruption; the VAE continues from its last
+# checkpoint (--resume) and a finished stage returns at once. Stages:
+#   vae        d = 16 (cells up to 16 x 0.55 = 8.8 Å: the conventional cell, else the
+#              Niggli-reduced primitive one), one atom moved to the origin of each (--origin site:
+#              the files fix none), GroupNorm, the six lattice parameters (a, b, c, alpha, beta,
+#              gamma) read and predicted, count head (atoms per element)
+#                carbon_24: carbon_24 train + half of its val, 70 epochs          (~47 min)
+#                mp_20:     half of mp_20_biternary val + carbon_24 train + perov_5 train (the
+#                           other crystals teach geometry and element typing), 8,000 crystals an
+#                           epoch, 60 epochs                                         (~60-90 min)
+#   split      val_select / val_report of the held-out half of the set's val (scripts/prepare_data.py)
+#   fit-prior  the aggregate posterior q(z) of the training crystals of the set's own data (~2 min)
+#   index      the training crystals' index (known.json.gz: "new" or "known: <id>") (~1 min)
+# No U-Net (it reads 90° cells only) and no CGCNN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SET=${1:?usage: scripts/train_set.sh carbon_24|mp_20 [RUN_DIR]}
+RUN=${2:-runs/$SET}
+PY=${PY:-.venv/bin/python}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # sleeping OpenMP waits: 2-4x faster on a busy 2-core box
+DATA=../shared/data
+case "$SET" in
+  carbon_24)
+    VAL=$DATA/carbon_24/val.csv.gz; SOURCE=carbon24
+    OWN=("$DATA/carbon_24/train.csv.gz"); OTHER=()
+    SCHEDULE=(--epochs 70 --max-minutes 60 --epoch-size 0)
+    # decoding chosen on val_select (150 crystals, scripts/select_reconstruction.py; model card)
+    DECODING='{"frame_search": true, "refine_steps": 30, "symprec": null, "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py"}'
+    ;;
+  mp_20)
+    VAL=$DATA/mp_20_biternary/val.csv.gz; SOURCE=mp20
+    OWN=(); OTHER=("$DATA/carbon_24/train.csv.gz" "$DATA/perov_5/train.csv.gz")
+    SCHEDULE=(--epochs 60 --max-minutes 100 --epoch-size 8000)
+    DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "chosen_on": "carbon_24 choice; not re-chosen"}'}
+    ;;
+  *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
+esac
+
+resume=()
+if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
+inputs=(); for f in "${OWN[@]}" "${OTHER[@]}"; do inputs+=(--data "$f"); done
+$PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads 2 \
+    --voxel-config '{"max_voxel": 0.55}' "${SCHEDULE[@]}" \
+    --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
+    --origin site --out "$RUN/vae" "${resume[@]}" \
+    --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0, "lattice_params": 6, "norm": "group"}'
+
+mkdir -p "$RUN/set"
+rm -rf "$RUN/set/vae" && cp -r "$RUN/vae/last" "$RUN/set/vae" && rm -f "$RUN/set/vae/train_state.pt"
+# its domain: any lattice (core/domain.py reads vae/meta.json's "domain"), and how it decodes
+$PY - "$RUN/set/vae/meta.json" "$SET" "$DECODING" <<'PYEOF'
+import json, sys
+path, name, decoding = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+meta = json.load(open(path))
+meta["domain"] = {"lattice": "any", "dataset": name}
+meta["decoding"] = decoding
+json.dump(meta, open(path, "w"), indent=2)
+PYEOF
+cp "$RUN/vae/split.json" "$RUN/set/split.json"
+$PY scripts/prepare_data.py --heldout "$RUN/set/split.json" --source "$SOURCE=$VAL" --add-parts
+# the prior: the set's own crystals (its training part of VAL, plus OWN); the index: every
+# training crystal, so that a sample like a borrowed crystal is "known" too
+$PY -m core.cli fit-prior "${OWN[@]}" "$VAL" --split "$RUN/set/split.json" --models "$RUN/set" --groups $(for _ in "${OWN[@]}" x; do echo "$SET"; done)
+$PY -m core.cli index-known "${OWN[@]}" "${OTHER[@]}" "$VAL" --split "$RUN/set/split.json" --models "$RUN/set" --out "$RUN/set/known.json.gz"
+if [ "${INSTALL:-0}" = "1" ]; then
+    rm -rf "resources/models/$SET" && mkdir -p "resources/models/$SET"
+    cp -r "$RUN/set/vae" "$RUN/set/split.json" "$RUN/set/known.json.gz" "resources/models/$SET/"
+    echo "installed $RUN/set into resources/models/$SET/"
+fi

@@ -16,7 +16,7 @@ from types import EllipsisType
 
 import numpy as np
 import torch
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from core.canonical import best_frames, reconstruction_misfit
 from core.checkpoint import load_checkpoint
@@ -38,6 +38,7 @@ from core.segmentation import (
     averaged_over_operations,
     blobs_of,
     combine_probabilities,
+    segment_with_templates,
     segment_with_unet,
     unet_disagreements,
 )
@@ -292,9 +293,13 @@ class ModelSet:
         return torch.softmax(self.unet(x)["logits"].float(), dim=1).cpu().numpy()
 
     def segment(self, density: np.ndarray, lattice: np.ndarray):  # noqa: ANN201 (GridSegmentation)
-        """The U-Net's segmentation of any grid (D1,D2,D3) e/Å^3 on a cell (3,3) Å: labels on this
-        set's grid and blobs with confidences (core/segmentation.py); SegmentationError if it can't."""
-        return segment_with_unet(self, density, lattice)
+        """The segmentation of any grid (D1,D2,D3) e/Å^3 on a cell (3,3) Å: labels on this set's
+        grid and blobs with confidences (core/segmentation.py). The U-Net reads 90° cells; a set
+        without one, or a skewed cell, gets the untrained peak-template reading.
+        SegmentationError if neither can (a cell too long for the grid)."""
+        if self.unet is not None and np.allclose(Lattice(lattice).angles, 90.0, atol=1e-3):
+            return segment_with_unet(self, density, lattice)
+        return segment_with_templates(self, density, lattice)
 
     def decode_grids(self, z, cond=None, species: bool = True) -> dict[str, np.ndarray]:
         """Decoded grids of latents (B, L): density (B,D,D,D) e/Å^3, abc (B, P) lattice parameters

@@ -163,10 +163,12 @@ class Blob:
 
 @dataclass
 class GridSegmentation:
-    """The U-Net's reading of a grid: labels (D, D, D) class ids on the model set's grid, blobs."""
+    """A reading of a grid: labels (D, D, D) class ids on the model set's grid, blobs, and what read
+    it (``method``: "U-Net" or "peak templates")."""
 
     labels: np.ndarray
     blobs: list[Blob] = field(default_factory=list)
+    method: str = "U-Net"
 
     @property
     def mean_confidence(self) -> float | None:
@@ -184,17 +186,17 @@ def blobs_of(
 
 
 def to_model_grid(
-    models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray
+    models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray, orthogonal_only: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A grid of any shape on an orthogonal cell, resampled (periodic, trilinear) to the model
+    """A grid of any shape, resampled (periodic, trilinear, in fractional coordinates) to the model
     set's (d, d, d) grid; returns (density (d,d,d), abc (3,)). Raises SegmentationError when the
-    cell is outside what the U-Net reads (skewed, or too long for the grid)."""
+    cell is outside what the reader takes (skewed for the U-Net: ``orthogonal_only``; too long)."""
     from core.volumetric import periodic_trilinear
 
     lattice = np.asarray(lattice, dtype=float)
     abc = np.linalg.norm(lattice, axis=1)
     cosines = [lattice[i] @ lattice[j] / (abc[i] * abc[j]) for i, j in ((1, 2), (0, 2), (0, 1))]
-    if max(abs(c) for c in cosines) > 1e-3:
+    if orthogonal_only and max(abs(c) for c in cosines) > 1e-3:
         raise SegmentationError("the U-Net of this model set reads 90° cells only; this cell is skewed")
     cfg = models.voxel_cfg
     if float(abc.max()) / cfg.d > cfg.max_voxel + 1e-9:
@@ -220,6 +222,50 @@ def segment_with_unet(
     probs = models.unet_probabilities(rho[None], abc[None])[0]
     labels = probs.argmax(axis=0)
     return GridSegmentation(labels=labels.astype(np.uint8), blobs=blobs_of(rho, probs, models.vocab, labels))
+
+
+def template_probabilities(models: SegmentingModelSet, rho: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """Species probabilities (C,D,D,D) of a voxelised grid (D,D,D) e/Å^3 on a cell (3,3) Å of any
+    shape, with no trained model: each voxel's fitted Gaussian peak (``core.models.peaks``: its
+    ln-amplitude and sigma, exact for an isolated atom wherever it sits) against each element's
+    peak as the voxeliser draws it. Voxels within ``label_frac`` sigmas of their peak are atom
+    voxels (the voxeliser's own labels); the others are background."""
+    import torch
+
+    from core.models.peaks import MAX_TEMPLATE_D2, element_templates, peak_estimates, template_log_likelihood
+
+    lattice = np.asarray(lattice, dtype=np.float64)
+    d = rho.shape[0]
+    spacing = np.linalg.norm(lattice, axis=1) / d
+    units = lattice / np.linalg.norm(lattice, axis=1, keepdims=True)
+    grid = torch.from_numpy(np.ascontiguousarray(rho, dtype=np.float32))[None]
+    log_amp, sigma = peak_estimates(grid, torch.tensor(spacing[None], dtype=torch.float32),
+                                    torch.tensor((units @ units.T)[None], dtype=torch.float32))  # fmt: skip
+    symbols = [models.vocab.symbol(i) for i in range(1, len(models.vocab))]
+    templates = element_templates(symbols, models.voxel_cfg.sigma)
+    log_likelihood = template_log_likelihood(log_amp, sigma, templates)[0, 1:]  # (C-1, D, D, D)
+    elements = torch.softmax(log_likelihood, dim=0)
+    log_rho = torch.log(grid[0].clamp_min(1e-6))
+    cfg = models.voxel_cfg
+    # an atom voxel: within label_frac sigmas of its peak, and some element's peak near its fit
+    # (saddles between atoms fit no element: their distance is capped at MAX_TEMPLATE_D2)
+    atom = (log_rho - log_amp[0] >= -0.5 * cfg.label_frac**2) & (grid[0] > 1e-3) \
+        & (log_likelihood.max(dim=0).values > -0.5 * MAX_TEMPLATE_D2)
+    probs = torch.cat([(~atom).float()[None], elements * atom.float()[None]], dim=0)
+    return probs.numpy()
+
+
+def segment_with_templates(
+    models: SegmentingModelSet, density: np.ndarray, lattice: np.ndarray
+) -> GridSegmentation:
+    """The untrained segmentation of any voxelised grid on any cell (``template_probabilities``):
+    what a model set without a U-Net, or a skewed cell, gets. Raises SegmentationError when the
+    cell is too long for the set's grid."""
+    rho, _ = to_model_grid(models, density, lattice, orthogonal_only=False)
+    probs = template_probabilities(models, rho, lattice)
+    labels = probs.argmax(axis=0)
+    return GridSegmentation(labels=labels.astype(np.uint8), blobs=blobs_of(rho, probs, models.vocab, labels),
+                            method="peak templates")  # fmt: skip
 
 
 def unet_disagreements(

@@ -122,7 +122,7 @@ class Controller(QObject, FileOpening):
         st = self.state
         st.preview = False
         st.set_density(density, np.asarray(structure.lattice.matrix) if lattice is None else lattice)
-        st.set_segmentation(None, origin="U-Net segmentation: waiting for the model set", true_labels=labels,
+        st.set_segmentation(None, origin="segmentation: waiting for the model set", true_labels=labels,
                             true_symbols=symbols)  # fmt: skip
         st.set_structure(structure, source)
         self._analyse(structure, {})
@@ -140,7 +140,7 @@ class Controller(QObject, FileOpening):
         st = self.state
         if st.structure is None or self._token(st.structure) != v.get("token"):
             return  # another crystal is shown now (a decoded one brings its segmentation along)
-        origin = "U-Net segmentation" if v["labels"] is not None else f"no U-Net segmentation: {v['error']}"
+        origin = f"{v['method']} segmentation" if v["labels"] is not None else f"no segmentation: {v['error']}"
         st.set_segmentation(v["labels"], st.model_info.get("vocab"), origin=origin, blobs=v["blobs"],
                             true_labels=st.true_labels, true_symbols=st.true_symbols)  # fmt: skip
 

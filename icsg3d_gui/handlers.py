@@ -279,15 +279,16 @@ def _batch(model: Any, p: dict, cancelled: Callable[[], bool]) -> list[dict]:
 
 
 def _segment(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:
-    """The U-Net's segmentation of the grid on screen (an opened crystal, a CHGCAR/cube): labels on
-    the model set's grid and blobs with confidences, or the reason there is none."""
+    """The segmentation of the grid on screen (an opened crystal, a CHGCAR/cube): the U-Net's, or
+    the peak templates' (skewed cells, sets without a U-Net); labels on the model set's grid and
+    blobs with confidences, or the reason there is none."""
     from core.errors import SegmentationError
 
     try:
         seg = model.segment(np.asarray(p["density"]), np.asarray(p["lattice"]))
     except SegmentationError as exc:
-        return {"labels": None, "blobs": [], "error": str(exc), "token": p.get("token")}
-    return {"labels": seg.labels, "blobs": list(seg.blobs), "error": None, "token": p.get("token")}
+        return {"labels": None, "blobs": [], "error": str(exc), "method": None, "token": p.get("token")}
+    return {"labels": seg.labels, "blobs": list(seg.blobs), "error": None, "method": seg.method, "token": p.get("token")}
 
 
 def _predict(model: Any, p: dict, cancelled: Callable[[], bool]) -> dict:

@@ -7,7 +7,8 @@
 #                                        # INSTALL=1 copies the result into resources/models/SET
 #
 # Resumable: run the same command again after an interruption; the VAE continues from its last
-# checkpoint (--resume) and a finished stage returns at once. Stages:
+# checkpoint (--resume) and a finished stage returns at once. THREADS (default 2): torch threads.
+# Stages:
 #   vae        d = 16 (cells up to 16 x 0.55 = 8.8 Å: the conventional cell, else the
 #              Niggli-reduced primitive one), one atom moved to the origin of each (--origin site:
 #              the files fix none), GroupNorm, the six lattice parameters (a, b, c, alpha, beta,
@@ -15,7 +16,8 @@
 #                carbon_24: carbon_24 train + half of its val, 70 epochs          (~47 min)
 #                mp_20:     half of mp_20_biternary val + carbon_24 train + perov_5 train (the
 #                           other crystals teach geometry and element typing), 8,000 crystals an
-#                           epoch, 60 epochs                                         (~60-90 min)
+#                           epoch, 40 epochs (~50 min; 85 min with THREADS=1, which leaves
+#                           the other core free)
 #   split      val_select / val_report of the held-out half of the set's val (scripts/prepare_data.py)
 #   fit-prior  the aggregate posterior q(z) of the training crystals of the set's own data (~2 min)
 #   index      the training crystals' index (known.json.gz: "new" or "known: <id>") (~1 min)
@@ -38,7 +40,7 @@ case "$SET" in
   mp_20)
     VAL=$DATA/mp_20_biternary/val.csv.gz; SOURCE=mp20
     OWN=(); OTHER=("$DATA/carbon_24/train.csv.gz" "$DATA/perov_5/train.csv.gz")
-    SCHEDULE=(--epochs 60 --max-minutes 100 --epoch-size 8000)
+    SCHEDULE=(--epochs 40 --max-minutes 100 --epoch-size 8000)
     DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "chosen_on": "carbon_24 choice; not re-chosen"}'}
     ;;
   *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
@@ -47,7 +49,7 @@ esac
 resume=()
 if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
 inputs=(); for f in "${OWN[@]}" "${OTHER[@]}"; do inputs+=(--data "$f"); done
-$PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads 2 \
+$PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads "${THREADS:-2}" \
     --voxel-config '{"max_voxel": 0.55}' "${SCHEDULE[@]}" \
     --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
     --origin site --out "$RUN/vae" "${resume[@]}" \

@@ -34,22 +34,35 @@ def voxel_spacing(x: Tensor) -> Tensor:
     return torch.stack(steps, dim=1).float() * COORD_SCALE
 
 
-def peak_estimates(rho: Tensor, spacing: Tensor) -> tuple[Tensor, Tensor]:
+def peak_estimates(rho: Tensor, spacing: Tensor, axis_cosines: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """log-amplitude and sigma (Å) of the Gaussian through each voxel and its axis neighbours.
 
     rho: (B, D, D, D) density in e/Å^3 (periodic); spacing: (B, 3) Å. Returns two (B, D, D, D)
     tensors, clamped to LOG_AMPLITUDE_RANGE and [0, SIGMA_MAX]; where log(rho) is not concave
     (between atoms) the estimates are meaningless but bounded.
+
+    Along each grid axis the parabola through three points gives the projection p_k of the voxel's
+    offset from the peak onto that axis. On 90° grids the offset's squared length is sum p_k^2;
+    on a skewed grid pass ``axis_cosines`` (B, 3, 3), the Gram matrix of the unit axis vectors M,
+    and it is p^T M^-1 p (p = U delta for unit axis rows U, so |delta|^2 = p^T (U U^T)^-1 p).
     """
     log_rho = torch.log(rho.float().clamp_min(MIN_DENSITY))
     log_amp = log_rho.clone()
     inv_sigma2 = torch.zeros_like(log_rho)
+    offsets = []  # p_k / h_k: the offset along axis k in steps
     for axis in range(3):
         ahead = torch.roll(log_rho, -1, dims=axis + 1)
         behind = torch.roll(log_rho, 1, dims=axis + 1)
         bend = (2 * log_rho - ahead - behind).clamp_min(1e-3)  # = h^2 / sigma^2 for a Gaussian
-        log_amp = log_amp + (ahead - behind) ** 2 / (8 * bend)
+        if axis_cosines is None:
+            log_amp = log_amp + (ahead - behind) ** 2 / (8 * bend)
+        offsets.append((ahead - behind) / (2 * bend))
         inv_sigma2 = inv_sigma2 + bend / spacing[:, axis].view(-1, 1, 1, 1) ** 2 / 3
+    if axis_cosines is not None:
+        proj = torch.stack(offsets, dim=-1) * spacing.float().view(-1, 1, 1, 1, 3)  # (B, D, D, D, 3) Å
+        inverse = torch.linalg.inv(axis_cosines.float()).view(-1, 1, 1, 1, 3, 3)
+        delta2 = (proj.unsqueeze(-2) @ inverse @ proj.unsqueeze(-1))[..., 0, 0]
+        log_amp = log_amp + delta2 * inv_sigma2 / 2
     sigma = inv_sigma2.rsqrt().clamp(0.0, SIGMA_MAX)
     return log_amp.clamp(*LOG_AMPLITUDE_RANGE), sigma
 

@@ -134,10 +134,13 @@ class FakeModelSet:
 
     def segment(self, density: np.ndarray, lattice: np.ndarray):  # noqa: ANN201 (core.segmentation.GridSegmentation)
         """A stand-in U-Net: on this set's grid (the real resampling and domain checks), voxels above
-        a third of the maximum are Cl, each density maximum a blob of confidence 0.8."""
-        from core.segmentation import GridSegmentation, to_model_grid
+        a third of the maximum are Cl, each density maximum a blob of confidence 0.8. Skewed cells
+        get the real peak-template reading, as ModelSet.segment gives them."""
+        from core.segmentation import GridSegmentation, segment_with_templates, to_model_grid
 
         self._count("segment")
+        if not np.allclose(Lattice(lattice).angles, 90.0, atol=1e-3):
+            return segment_with_templates(self, density, lattice)
         rho, _ = to_model_grid(self, density, lattice)
         labels = np.where(rho > rho.max() / 3, self.vocab.index("Cl"), 0).astype(np.uint8)
         return GridSegmentation(labels=labels, blobs=_blobs(rho, labels, self.vocab, 0.8))

@@ -88,7 +88,7 @@ def test_a_decoded_crystal_shows_its_unet_blobs_and_disputed_sites(make_window, 
     assert blob_layer.DISAGREE not in win.viewer.plotter.actors and win.viewer.blobs.shown_marks == []
 
 
-def test_a_grid_the_unet_cannot_read_says_why(make_window, qtbot):
+def test_a_skewed_cell_shows_the_peak_templates_blobs(make_window, qtbot):
     model = FakeModelSet()
     win = make_window(model)
     wait_for_model(qtbot, win)
@@ -96,5 +96,17 @@ def test_a_grid_the_unet_cannot_read_says_why(make_window, qtbot):
     zno = Structure(Lattice.hexagonal(3.25, 5.2), ["Zn", "Zn", "O", "O"],
                     [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.38], [2 / 3, 1 / 3, 0.88]])  # fmt: skip
     win.controller.show_structure(zno, "zno.cif")
-    qtbot.waitUntil(lambda: "no U-Net segmentation" in caption(win), timeout=30000)
-    assert "90° cells" in caption(win) and drawn_blob_points(win) == 0
+    qtbot.waitUntil(lambda: "peak templates segmentation" in caption(win), timeout=30000)
+    st = win.state
+    assert drawn_blob_points(win) == expected_blob_points(win, st.labels, st.class_symbols) > 0
+    assert sorted(t.split()[0] for t in texts(win, blob_layer.CONFIDENCE)) == ["O", "O", "Zn", "Zn"]
+
+
+def test_a_cell_too_long_for_the_grid_says_why_it_has_no_blobs(make_window, qtbot):
+    win = make_window(FakeModelSet())
+    wait_for_model(qtbot, win)
+    win.viewer.update_settings(show_blobs=True)
+    long_cell = Structure(Lattice.hexagonal(3.0, 30.0), ["Na", "Cl"], [[0, 0, 0], [1 / 3, 2 / 3, 0.5]])
+    win.controller.show_structure(long_cell, "long.cif")
+    qtbot.waitUntil(lambda: "no segmentation" in caption(win), timeout=30000)
+    assert "too long" in caption(win) and drawn_blob_points(win) == 0

@@ -1,7 +1,7 @@
 """The shipped model sets, by name, and which of them a crystal fits (no torch, no weights read).
 
 Each sub-folder of ``resources/models`` holding a trained VAE (``<name>/vae/meta.json``) is a set,
-named after its folder: ``perov_5`` (the default) and ``carbon_24``. ``--models``
+named after its folder: ``perov_5`` (the default), ``carbon_24`` and ``mp_20``. ``--models``
 and the app's model-set menu take a name or any folder. A crystal outside the loaded set's domain
 is told which shipped set covers it: its elements, grid and lattice family, read from each set's
 ``vae/meta.json`` (kilobytes; the weights stay unread).
@@ -19,7 +19,7 @@ from pymatgen.core import Structure
 from core.elements import Vocabulary
 from core.errors import ICSGError
 from core.voxel import VoxelConfig
-from resources import DEFAULT_MODEL_SET, default_models_dir, models_root
+from resources import DEFAULT_MODEL_SET, default_models_dir, model_set_folders
 
 SHIPPED_NAME = DEFAULT_MODEL_SET  # the default set: trained on perov_5 (+ a cubic slice of mp_20)
 
@@ -36,11 +36,7 @@ def model_set_name(path: str | Path) -> str:
 def shipped_model_sets(root: Path | None = None) -> list[tuple[str, Path]]:
     """(name, folder) of the model sets under ``root`` (default: the shipped ones), the default
     set first."""
-    root = Path(root) if root is not None else models_root()
-    if not root.is_dir():
-        return []
-    found = [(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and is_model_set(p)]
-    return sorted(found, key=lambda item: item[0] != SHIPPED_NAME)
+    return [(p.name, p) for p in model_set_folders(root)]
 
 
 def resolve_models(text: str | Path | None) -> Path:

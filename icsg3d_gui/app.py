@@ -27,6 +27,8 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from resources import models_help
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CRYSTAL = "SrTiO3_perovskite"
@@ -35,7 +37,7 @@ DEFAULT_CRYSTAL = "SrTiO3_perovskite"
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="icsg3d-gui", description="ICSG3D Studio: explore crystals and their latent space.")
     p.add_argument("--models", default=None,
-                   help="model set: a shipped name (perov_5, the default; carbon_24) or a folder")  # fmt: skip
+                   help=models_help())  # fmt: skip
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("files", type=Path, nargs="*", help="CIF/POSCAR files to open in turn (the last is shown)")
     p.add_argument("--open", type=Path, default=None, help="CIF/POSCAR to open at start (same as FILE)")

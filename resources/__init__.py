@@ -26,3 +26,20 @@ def models_root() -> Path:
 def default_models_dir() -> Path:
     """The default shipped model set (``models/perov_5``) of the CLI's --models and of the app."""
     return resource_path("models", DEFAULT_MODEL_SET)
+
+
+def model_set_folders(root: Path | None = None) -> list[Path]:
+    """The model sets under ``root`` (default: the shipped ones): folders holding ``vae/meta.json``,
+    the default set first."""
+    root = Path(root) if root is not None else models_root()
+    if not root.is_dir():
+        return []
+    found = [p for p in sorted(root.iterdir()) if (p / "vae" / "meta.json").is_file()]
+    return sorted(found, key=lambda p: p.name != DEFAULT_MODEL_SET)
+
+
+def models_help() -> str:
+    """The help text of ``--models``, naming the sets this install ships (no imports: parsers use it)."""
+    others = [p.name for p in model_set_folders() if p.name != DEFAULT_MODEL_SET]
+    listed = f"; {', '.join(others)}" if others else ""
+    return f"model set: a shipped name ({DEFAULT_MODEL_SET}, the default{listed}) or a folder"

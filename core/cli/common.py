@@ -8,6 +8,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from resources import models_help
+
 log = logging.getLogger("icsg3d")
 
 
@@ -34,7 +36,7 @@ def models_root(args: argparse.Namespace) -> Path:
 
 def add_model_options(p: argparse.ArgumentParser, out: bool = True) -> None:
     """--models and --device; with ``out`` also --out, --force and --symprec (commands writing CIFs)."""
-    p.add_argument("--models", help="model set: a shipped name (perov_5, the default; carbon_24) or a folder")
+    p.add_argument("--models", help=models_help())
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     if out:
         p.add_argument("--out", required=True, type=Path, help="output folder (CIFs + summary.csv)")

@@ -20,6 +20,7 @@ from core.export import export_json
 from core.jsonable import jsonable
 from core.perturb import PERTURBATIONS
 from core.structures import STRUCTURES_HELP, Entry, Failure
+from resources import models_help
 
 Runner = Callable[[argparse.Namespace, list[Entry], list[Failure]], tuple[dict, list[Failure]]]
 
@@ -103,7 +104,7 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
     p.add_argument("--where", help='keep rows whose numeric column passes a test, e.g. "spacegroup.number>=195"')
     p.add_argument("--json", help="write all figures (and every failure) to this JSON file")
     p.add_argument("--report", help="write a Markdown table beside the published figures")
-    p.add_argument("--models", help="model set: a shipped name (perov_5, the default; carbon_24) or a folder")
+    p.add_argument("--models", help=models_help())
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--n", type=int, default=1000, help="generation: number of samples (default 1000)")
     p.add_argument("--train", help="generation: novelty against these crystals (default: the model set's "

@@ -161,8 +161,8 @@ def evaluate_reconstruction_run(ms, entries: list[Entry], read_failures: list[Fa
     return metrics, failures
 
 
-def _generated(ms, n: int, seed: int, prior: str, group: str | None,
-               calibrate: str | Path | None) -> tuple[list[Structure | None], list[Failure], float]:  # fmt: skip
+def _generated(ms, n: int, seed: int, prior: str, group: str | None, calibrate: str | Path | None,
+               temperature: float | None = None) -> tuple[list[Structure | None], list[Failure], float]:  # fmt: skip
     """``n`` samples of the prior decoded to crystals, or (``calibrate``) up to ``n`` real crystals
     of that file scored as if generated: the floor the metrics give real data on this reference."""
     from core.structures import load_entries
@@ -171,7 +171,7 @@ def _generated(ms, n: int, seed: int, prior: str, group: str | None,
     if calibrate:
         entries, failures = load_entries(calibrate, limit=n)
         return [e.structure for e in entries], list(failures), time.perf_counter() - start
-    z = ms.sample(n, temperature=1.0, seed=seed, prior=prior, group=group)
+    z = ms.sample(n, temperature=temperature, seed=seed, prior=prior, group=group)
     gen: list[Structure | None] = []
     failures: list[Failure] = []
     for first in tqdm(range(0, len(z), BATCH), desc="generate", unit="batch"):
@@ -184,16 +184,20 @@ def _generated(ms, n: int, seed: int, prior: str, group: str | None,
 
 def evaluate_generation_run(ms, ref: list[Entry], n: int = 1000, seed: int = 0, prior: str = "auto",
                             group: str | None = None, train: str | Path | None = None,
-                            reference: str | Path | None = None, calibrate: str | Path | None = None):  # fmt: skip
-    """Generation figures of ``n`` samples (``prior``, restricted to ``group``) against ``ref``.
+                            reference: str | Path | None = None, calibrate: str | Path | None = None,
+                            temperature: float | None = None, novelty: bool = True):  # fmt: skip
+    """Generation figures of ``n`` samples (``prior``, restricted to ``group``; ``temperature`` None:
+    the set's own) against ``ref``.
 
     Novelty is judged against the crystals of ``train`` (default: the model set's index of its
-    training crystals); rediscovery against ``reference`` (default: ``ref``)."""
-    gen, failures, seconds = _generated(ms, n, seed, prior, group, calibrate)
-    known = _index(train) if train else ms.known
-    rediscover = _index(reference) if reference else KnownCrystals.from_entries(ref)
+    training crystals); rediscovery against ``reference`` (default: ``ref``). ``novelty`` False
+    skips both (quick sweeps of a setting: the keys are None, never figures of a card)."""
+    gen, failures, seconds = _generated(ms, n, seed, prior, group, calibrate, temperature)
+    known = (_index(train) if train else ms.known) if novelty else None
+    rediscover = (_index(reference) if reference else KnownCrystals.from_entries(ref)) if novelty else None
     metrics = evaluate_generation(gen, [e.structure for e in ref], n_jobs=2, seed=seed, known=known,
-                                  rediscover=rediscover)  # fmt: skip
+                                  rediscover=rediscover, novelty=novelty)  # fmt: skip
+    metrics["temperature"] = ms.temperature if temperature is None else temperature
     metrics["prior"] = (f"real crystals from {calibrate} (calibration)" if calibrate
                         else _prior_name(ms, prior, group))  # fmt: skip
     metrics["generation_seconds"] = seconds
@@ -253,7 +257,7 @@ def evaluate_model_set(kind: str, ms, entries: list[Entry], read_failures: list[
     segmentation scores; for reconstruction and generation ``segmenter`` replaces the set's own
     decoding choice (``ModelSet.segmenter``), so a figure of another choice can be reproduced;
     ``generation`` holds evaluate_generation_run's keywords (n, seed, prior, group, train,
-    reference, calibrate)."""
+    reference, calibrate, temperature, novelty)."""
     entries, n_dropped = _held_out(ms, entries)
     if segmenter is not None and kind != "segmentation":
         ms.segmenter = segmenter

@@ -113,6 +113,8 @@ class ModelSet:
         self.frame_search = bool(decoding.get("frame_search", True))  # core/canonical.py
         self.refine_steps = int(decoding.get("refine_steps", REFINE_STEPS))  # 0: no refinement
         self.symprec = decoding.get("symprec", SYMPREC)  # Å, None: no snap
+        # the fitted prior's spread, chosen likewise (vae/meta.json "sampling"; 1.0: q(z) as fitted)
+        self.temperature = float((vae_meta.get("sampling") or {}).get("temperature", 1.0))
         self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
 
     # -- loading ------------------------------------------------------------------------------
@@ -402,9 +404,10 @@ class ModelSet:
 
     # -- latent space -------------------------------------------------------------------------
     def sample(
-        self, n: int, temperature: float = 1.0, seed: int = 0, prior: str = "auto", group: str | None = None
+        self, n: int, temperature: float | None = None, seed: int = 0, prior: str = "auto", group: str | None = None
     ) -> np.ndarray:
-        """n latent vectors, seeded. ``prior``: 'composition' (new compositions on learned
+        """n latent vectors, seeded; ``temperature`` None: the set's own (``self.temperature``).
+        ``prior``: 'composition' (new compositions on learned
         prototypes, encoded: core/composition_prior.py; ``temperature`` unused;
         'composition-unfiltered': the same without skipping known or repeated ones), 'fitted' (the
         latent mixture over the training crystals, only its ``group`` components when given:
@@ -427,6 +430,7 @@ class ModelSet:
                             "make one with: icsg3d fit-prior")  # fmt: skip
         if group is not None and prior == "normal":
             raise ICSGError(f"a prior group ({group!r}) needs the fitted prior, not N(0, I)")
+        temperature = self.temperature if temperature is None else float(temperature)
         if prior == "fitted":
             return self.prior.sample(n, temperature, seed, group=group)
         rng = np.random.default_rng(seed)

@@ -244,6 +244,7 @@ def model_info(model: ModelSetLike) -> dict:
         "prop_edges": list(model.prop_edges or []),
         "voxel_cfg": model.voxel_cfg,
         "domain_lattice": str(model.domain_lattice),
+        "temperature": float(getattr(model, "temperature", 1.0)),  # the set's chosen prior spread
     }
 
 

@@ -53,7 +53,8 @@ def _model_set_run(args: argparse.Namespace, entries: list[Entry], read_failures
     from core.evaluation import evaluate_model_set
 
     generation = {"n": args.n, "seed": args.seed, "prior": args.prior, "group": args.prior_group,
-                  "train": args.train, "reference": args.reference, "calibrate": args.calibrate}  # fmt: skip
+                  "train": args.train, "reference": args.reference, "calibrate": args.calibrate,
+                  "temperature": args.temperature, "novelty": args.novelty == "on"}  # fmt: skip
     return evaluate_model_set(args.kind, load_model_set(args), entries, read_failures,
                               source=args.source, segmenter=args.segmenter, **generation)  # fmt: skip
 
@@ -126,4 +127,8 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
                    help="roundtrip: points per cell axis (default 32; the cell may be at most D x 0.45 Å long)")
     add_prior_options(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="generation: the fitted prior's spread (default: the model set's own)")
+    p.add_argument("--novelty", choices=["on", "off"], default="on",
+                   help="generation: novelty, uniqueness and rediscovery (off: quick sweeps of a setting)")
     p.set_defaults(func=cmd_evaluate)

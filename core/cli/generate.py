@@ -96,7 +96,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from core.structures import read_structure
 
         centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
-        z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
+        z = ms.around(centre, args.n, spread=ms.temperature if args.temperature is None else args.temperature,
+                      seed=args.seed)  # fmt: skip
     else:
         z = ms.sample(args.n, args.temperature, args.seed, prior=args.prior, group=args.prior_group)
     rows: list[Row] = []
@@ -153,7 +154,9 @@ def add_generate(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("generate", help="sample crystals from the prior (or around a crystal)")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0, help="prior std (or spread with --around)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="prior std (or spread with --around); default: the model set's own (1.0 unless its "
+                        "meta.json chose another)")  # fmt: skip
     p.add_argument("--around", help="sample around this CIF's latent vector")
     p.add_argument("--condition", type=int, default=None, help="property decile 0-9 (default: unknown)")
     p.add_argument("--unet-check", action="store_true",

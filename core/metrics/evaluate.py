@@ -90,6 +90,7 @@ def evaluate_generation(
     include_reference: bool = True,
     known=None,  # noqa: ANN001 (core.known.KnownCrystals: the training crystals)
     rediscover=None,  # noqa: ANN001 (core.known.KnownCrystals: held-out crystals to rediscover)
+    novelty: bool = True,
 ) -> dict:
     """CDVAE GenEval on `gen` (None = failed sample) against the reference set `ref`, and
     novelty beside it (core/metrics/rediscovery.py).
@@ -102,18 +103,19 @@ def evaluate_generation(
     - validity: over all n samples.
     - COV: all samples (failures count against COV-P), cutoffs 0.2 / 4 (perovskite).
     - W1: min(n_w1, n_valid) random valid samples (seeded) against all of `ref`.
-    - uniqueness / novelty: over valid samples; novelty needs `known` or `train` (else None).
+    - uniqueness / novelty: over valid samples; novelty needs `known` or `train` (else None);
+      ``novelty`` False skips both (a quick sweep of a setting: the keys are None).
     - metric_errors: failures of the fingerprint/validity code, by reason (core/metrics/errors.py).
     """
     with counting() as errors:
         out = _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed, n_jobs, cache,
-                                   include_reference, known, rediscover)  # fmt: skip
+                                   include_reference, known, rediscover, novelty)  # fmt: skip
     out["metric_errors"] = dict(errors)
     return out
 
 
 def _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed, n_jobs, cache,  # noqa: ANN001, ANN202
-                         include_reference, known, rediscover):  # fmt: skip
+                         include_reference, known, rediscover, novelty=True):  # fmt: skip
     from core.known import KnownCrystals
     from core.metrics.rediscovery import novelty_metrics
 
@@ -142,7 +144,8 @@ def _evaluate_generation(gen, ref, train, struct_cutoff, comp_cutoff, n_w1, seed
         train_list = [t for group in train.values() for t in group] if isinstance(train, Mapping) else list(train)
         known = KnownCrystals([f"train-{i}" for i in range(len(train_list))], train_list)
     flags = [a and b for a, b in zip(s_ok, c_ok, strict=True)]
-    out.update(novelty_metrics(gen, flags, known, rediscover))
+    out.update(novelty_metrics(gen, flags, known, rediscover) if novelty
+               else {"uniqueness": None, "novelty": None, "vun_rate": None})  # fmt: skip
     if n_w1 and len(valid) < n_w1:
         logger.warning("only %d valid samples for W1 (CDVAE uses %d)", len(valid), n_w1)
     if include_reference:

@@ -168,6 +168,7 @@ class LatentDock(QWidget):
         self.cond.addItems(condition_labels(n, info.get("prop_name"), info.get("prop_edges") or []))
         self.cond.setCurrentIndex(n - 1)
         self.cond.blockSignals(False)
+        self.temperature.setValue(float(info.get("temperature", 1.0)))  # the set's own (model card)
         self.message.setText("Encoding the gallery for the principal directions …")
         self._set_enabled(self.state.has_model)
 

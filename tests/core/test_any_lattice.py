@@ -157,6 +157,21 @@ def test_a_model_set_decodes_with_the_settings_its_meta_names(tmp_path):
     assert calls == [5]
 
 
+def test_a_model_set_samples_at_the_spread_its_meta_names(tmp_path):
+    import json
+
+    root = write_tiny_model_set(tmp_path)
+    assert ModelSet.load(root, device="cpu").temperature == 1.0  # q(z) as fitted by default
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sampling"] = {"temperature": 0.5}
+    meta_path.write_text(json.dumps(meta))
+    models = ModelSet.load(root, device="cpu")
+    z = models.sample(2000, seed=1, prior="normal")
+    assert models.temperature == 0.5 and abs(float(z.std()) - 0.5) < 0.01
+    assert abs(float(models.sample(2000, temperature=1.0, seed=1, prior="normal").std()) - 1.0) < 0.02
+
+
 def graphite() -> Structure:
     return Structure(Lattice.hexagonal(2.464, 6.711), ["C"] * 4,
                      [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])  # fmt: skip

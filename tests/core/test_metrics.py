@@ -183,6 +183,9 @@ def test_evaluate_generation_and_reference_row(sto):
     assert out["reference"] == {"n": 3, "struct_validity": 1.0, "comp_validity": 1.0, "validity": 1.0}
     row = reference_row(ref, against=ref)
     assert row["cov_r"] == 1.0 and row["w1_density"] == pytest.approx(0.0)
+    # a quick sweep without the matcher: the same coverage, and no novelty figures at all
+    quick = evaluate_generation(gen, ref, train=[sto], n_w1=10, novelty=False)
+    assert quick["cov_p"] == out["cov_p"] and quick["uniqueness"] is None and quick["novelty"] is None
 
 
 def test_evaluate_properties_counts_missing():

@@ -59,6 +59,7 @@ class FakeModelSet:
     def __init__(self, latent_dim: int = 16, d: int = 12, delay: float = 0.0, fail_decode: bool = False,
                  disagree: bool = False) -> None:  # fmt: skip
         self.latent_dim = latent_dim
+        self.temperature = 1.0  # the prior spread a real set reads from its meta.json ("sampling")
         self.n_conditions = 11
         # every element, so that no gallery crystal is outside this fake model set's domain
         self.vocab = Vocabulary.default()

@@ -398,15 +398,18 @@ def test_failed_segmentation_is_reported(make_window, qtbot, boxes):
 
 
 def test_random_asks_the_model_sampler(make_window, qtbot):
-    # the worker samples, so a model set with a fitted latent prior is used by the Random button
+    # the worker samples, so a model set with a fitted latent prior is used by the Random button,
+    # at the spread its model card chose (the T box starts there)
     model = FakeModelSet()
+    model.temperature = 0.6
     win = make_window(model)
     wait_for_model(qtbot, win)
+    assert win.latent.temperature.value() == pytest.approx(0.6)
     win.latent.seed.setValue(7)
     before = model.calls.get("sample", 0)
     win.latent.random()
     # what the model's sampler gives for seed 7 (another instance: this model's call count stays the app's)
-    expected = FakeModelSet().sample(1, temperature=win.latent.temperature.value(), seed=7)[0]
+    expected = FakeModelSet().sample(1, temperature=0.6, seed=7)[0]
     qtbot.waitUntil(lambda: win.state.z is not None and np.allclose(win.state.z, expected), timeout=5000)
     assert model.calls["sample"] == before + 1 and win.latent.seed.value() == 8
     qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=5000)  # and it is decoded in full

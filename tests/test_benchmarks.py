@@ -23,6 +23,7 @@ KEYS = {
     "gui_latency": {"slider_to_density_ms_median", "slider_to_crystal_ms_median", "render_ms_median"},
     "gui_startup": {"first_frame_s_median", "first_frame_s"},
     "parse": {"cold_per_s", "warm_per_s", "n"},
+    "template_segmentation": {"composition_rate", "match_rate", "n_gridded", "off_grid"},
 }
 
 

@@ -54,9 +54,10 @@ def peak_estimates(rho: Tensor, spacing: Tensor, axis_cosines: Tensor | None = N
         ahead = torch.roll(log_rho, -1, dims=axis + 1)
         behind = torch.roll(log_rho, 1, dims=axis + 1)
         bend = (2 * log_rho - ahead - behind).clamp_min(1e-3)  # = h^2 / sigma^2 for a Gaussian
-        if axis_cosines is None:
+        if axis_cosines is None:  # the U-Net's 90° path: no offsets kept
             log_amp = log_amp + (ahead - behind) ** 2 / (8 * bend)
-        offsets.append((ahead - behind) / (2 * bend))
+        else:
+            offsets.append((ahead - behind) / (2 * bend))
         inv_sigma2 = inv_sigma2 + bend / spacing[:, axis].view(-1, 1, 1, 1) ** 2 / 3
     if axis_cosines is not None:
         proj = torch.stack(offsets, dim=-1) * spacing.float().view(-1, 1, 1, 1, 3)  # (B, D, D, D, 3) Å

@@ -1,7 +1,7 @@
 """The shipped model sets, by name, and which of them a crystal fits (no torch, no weights read).
 
 Each sub-folder of ``resources/models`` holding a trained VAE (``<name>/vae/meta.json``) is a set,
-named after its folder: ``perov_5`` (the default), ``carbon_24`` and ``mp_20``. ``--models``
+named after its folder: ``perov_5`` (the default) and ``carbon_24``. ``--models``
 and the app's model-set menu take a name or any folder. A crystal outside the loaded set's domain
 is told which shipped set covers it: its elements, grid and lattice family, read from each set's
 ``vae/meta.json`` (kilobytes; the weights stay unread).
@@ -20,12 +20,9 @@ from core.elements import Vocabulary
 from core.errors import ICSGError
 from core.voxel import VoxelConfig
 from resources import DEFAULT_MODEL_SET, default_models_dir, model_set_folders
+from resources import is_model_set as is_model_set  # re-exported: icsg3d_gui.model_sets
 
 SHIPPED_NAME = DEFAULT_MODEL_SET  # the default set: trained on perov_5 (+ a cubic slice of mp_20)
-
-
-def is_model_set(path: str | Path) -> bool:
-    return (Path(path) / "vae" / "meta.json").is_file()
 
 
 def model_set_name(path: str | Path) -> str:

@@ -450,8 +450,10 @@ class ModelSet:
         ]
         return np.concatenate(z) if z else np.zeros((0, self.latent_dim), np.float32), proposed
 
-    def around(self, z: np.ndarray, n: int, spread: float = 0.5, seed: int = 0) -> np.ndarray:
-        """n latent vectors around z: z + spread * N(0, I), seeded."""
+    def around(self, z: np.ndarray, n: int, spread: float | None = 0.5, seed: int = 0) -> np.ndarray:
+        """n latent vectors around z: z + spread * N(0, I), seeded; ``spread`` None: the set's own
+        temperature, as ``sample`` takes it."""
+        spread = self.temperature if spread is None else float(spread)
         rng = np.random.default_rng(seed)
         return (np.asarray(z, np.float32)[None] + spread * rng.standard_normal((n, self.latent_dim))).astype(
             np.float32

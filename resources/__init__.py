@@ -28,13 +28,18 @@ def default_models_dir() -> Path:
     return resource_path("models", DEFAULT_MODEL_SET)
 
 
+def is_model_set(path: str | Path) -> bool:
+    """A model set is a folder holding a trained VAE (``vae/meta.json``)."""
+    return (Path(path) / "vae" / "meta.json").is_file()
+
+
 def model_set_folders(root: Path | None = None) -> list[Path]:
     """The model sets under ``root`` (default: the shipped ones): folders holding ``vae/meta.json``,
     the default set first."""
     root = Path(root) if root is not None else models_root()
     if not root.is_dir():
         return []
-    found = [p for p in sorted(root.iterdir()) if (p / "vae" / "meta.json").is_file()]
+    found = [p for p in sorted(root.iterdir()) if is_model_set(p)]
     return sorted(found, key=lambda p: p.name != DEFAULT_MODEL_SET)
 
 

@@ -96,8 +96,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from core.structures import read_structure
 
         centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
-        z = ms.around(centre, args.n, spread=ms.temperature if args.temperature is None else args.temperature,
-                      seed=args.seed)  # fmt: skip
+        z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
     else:
         z = ms.sample(args.n, args.temperature, args.seed, prior=args.prior, group=args.prior_group)
     rows: list[Row] = []

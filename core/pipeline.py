@@ -113,6 +113,9 @@ class ModelSet:
         self.frame_search = bool(decoding.get("frame_search", True))  # core/canonical.py
         self.refine_steps = int(decoding.get("refine_steps", REFINE_STEPS))  # 0: no refinement
         self.symprec = decoding.get("symprec", SYMPREC)  # Å, None: no snap
+        # whether the count head's composition fixes the segmented atoms (else the species
+        # probabilities type each density maximum on their own)
+        self.use_counts = bool(decoding.get("counts", True))
         # the fitted prior's spread, chosen likewise (vae/meta.json "sampling"; 1.0: q(z) as fitted)
         self.temperature = float((vae_meta.get("sampling") or {}).get("temperature", 1.0))
         self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
@@ -340,7 +343,8 @@ class ModelSet:
         ``labels=False`` skips the per-voxel argmax grids and blobs (segmentation views need them;
         batch commands do not)."""
         grids = self.decode_grids(z, cond)
-        density, abc, counts = grids["density"], grids["abc"], grids.get("counts")
+        density, abc = grids["density"], grids["abc"]
+        counts = grids.get("counts") if self.use_counts else None
         run_unet = self.unet is not None and (labels or check or self.segmenter != "head")
         unet = self.unet_probabilities(density, abc[:, :3]) if run_unet else None
         head = grids.get("species_probs")

@@ -13,6 +13,7 @@ best (highest match rate; ties to the cheaper setting, listed first).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -25,6 +26,10 @@ sys.path.insert(0, str(ROOT))
 DECODINGS = [(0, None), (30, None), (30, 0.1), (30, 0.3)]  # (refinement steps, symprec Å or None = off)
 
 
+def _choices(option: str) -> tuple[bool, ...]:
+    return {"both": (False, True), "on": (True,), "off": (False,)}[option]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", required=True)
@@ -32,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--frame-search", choices=["both", "on", "off"], default="both")
+    p.add_argument("--counts", choices=["both", "on", "off"], default="on",
+                   help="segment to the count head's composition (on), or type each maximum alone (off)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import numpy as np
@@ -46,19 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     inside = [e for e in entries if ms.domain_problem(e.structure) is None]
     n_all = len(entries) + len(failures)  # outside the domain or unreadable: a miss
     out = {}
-    for search in {"both": (False, True), "on": (True,), "off": (False,)}[args.frame_search]:
+    for search in _choices(args.frame_search):
         start = time.perf_counter()
         z = np.concatenate([ms.encode([e.structure for e in inside[i : i + 64]], frame_search=search)
                             for i in range(0, len(inside), 64)])  # fmt: skip
         encode_s = time.perf_counter() - start
-        for steps, symprec in DECODINGS:
+        for (steps, symprec), counts in itertools.product(DECODINGS, _choices(args.counts)):
+            ms.use_counts = counts
             preds = []
             for i in range(0, len(z), 64):
                 preds += [d.structure for d in ms.decode(z[i : i + 64], predict=False, labels=False,
                                                          refine_steps=steps,
                                                          symprec=symprec)]  # fmt: skip
             m = evaluate_reconstruction(preds, [e.structure for e in inside])
-            key = f"frame_search={search},steps={steps},symprec={symprec}"
+            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off")
             out[key] = {"match_rate": m["n_matched"] / n_all, "n_matched": m["n_matched"], "n": n_all,
                         "composition_accuracy": m["composition_accuracy"], "rmse": m["rmse"],
                         "lattice_mae": m["lattice_mae"], "encode_s": encode_s}  # fmt: skip

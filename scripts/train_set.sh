@@ -34,6 +34,7 @@ case "$SET" in
     VAL=$DATA/carbon_24/val.csv.gz; SOURCE=carbon24
     OWN=("$DATA/carbon_24/train.csv.gz"); OTHER=()
     SCHEDULE=(--epochs 70 --max-minutes 60 --epoch-size 0)
+    ARCH=''  # the vector latent (latent 256)
     # decoding chosen on val_select (150 crystals, scripts/select_reconstruction.py; model card)
     DECODING='{"frame_search": true, "refine_steps": 30, "symprec": null, "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py"}'
     ;;
@@ -41,6 +42,9 @@ case "$SET" in
     VAL=$DATA/mp_20_biternary/val.csv.gz; SOURCE=mp20
     OWN=(); OTHER=("$DATA/carbon_24/train.csv.gz" "$DATA/perov_5/train.csv.gz")
     SCHEDULE=(--epochs 40 --max-minutes 100 --epoch-size 8000)
+    # a latent grid (4^3 cells x 16 channels, core/models/vae.py): the vector latent of session 10
+    # memorised its training crystals (1 of 40 held-out ones reconstructed; model card)
+    ARCH='"widths": [32, 64], "dec_widths": [64, 32, 16], "spatial_latent": 16, '
     DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "chosen_on": "carbon_24 choice; not re-chosen"}'}
     ;;
   *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
@@ -53,7 +57,7 @@ $PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --gri
     --voxel-config '{"max_voxel": 0.55}' "${SCHEDULE[@]}" \
     --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
     --origin site --out "$RUN/vae" "${resume[@]}" \
-    --model-config '{"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0, "lattice_params": 6, "norm": "group"}'
+    --model-config "{$ARCH"'"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0, "lattice_params": 6, "norm": "group"}'
 
 mkdir -p "$RUN/set"
 rm -rf "$RUN/set/vae" && cp -r "$RUN/vae/last" "$RUN/set/vae" && rm -f "$RUN/set/vae/train_state.pt"

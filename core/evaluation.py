@@ -30,6 +30,7 @@ from core.metrics import (
     lattice_mae,
     match_rate_rmse,
 )
+from core.metrics.coverage import cov_cutoffs
 from core.segment import grid_to_structure
 from core.structures import Entry, Failure, check_structure
 from core.voxel import VoxelConfig, Voxeliser, representable
@@ -195,8 +196,11 @@ def evaluate_generation_run(ms, ref: list[Entry], n: int = 1000, seed: int = 0, 
     gen, failures, seconds = _generated(ms, n, seed, prior, group, calibrate, temperature)
     known = (_index(train) if train else ms.known) if novelty else None
     rediscover = (_index(reference) if reference else KnownCrystals.from_entries(ref)) if novelty else None
+    struct_cutoff, comp_cutoff = cov_cutoffs(ms.dataset)
     metrics = evaluate_generation(gen, [e.structure for e in ref], n_jobs=2, seed=seed, known=known,
-                                  rediscover=rediscover, novelty=novelty)  # fmt: skip
+                                  rediscover=rediscover, novelty=novelty, struct_cutoff=struct_cutoff,
+                                  comp_cutoff=comp_cutoff)  # fmt: skip
+    metrics["cov_cutoffs"] = {"struct": struct_cutoff, "comp": comp_cutoff}
     metrics["temperature"] = ms.temperature if temperature is None else temperature
     metrics["prior"] = (f"real crystals from {calibrate} (calibration)" if calibrate
                         else _prior_name(ms, prior, group))  # fmt: skip

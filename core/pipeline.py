@@ -102,6 +102,7 @@ class ModelSet:
         self.cgcnn_meta = cgcnn_meta or {}
         self.metrics = vae_meta.get("metrics") or {}
         self.domain_lattice = str((vae_meta.get("domain") or {}).get("lattice", "any"))
+        self.dataset = (vae_meta.get("domain") or {}).get("dataset")  # e.g. "mp_20": its COV cutoffs
         self.prior: LatentPrior | None = None  # fitted latent mixture (vae/latent_prior.safetensors)
         self.composition_prior: CompositionPrior | None = None  # vae/composition_prior.json
         self._known = None  # KnownCrystals, read on first use (core/known.py)

@@ -33,6 +33,13 @@ from core.metrics.errors import record
 logger = logging.getLogger(__name__)
 
 STRUCT_CUTOFF, COMP_CUTOFF = 0.2, 4.0  # CDVAE perovskite (and carbon) thresholds
+# CDVAE's COV_Cutoffs per data set (structure, composition); the sets not named take the defaults
+COV_CUTOFFS = {"mp_20": (0.4, 10.0), "carbon_24": (0.2, 4.0), "perov_5": (0.2, 4.0)}
+
+
+def cov_cutoffs(dataset: str | None) -> tuple[float, float]:
+    """CDVAE's COV cutoffs (structure, composition) for a data set name; 0.2 / 4 when unknown."""
+    return COV_CUTOFFS.get(dataset or "", (STRUCT_CUTOFF, COMP_CUTOFF))
 N_STRUCT_FP, N_COMP_FP = 61, 132
 Fingerprint = tuple[np.ndarray, np.ndarray]  # (structure fp (61,), raw composition fp (132,))
 

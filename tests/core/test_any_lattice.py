@@ -214,3 +214,23 @@ def test_the_shipped_carbon_set_reads_a_hexagonal_crystal_whatever_its_origin():
     assert all(r.structure is not None for r in out), [r.error for r in out]
     assert {el.symbol for r in out for el in r.structure.composition.elements} == {"C"}
     assert StructureMatcher().fit(out[0].structure, out[1].structure)  # the same answer for both files
+
+
+def test_generation_of_an_mp_20_set_is_scored_with_cdvaes_mp_20_cutoffs(tmp_path):
+    """CDVAE scores COV on MP-20 at structure 0.4 / composition 10 (0.2 / 4 on perov_5 and carbon)."""
+    import json
+
+    from core.evaluation import evaluate_generation_run
+    from core.structures import Entry
+
+    root = write_tiny_model_set(tmp_path, lattice_params=6)
+    ref = [Entry("zno", hexagonal_zno(), {}, "zno")]
+    quick = {"n": 2, "novelty": False}
+    assert evaluate_generation_run(ModelSet.load(root, device="cpu"), ref, **quick)[0]["cov_cutoffs"] == {
+        "struct": 0.2, "comp": 4.0}  # fmt: skip
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["domain"] = {"lattice": "any", "dataset": "mp_20"}
+    meta_path.write_text(json.dumps(meta))
+    metrics, _ = evaluate_generation_run(ModelSet.load(root, device="cpu"), ref, **quick)
+    assert metrics["cov_cutoffs"] == {"struct": 0.4, "comp": 10.0}

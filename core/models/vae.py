@@ -15,7 +15,9 @@ z (B, C * S^3) so that priors, sliders and interpolation see a vector either way
 has to memorise each crystal as a whole; on mp_20's 89 elements it learned its training crystals
 and reconstructed 1 in 40 held-out ones (model card). A grid latent codes each region of the cell
 (about one atom per coarse cell) and generalises by convolution; the lattice parameters enter it as
-broadcast input channels.
+broadcast input channels. ``global_latent = G`` appends G whole-crystal dims (read from the pooled
+encoder features and the lattice parameters, as the vector latent reads them), which the heads and
+every decoder cell read too: z = [grid (C * S^3), global (G)].
 
 Decoder: z (B, L) + condition embedding -> dense -> small 3-D grid -> transposed-conv upsampling
 with few channels at full resolution (a single decode must take <= 30 ms on a 2-core CPU) ->
@@ -64,6 +66,7 @@ class VAEConfig:
     max_count: int = 32
     lattice_params: int = 3  # 3: a, b, c (90° cells); 6: a, b, c, alpha, beta, gamma (any lattice)
     spatial_latent: int = 0  # > 0: a latent grid of this many channels per coarse cell (latent derived)
+    global_latent: int = 0  # with spatial_latent: this many whole-crystal dims after the grid's
     norm: str = "batch"
     beta: float = 3e-4
     dfc_weight: float = 0.5
@@ -89,7 +92,9 @@ class VAEConfig:
                     f"a latent grid needs the encoder's output side ({side}) to equal the decoder's input "
                     f"side ({self.d // 2 ** (len(self.dec_widths) - 1)}): adjust widths / dec_widths"
                 )
-            self.latent = self.spatial_latent * side**3
+            self.latent = self.spatial_latent * side**3 + self.global_latent
+        elif self.global_latent:
+            raise ValueError("global_latent needs spatial_latent (a vector latent is global already)")
 
     @property
     def latent_side(self) -> int:
@@ -146,7 +151,12 @@ class CondVAE3D(nn.Module):
             self.enc_fc = None
             self.mu = PointwiseConv3d(cin, cfg.spatial_latent)
             self.logvar = PointwiseConv3d(cin, cfg.spatial_latent)
-            self.dec_fc = PointwiseConv3d(cfg.spatial_latent + cfg.cond_dim, dw[0])
+            cell_in = cfg.spatial_latent + cfg.cond_dim + cfg.global_latent
+            self.dec_fc = PointwiseConv3d(cell_in, dw[0])
+            if cfg.global_latent:
+                self.global_fc = nn.Sequential(nn.Linear(cin + cfg.lattice_params, cfg.hidden), nn.LeakyReLU(0.2))
+                self.mu_global = nn.Linear(cfg.hidden, cfg.global_latent)
+                self.logvar_global = nn.Linear(cfg.hidden, cfg.global_latent)
         else:
             s_enc = cfg.latent_side
             self.enc_fc = nn.Sequential(nn.Linear(cin * s_enc**3 + cfg.lattice_params, cfg.hidden), nn.LeakyReLU(0.2))
@@ -166,10 +176,10 @@ class CondVAE3D(nn.Module):
         head_in = cfg.latent + cfg.cond_dim
         if cfg.spatial_latent:
             self.summary = nn.Sequential(
-                PointwiseConv3d(cfg.spatial_latent + cfg.cond_dim, cfg.hidden), nn.LeakyReLU(0.2),
+                PointwiseConv3d(cell_in, cfg.hidden), nn.LeakyReLU(0.2),
                 PointwiseConv3d(cfg.hidden, cfg.hidden), nn.LeakyReLU(0.2),
             )  # fmt: skip
-            head_in = cfg.hidden
+            head_in = cfg.hidden + cfg.global_latent
         self.abc_head = _mlp(head_in, 64, cfg.lattice_params)
         self.prop_head = _mlp(head_in if cfg.spatial_latent else cfg.latent, 64, 1)
         # Composition from z: the voxel species head alone gets element sets wrong early in training
@@ -205,7 +215,12 @@ class CondVAE3D(nn.Module):
         if self.enc_fc is None:
             lat = abc.to(x.dtype).view(b, -1, 1, 1, 1).expand(b, abc.shape[1], cfg.d, cfg.d, cfg.d)
             h = self.encoder(torch.cat([*parts, lat], dim=1))
-            return self.mu(h).flatten(1), self.logvar(h).flatten(1)
+            mu, logvar = self.mu(h).flatten(1), self.logvar(h).flatten(1)
+            if cfg.global_latent:
+                g = self.global_fc(torch.cat([h.mean(dim=(2, 3, 4)), abc.to(h.dtype)], dim=1))
+                mu = torch.cat([mu, self.mu_global(g)], dim=1)
+                logvar = torch.cat([logvar, self.logvar_global(g)], dim=1)
+            return mu, logvar
         h = self.encoder(torch.cat(parts, dim=1)).flatten(1)
         h = self.enc_fc(torch.cat([h, abc.to(h.dtype)], dim=1))
         return self.mu(h), self.logvar(h)
@@ -219,11 +234,12 @@ class CondVAE3D(nn.Module):
         zc = torch.cat([z, c], dim=1)
         s = self._s_dec
         if self.summary is not None:
-            grid = z.view(z.shape[0], self.cfg.spatial_latent, s, s, s)
-            cgrid = c.view(z.shape[0], -1, 1, 1, 1).expand(z.shape[0], c.shape[1], s, s, s)
-            zc = torch.cat([grid, cgrid], dim=1)
+            b, n_grid = z.shape[0], self.cfg.latent - self.cfg.global_latent
+            grid = z[:, :n_grid].reshape(b, self.cfg.spatial_latent, s, s, s)
+            whole = torch.cat([c, z[:, n_grid:]], dim=1)  # (B, cond_dim + G): read by every cell
+            zc = torch.cat([grid, whole.view(b, -1, 1, 1, 1).expand(b, whole.shape[1], s, s, s)], dim=1)
             h = self.dec_fc(zc)
-            head_in = prop_in = self.summary(zc).mean(dim=(2, 3, 4))  # (B, hidden)
+            head_in = prop_in = torch.cat([self.summary(zc).mean(dim=(2, 3, 4)), z[:, n_grid:]], dim=1)
         else:
             h = self.dec_fc(zc).view(z.shape[0], self.cfg.dec_widths[0], s, s, s)
             head_in, prop_in = zc, z

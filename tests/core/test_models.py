@@ -458,6 +458,19 @@ def test_a_grid_latent_is_a_flat_vector_of_channels_times_cells() -> None:
     assert dec["density"].shape == (2, 1, 8, 8, 8) and dec["abc"].shape == (2, 6)
     with pytest.raises(ValueError, match="side"):  # encoder output 2, decoder input 4
         _tiny_vae_cfg(widths=(8, 16), dec_widths=(16, 8), spatial_latent=3)
+    # whole-crystal dims after the grid: they carry the lattice even where the grid's cells do not
+    cfg = _tiny_vae_cfg(widths=(8,), dec_widths=(16, 8), spatial_latent=3, global_latent=5, lattice_params=6)
+    vae = CondVAE3D(cfg).eval()
+    mu, _ = vae.encode(x, cond, torch.zeros(2, 6), labels)
+    assert cfg.latent == mu.shape[1] == 192 + 5
+    moved = vae.encode(x, cond, torch.ones(2, 6), labels)[0]
+    assert not torch.allclose(mu[:, 192:], moved[:, 192:])
+    z = mu.clone()
+    z[:, 192:] += 1.0  # the global dims reach the density and the lattice
+    assert not torch.allclose(vae.decode(z, cond)["density"], vae.decode(mu, cond)["density"])
+    assert not torch.allclose(vae.decode(z, cond)["abc"], vae.decode(mu, cond)["abc"])
+    with pytest.raises(ValueError, match="global_latent"):
+        _tiny_vae_cfg(global_latent=4)
 
 
 def test_a_grid_latent_is_local_shifting_it_by_a_cell_shifts_the_decoded_density() -> None:

@@ -117,6 +117,8 @@ class ModelSet:
         # whether the count head's composition fixes the segmented atoms (else the species
         # probabilities type each density maximum on their own)
         self.use_counts = bool(decoding.get("counts", True))
+        # at most this many elements per crystal when typing atoms without counts (None: any)
+        self.max_elements = decoding.get("max_elements")
         # the fitted prior's spread, chosen likewise (vae/meta.json "sampling"; 1.0: q(z) as fitted)
         self.temperature = float((vae_meta.get("sampling") or {}).get("temperature", 1.0))
         self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
@@ -361,6 +363,7 @@ class ModelSet:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
                     counts=None if counts is None else counts[k], voxel_size=cell_matrix(abc[k]) / density.shape[-1],
+                    max_elements=self.max_elements,
                 )  # fmt: skip
                 item.structure = sites_to_structure(sites, abc[k][:3], cell_angles(abc[k]))
             except SegmentationError as exc:

@@ -133,8 +133,33 @@ def _neighbourhood_mass(class_probs: np.ndarray, idx: np.ndarray, reach: int = 1
     return block.reshape(class_probs.shape[0], -1).sum(axis=1)
 
 
+def limit_elements(mass: np.ndarray, max_elements: int, candidates: int = 12) -> np.ndarray:
+    """Each atom's class when the crystal may hold at most ``max_elements`` elements.
+
+    mass (N, C): each atom's probability mass per class (background, class 0, excluded by the
+    caller with -inf or 0). Picks the element set S (|S| <= max_elements, from the ``candidates``
+    classes of most total share) maximising sum_i log max_{e in S} p_i(e), p_i the atom's shares,
+    and types each atom by its best element of S. One mistyped atom changes a formula; a
+    binary or ternary set's atoms then vote on its elements together. Returns classes (N,).
+    """
+    mass = np.where(np.isfinite(mass), np.maximum(mass, 0.0), 0.0)
+    share = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
+    pool = np.argsort(-share.sum(axis=0))[: min(candidates, share.shape[1])]
+    pool = pool[share[:, pool].sum(axis=0) > 0]
+    log_share = np.log(np.maximum(share, 1e-12))
+    best, best_score = share.argmax(axis=1), -np.inf
+    for k in range(1, min(max_elements, len(pool)) + 1):
+        for subset in itertools.combinations(pool, k):
+            cols = np.array(subset)
+            score = float(log_share[:, cols].max(axis=1).sum())
+            if score > best_score:
+                best_score, best = score, cols[log_share[:, cols].argmax(axis=1)]
+    return best
+
+
 def _sites_from_probabilities(
-    density, class_probs, vocab, min_density, rel_density, max_sites, counts=None, voxel_size=None
+    density, class_probs, vocab, min_density, rel_density, max_sites, counts=None, voxel_size=None,
+    max_elements=None,
 ) -> list[Site]:
     """Decoded grids: every clear density maximum is an atom; its element is the class with the
     most probability mass around it (background excluded). Argmax components are not used here:
@@ -168,6 +193,9 @@ def _sites_from_probabilities(
             if pos is not None:
                 positions.append(pos)
                 species = np.append(species, cls)
+    elif max_elements and len(mass):
+        mass[:, 0] = 0.0
+        species = limit_elements(mass, max_elements)
     else:
         mass[:, 0] = -np.inf
         species = mass.argmax(axis=1)
@@ -264,6 +292,7 @@ def find_sites(
     rel_density: float = 0.05,
     counts: np.ndarray | None = None,
     voxel_size: np.ndarray | None = None,
+    max_elements: int | None = None,
 ) -> list[Site]:
     """Sites from a density grid (D,D,D) and species labels (D,D,D) or probabilities (C,D,D,D).
 
@@ -274,7 +303,8 @@ def find_sites(
     ``max(min_density, rel_density * max)``, typed by the probability mass around them, or, with
     ``counts`` (C,) atoms per class, sum(counts) atoms chosen and typed jointly to that composition
     (``voxel_size``, (3,) Å per voxel or the (3, 3) step vectors of a skewed cell, keeps atoms
-    placed without a maximum apart from the others).
+    placed without a maximum apart from the others). Without counts, ``max_elements`` caps the
+    elements of the crystal (``limit_elements``).
     Raises SegmentationError when neither species source is given or the shapes disagree.
     """
     density = np.asarray(density, dtype=np.float64)
@@ -287,7 +317,8 @@ def find_sites(
         raise SegmentationError(f"species grid {species_grid.shape} does not match density {density.shape}")
     if labels is None:
         return _sites_from_probabilities(
-            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites, counts, voxel_size
+            density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites, counts, voxel_size,
+            max_elements,
         )
     d = density.shape[0]
     peaks = _periodic_maxima(density, min_density)

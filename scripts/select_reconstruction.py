@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-search", choices=["both", "on", "off"], default="both")
     p.add_argument("--counts", choices=["both", "on", "off"], default="on",
                    help="segment to the count head's composition (on), or type each maximum alone (off)")
+    p.add_argument("--max-elements", default="0",
+                   help="comma list of element caps to try without counts (0: none), e.g. 0,3")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import numpy as np
@@ -58,15 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         z = np.concatenate([ms.encode([e.structure for e in inside[i : i + 64]], frame_search=search)
                             for i in range(0, len(inside), 64)])  # fmt: skip
         encode_s = time.perf_counter() - start
-        for (steps, symprec), counts in itertools.product(DECODINGS, _choices(args.counts)):
-            ms.use_counts = counts
+        caps = [int(c) or None for c in args.max_elements.split(",")]
+        for (steps, symprec), counts, cap in itertools.product(DECODINGS, _choices(args.counts), caps):
+            if counts and cap:
+                continue  # the cap applies to typing without counts
+            ms.use_counts, ms.max_elements = counts, cap
             preds = []
             for i in range(0, len(z), 64):
                 preds += [d.structure for d in ms.decode(z[i : i + 64], predict=False, labels=False,
                                                          refine_steps=steps,
                                                          symprec=symprec)]  # fmt: skip
             m = evaluate_reconstruction(preds, [e.structure for e in inside])
-            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off")
+            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off") + (f",max_elements={cap}" if cap else "")
             out[key] = {"match_rate": m["n_matched"] / n_all, "n_matched": m["n_matched"], "n": n_all,
                         "composition_accuracy": m["composition_accuracy"], "rmse": m["rmse"],
                         "lattice_mae": m["lattice_mae"], "encode_s": encode_s}  # fmt: skip

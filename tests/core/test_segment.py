@@ -290,3 +290,35 @@ def test_a_ripple_next_to_a_decoded_peak_is_not_an_atom() -> None:
     # 0.25 Å voxels: the ripple 0.75 Å from the peak goes, the atom 3.6 Å away stays
     sites = find_sites(density, vocab, class_probs=probs, voxel_size=np.full(3, 0.25))
     assert sorted(np.round(s.frac * d).astype(int).tolist() for s in sites) == [[2, 2, 2], [8, 8, 8]]
+
+
+def test_a_cap_on_elements_lets_a_binarys_atoms_vote_on_its_elements():
+    from core.segment import limit_elements
+
+    # classes: 0 background, 1 Na, 2 Cl, 3 K (Na's neighbour in the typing, a near miss)
+    mass = np.array([
+        [0.0, 0.45, 0.05, 0.50],  # a sodium read as potassium by a hair
+        [0.0, 0.80, 0.05, 0.15],
+        [0.0, 0.70, 0.10, 0.20],
+        [0.0, 0.05, 0.90, 0.05],
+    ])  # fmt: skip
+    assert mass[:, 1:].argmax(axis=1).tolist() == [2, 0, 0, 1]  # alone: NaKCl2... a ternary
+    assert limit_elements(mass, 2).tolist() == [1, 1, 1, 2]  # two elements: Na3Cl
+    assert limit_elements(mass, 3).tolist() == [3, 1, 1, 2]  # a cap that does not bind changes nothing
+    assert limit_elements(mass, 1).tolist() == [1, 1, 1, 1]
+
+
+def test_decoded_sites_keep_to_the_element_cap():
+    d = 8
+    density = np.zeros((d, d, d))
+    probs = np.zeros((4, d, d, d))
+    probs[0] = 1.0
+    for (i, j, k), row in zip([(1, 1, 1), (5, 1, 1), (1, 5, 1), (5, 5, 5)],
+                              [(0.45, 0.05, 0.50), (0.8, 0.05, 0.15), (0.7, 0.1, 0.2), (0.05, 0.9, 0.05)], strict=True):  # fmt: skip
+        density[i, j, k] = 1.0
+        probs[:, i, j, k] = (0.0, *row)
+    vocab = Vocabulary.from_list(["Na", "Cl", "K"])
+    free = find_sites(density, vocab, class_probs=probs)
+    capped = find_sites(density, vocab, class_probs=probs, max_elements=2)
+    assert sorted(s.species for s in free) == ["Cl", "K", "Na", "Na"]
+    assert sorted(s.species for s in capped) == ["Cl", "Na", "Na", "Na"]

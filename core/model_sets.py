@@ -58,6 +58,7 @@ class Domain:
     vocab: Vocabulary
     voxel_cfg: VoxelConfig
     lattice: str  # "cubic" or "any"
+    match: float | None = None  # its reconstruction match rate on held-out crystals, where recorded
 
     def problem(self, structure: Structure) -> str | None:
         from core.domain import domain_problem
@@ -70,8 +71,10 @@ def _domain_cached(meta_path: str, mtime: float) -> Domain:
     meta = json.loads(Path(meta_path).read_text())
     norms = meta.get("normalisers") or {}
     voxel = VoxelConfig.from_dict(norms.get("voxel") or {"d": (meta.get("config") or {}).get("d", 32)})
-    lattice = str((meta.get("domain") or {}).get("lattice", "any"))
-    return Domain(Vocabulary.from_list(meta["vocab"]), voxel, lattice)
+    domain = meta.get("domain") or {}
+    match = domain.get("reconstruction_match")
+    return Domain(Vocabulary.from_list(meta["vocab"]), voxel, str(domain.get("lattice", "any")),
+                  None if match is None else float(match))  # fmt: skip
 
 
 def domain_of(path: str | Path) -> Domain:
@@ -108,4 +111,7 @@ def domain_advice(structure: Structure, loaded: str | Path | None = None) -> str
     if not names:
         return "no shipped model set covers it yet"
     also = f" (also covering it: {', '.join(names[1:])})" if len(names) > 1 else ""
-    return f"use the shipped model set {names[0]}{also}"
+    match = domain_of(dict(shipped_model_sets())[names[0]]).match
+    # a weak set says so: the user should not expect its answer to be the crystal
+    odds = f"; it reconstructs {match:.0%} of its held-out crystals" if match is not None else ""
+    return f"use the shipped model set {names[0]}{also}{odds}"

@@ -234,3 +234,18 @@ def test_generation_of_an_mp_20_set_is_scored_with_cdvaes_mp_20_cutoffs(tmp_path
     meta_path.write_text(json.dumps(meta))
     metrics, _ = evaluate_generation_run(ModelSet.load(root, device="cpu"), ref, **quick)
     assert metrics["cov_cutoffs"] == {"struct": 0.4, "comp": 10.0}
+
+
+def test_advice_to_use_a_weak_set_gives_its_measured_match_rate(tmp_path, monkeypatch):
+    import json
+
+    import core.model_sets
+
+    root = write_tiny_model_set(tmp_path / "weak", lattice_params=6)
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["domain"] = {"lattice": "any", "dataset": "weak", "reconstruction_match": 0.071}
+    meta_path.write_text(json.dumps(meta))
+    monkeypatch.setattr(core.model_sets, "shipped_model_sets", lambda: [("weak", root)])
+    cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert domain_advice(cscl) == "use the shipped model set weak; it reconstructs 7% of its held-out crystals"

@@ -45,7 +45,9 @@ case "$SET" in
     # a latent grid (4^3 cells x 16 channels, core/models/vae.py): the vector latent of session 10
     # memorised its training crystals (1 of 40 held-out ones reconstructed; model card)
     ARCH='"widths": [32, 64], "dec_widths": [64, 32, 16], "spatial_latent": 16, "global_latent": 32, '
-    DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "chosen_on": "carbon_24 choice; not re-chosen"}'}
+    # decoding chosen on val_select (150 crystals, scripts/select_reconstruction.py --counts both
+    # --max-elements 0,3; model card): atoms typed by the species head alone, not to the count head
+    DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "counts": false, "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py"}'}
     ;;
   *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
 esac

@@ -66,6 +66,9 @@ class Domain:
         return domain_problem(structure, self.vocab, self.voxel_cfg, self.lattice)
 
 
+FEW_ELEMENTS = 10  # a set of at most this many elements is a specialist (carbon_24: one)
+
+
 @lru_cache(maxsize=16)
 def _domain_cached(meta_path: str, mtime: float) -> Domain:
     meta = json.loads(Path(meta_path).read_text())
@@ -88,8 +91,9 @@ def domain_of(path: str | Path) -> Domain:
 
 def sets_covering(structure: Structure, exclude: str | Path | None = None) -> list[str]:
     """Names of the shipped model sets whose domain holds ``structure`` (``exclude``: the folder
-    already loaded), the most specialised first (fewest elements: carbon_24 before perov_5's 85
-    for a carbon crystal)."""
+    already loaded), the most specialised first: a set of few elements (carbon_24 for carbon),
+    then a set of cubic cells before one of any lattice (perov_5 before mp_20 for a perovskite),
+    then the fewest elements."""
     skip = Path(exclude).resolve() if exclude is not None else None
     found = []
     for name, path in shipped_model_sets():
@@ -100,8 +104,9 @@ def sets_covering(structure: Structure, exclude: str | Path | None = None) -> li
         except ICSGError:
             continue
         if domain.problem(structure) is None:
-            found.append((len(domain.vocab), name))
-    return [name for _, name in sorted(found)]
+            few = len(domain.vocab) <= FEW_ELEMENTS
+            found.append((not few, domain.lattice != "cubic", len(domain.vocab), name))
+    return [name for *_, name in sorted(found)]
 
 
 def domain_advice(structure: Structure, loaded: str | Path | None = None) -> str:

@@ -118,7 +118,8 @@ def test_out_of_domain_advice_names_a_covering_set_or_says_none_does():
     # perov_5 covers a cubic perovskite, so advice for it (loaded elsewhere) names perov_5
     srtio3 = Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"],
                        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
-    assert domain_advice(srtio3, loaded="/elsewhere") == f"use the shipped model set {SHIPPED_NAME}"
+    assert domain_advice(srtio3, loaded="/elsewhere") == (
+        f"use the shipped model set {SHIPPED_NAME} (also covering it: mp_20)")  # fmt: skip
     uranium = Structure(Lattice.monoclinic(4.0, 5.0, 6.0, 100.0), ["Og"], [[0, 0, 0]])
     assert domain_advice(uranium) == "no shipped model set covers it yet"
 
@@ -200,7 +201,8 @@ def graphite() -> Structure:
 
 
 def test_a_carbon_crystal_outside_perov_5_is_sent_to_carbon_24():
-    assert domain_advice(graphite(), loaded=default_models_dir()) == "use the shipped model set carbon_24"
+    assert domain_advice(graphite(), loaded=default_models_dir()) == (
+        "use the shipped model set carbon_24 (also covering it: mp_20)")  # fmt: skip
     assert domain_advice(hexagonal_zno()) == "use the shipped model set mp_20"
 
 

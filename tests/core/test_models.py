@@ -467,7 +467,7 @@ def test_a_grid_latent_is_a_flat_vector_of_channels_times_cells() -> None:
     assert not torch.allclose(mu[:, 192:], moved[:, 192:])
     z = mu.clone()
     z[:, 192:] += 1.0  # the global dims reach the density and the lattice
-    assert not torch.allclose(vae.decode(z, cond)["density"], vae.decode(mu, cond)["density"])
+    assert not torch.allclose(vae.decode(z, cond)["species_logits"], vae.decode(mu, cond)["species_logits"])
     assert not torch.allclose(vae.decode(z, cond)["abc"], vae.decode(mu, cond)["abc"])
     with pytest.raises(ValueError, match="global_latent"):
         _tiny_vae_cfg(global_latent=4)

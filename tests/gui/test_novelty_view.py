@@ -127,4 +127,4 @@ def test_a_crystal_outside_the_domain_is_told_which_shipped_set_covers_it(make_w
     assert "outside the model set's domain: element(s) C not among" in win.state.source
     assert "use the shipped model set carbon_24" in win.state.source  # the carbon-only set first
     win.open_gallery("KCl_rocksalt")  # a cubic cell of perov_5's elements: its domain
-    assert win.state.source.endswith("use the shipped model set perov_5")
+    assert "use the shipped model set perov_5 (also covering it: mp_20)" in win.state.source

@@ -80,6 +80,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     a("--origin", choices=["file", "site"], default="file",
       help="voxel models: grid each crystal with its file's origin, or with one atom moved to the "
            "origin (for data whose files fix no origin, e.g. carbon_24)")  # fmt: skip
+    a("--site-frames", type=float, default=0.0, metavar="P",
+      help="with --origin site: share P of training samples gridded with a random atom at the origin "
+           "instead of the most compact one (augmentation over the frames encoding searches)")  # fmt: skip
     a("--class-weight-power", type=float, default=1.0,
       help="voxel models: class weights (1 / voxel frequency) ** P; 0 = unweighted, 0.5 = gentler")  # fmt: skip
     a(
@@ -197,7 +200,7 @@ def _run(args: argparse.Namespace) -> TrainRun:
         val_train_frac=args.val_train_frac, targets=_targets(args), condition=args.condition, grid=args.grid,
         voxel=_json_overrides(args.voxel_config, "--voxel-config"), model=_json_overrides(args.model_config),
         unet=args.unet, decoded_from=args.decoded_from, decoded_frac=args.decoded_frac, init=args.init,
-        class_weight_power=args.class_weight_power, origin=args.origin,
+        class_weight_power=args.class_weight_power, origin=args.origin, site_frames=args.site_frames,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         patience=args.patience, epoch_size=args.epoch_size, val_size=args.val_size, max_minutes=args.max_minutes,
         stop_after_epoch=args.stop_after_epoch, ckpt_every=args.ckpt_every, resume=args.resume, seed=args.seed,

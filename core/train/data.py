@@ -197,6 +197,9 @@ class VoxelDataset(Dataset):
         self.voxeliser = voxeliser
         self.augment = augment
         self.decoded = None  # DecodedGrids (core/train/decoded.py): VAE reconstructions mixed in
+        # share of seeded samples gridded with a random atom at the origin (entries already carry
+        # core.canonical.site_origin's atom there): the frames that encoding searches
+        self.site_frames = 0.0
         props = prop_values(entries, norms.get("property"))
         self.cond = np.array([to_bin(v, norms.get("prop_edges")) for v in props], dtype=np.int64)
         self.prop = ((props - norms["prop_mean"]) / norms["prop_std"]).astype(np.float32)
@@ -222,6 +225,19 @@ class VoxelDataset(Dataset):
         shift = tuple(int(s) for s in rng.integers(0, density.shape[-1], size=3))
         return np.roll(density, shift, axis=(0, 1, 2)), np.roll(labels, shift, axis=(0, 1, 2)), abc
 
+    def _framed(self, i: int, seed: int | None) -> Any:
+        """Entry i's structure, or (for a seeded share ``site_frames``) it with a random atom at the origin."""
+        structure = self.entries[i].structure
+        if not self.site_frames or seed is None:
+            return structure
+        rng = np.random.default_rng((seed, 2))
+        if rng.random() >= self.site_frames:
+            return structure
+        from pymatgen.core import Structure
+
+        frac = (structure.frac_coords - structure.frac_coords[int(rng.integers(len(structure)))]) % 1.0
+        return Structure(structure.lattice, structure.species, frac)
+
     def _source(self, i: int, seed: int | None, density, abc):
         """The true grid, or (for a seeded share of samples) the VAE's reconstruction of it."""
         if self.decoded is None or seed is None:
@@ -234,7 +250,7 @@ class VoxelDataset(Dataset):
         from core.voxel import normalise_density, with_angles
 
         idx = [k[0] for k in keys]
-        density, labels, abc = self.voxeliser.batch([self.entries[i].structure for i in idx])
+        density, labels, abc = self.voxeliser.batch([self._framed(i, seed) for i, seed in keys])
         out_d, out_l, out_a = [], [], []
         for b, (i, seed) in enumerate(keys):
             rho_b, abc_b = self._source(i, seed, density[b], abc[b])

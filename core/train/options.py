@@ -26,6 +26,7 @@ class TaskOptions:
     class_weight_power: float = 1.0  # class weights = (1 / voxel frequency) ** power (0: unweighted)
     seed: int = 0  # seeds the model initialisation (python, numpy and torch RNGs)
     origin: str = "file"  # voxel models: "file" (each file's own origin) or "site" (core.canonical.site_origin)
+    site_frames: float = 0.0  # origin "site": share of training samples gridded with a random atom at the origin
 
 
 def data_hash(entries: list[Entry], *extra: Any) -> str:

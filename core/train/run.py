@@ -50,6 +50,7 @@ class TrainRun:
     decoded_frac: float = 0.5
     class_weight_power: float = 1.0  # voxel models: class weights = (1 / frequency) ** power
     origin: str = "file"  # voxel models: "file" or "site" (an atom moved to the origin: core.canonical)
+    site_frames: float = 0.0  # origin "site": share of training samples with a random atom at the origin
     init: Path | None = None  # start from a trained checkpoint's weights
     epochs: int | None = None
     batch_size: int | None = None
@@ -145,6 +146,7 @@ def _task_options(run: TrainRun, kind: str, unet_dir: Path | None) -> TaskOption
         class_weight_power=run.class_weight_power,
         seed=run.seed,
         origin=run.origin,
+        site_frames=run.site_frames,
     )
 
 

@@ -49,6 +49,8 @@ class VoxelTask:
         self.voxeliser = Voxeliser(self.voxel_cfg, self.vocab)
         if opts.origin not in ("file", "site"):
             raise ICSGError(f"--origin must be file or site, got {opts.origin!r}")
+        if not 0.0 <= opts.site_frames <= 1.0 or (opts.site_frames and opts.origin != "site"):
+            raise ICSGError(f"--site-frames must be in [0, 1] and needs --origin site, got {opts.site_frames}")
         train, f_train, counts = check_voxelisable(split.train, self.voxeliser, len(self.vocab))
         val, f_val, _ = check_voxelisable(split.val, self.voxeliser, len(self.vocab))
         train, val = _with_origin(train, opts.origin), _with_origin(val, opts.origin)
@@ -62,6 +64,7 @@ class VoxelTask:
         n_lattice = int(opts.model.get("lattice_params", 3)) if self.kind == "vae" else 3
         self.norms = voxel_normalisers(train, opts.condition, self.class_weights.tolist(), n_lattice)
         self.train_set = VoxelDataset(train, self.voxeliser, self.norms, augment=self.augment_train)
+        self.train_set.site_frames = opts.site_frames
         self.val_set = VoxelDataset(val, self.voxeliser, self.norms, augment=False)
         self.data_hash = data_hash(train, self.voxel_cfg.to_dict())
         log.info(
@@ -81,7 +84,8 @@ class VoxelTask:
         return {
             "config": self.model.cfg.to_dict(),
             "vocab": self.vocab.to_list(),
-            "normalisers": {**self.norms, "voxel": self.voxel_cfg.to_dict(), "origin": self.opts.origin},
+            "normalisers": {**self.norms, "voxel": self.voxel_cfg.to_dict(), "origin": self.opts.origin,
+                            "site_frames": self.opts.site_frames},
             "data_hash": self.data_hash,
         }
 

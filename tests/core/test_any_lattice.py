@@ -77,6 +77,26 @@ def test_training_batches_carry_the_standardised_angles():
     np.testing.assert_allclose(params[:, 3:], [c.lattice.angles for c in crystals], atol=1e-3)
 
 
+def test_site_frame_augmentation_grids_a_random_atom_at_the_origin():
+    """--site-frames: a seeded share of training samples has another atom at the origin voxel."""
+    cscl = Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    entries = [Entry("cscl", cscl, {}, "cscl")]
+    vocab = Vocabulary.from_structures([cscl])
+    norms = voxel_normalisers(entries, None, [1.0, 1.0, 1.0])
+    data = VoxelDataset(entries, Voxeliser(VoxelConfig(d=8, max_voxel=1.0), vocab), norms)
+
+    def origin_labels(share: float, seeds) -> set[str]:
+        data.site_frames = share
+        labels = data.collate([(0, s) for s in seeds])["labels"][:, 0, 0, 0]
+        return {vocab.symbols[int(k) - 1] for k in labels}  # class 0 is background
+
+    assert origin_labels(0.0, range(20)) == {"Cs"}  # off: the entry's own frame
+    assert origin_labels(1.0, range(20)) == {"Cs", "Cl"}  # on: either atom, by seed
+    assert origin_labels(1.0, [None] * 4) == {"Cs"}  # unseeded (validation) samples never move
+    first = data.collate([(0, 3)])["density"]
+    np.testing.assert_array_equal(first, data.collate([(0, 3)])["density"])  # same seed, same frame
+
+
 def test_a_six_parameter_model_set_decodes_cells_with_their_angles(tmp_path):
     models = ModelSet.load(write_tiny_model_set(tmp_path, lattice_params=6), device="cpu")
     assert models.n_lattice == 6

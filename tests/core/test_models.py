@@ -255,25 +255,29 @@ def test_vae_loss_parts() -> None:
     assert float(kl_divergence(torch.zeros(3, 8), torch.zeros(3, 8))) == 0.0
 
 
-def test_vae_overfits_two_crystals() -> None:
+def _overfit_two_crystals(cfg: VAEConfig, steps: int, prop: torch.Tensor | None):
+    """Train a VAE of ``cfg`` on two toy crystals for ``steps``; (its eval outputs, density, labels, abc_std)."""
     torch.manual_seed(0)
-    cfg = _tiny_vae_cfg(beta=1e-4)
     vae = CondVAE3D(cfg)
     dens, labels, abc = _toy_grids(8, n=2)
     x = make_input(dens, abc)
     abc_std = (abc - abc.mean(0)) / 1.0
     cond = torch.tensor([1, 10])
-    prop = torch.tensor([0.3, float("nan")])
     opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
-    for _ in range(300):
+    for _ in range(steps):
         out = vae(x, cond, abc_std, labels)
-        loss, parts = vae_loss(out, dens, labels, abc_std, prop, cfg)
+        loss, _ = vae_loss(out, dens, labels, abc_std, prop, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
     vae.eval()
     with torch.no_grad():
-        out = vae(x, cond, abc_std, labels)
+        return vae(x, cond, abc_std, labels), dens, labels, abc_std
+
+
+def test_vae_overfits_two_crystals() -> None:
+    cfg = _tiny_vae_cfg(beta=1e-4)
+    out, dens, labels, abc_std = _overfit_two_crystals(cfg, 300, torch.tensor([0.3, float("nan")]))
     assert F.mse_loss(out["density"][:, 0], dens) < 0.01 * dens.var()
     assert torch.equal(out["species_logits"].argmax(1), labels)
     assert torch.allclose(out["abc"], abc_std, atol=0.1)
@@ -488,23 +492,8 @@ def test_a_grid_latent_is_local_shifting_it_by_a_cell_shifts_the_decoded_density
 
 
 def test_a_grid_latent_vae_overfits_two_crystals() -> None:
-    torch.manual_seed(0)
     cfg = _tiny_vae_cfg(beta=1e-4, widths=(8,), dec_widths=(16, 8), spatial_latent=4, norm="group")
-    vae = CondVAE3D(cfg)
-    dens, labels, abc = _toy_grids(8, n=2)
-    x = make_input(dens, abc)
-    abc_std = (abc - abc.mean(0)) / 1.0
-    cond = torch.tensor([1, 10])
-    opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
-    for _ in range(400):
-        out = vae(x, cond, abc_std, labels)
-        loss, _ = vae_loss(out, dens, labels, abc_std, None, cfg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    vae.eval()
-    with torch.no_grad():
-        out = vae(x, cond, abc_std, labels)
+    out, dens, labels, abc_std = _overfit_two_crystals(cfg, 400, None)
     assert F.mse_loss(out["density"][:, 0], dens) < 0.02 * dens.var()
     assert torch.equal(out["species_logits"].argmax(1), labels)
     assert torch.allclose(out["abc"], abc_std, atol=0.2)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train a model set of any lattice (resources/models/<SET>) from scratch on this 2-core CPU (or a
 # GPU when present: --device auto), as the shipped carbon_24 (2026-11-30, session 9) and mp_20
-# (session 10) sets were trained.
+# (2026-12-01, session 11) sets were trained.
 #
 #   scripts/train_set.sh SET [RUN_DIR]   # SET: carbon_24 | mp_20; default RUN_DIR runs/SET;
 #                                        # INSTALL=1 copies the result into resources/models/SET

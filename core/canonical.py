@@ -111,14 +111,18 @@ def origin_candidates(structure: Structure, symprec: float = 0.01,
     return frames
 
 
+def atom_at_origin(structure: Structure, index: int) -> Structure:
+    """The crystal moved (same cell, same axes) so that its atom ``index`` sits at the origin."""
+    return _moved(structure, np.eye(3, dtype=int), structure.frac_coords[index])
+
+
 def site_origin(structure: Structure, k: int = 4) -> Structure:
     """The crystal moved so that one atom sits at the origin: the atom with the smallest mean
     distance to its ``k`` nearest neighbours (its most compact site; ties to the first). Where the
     data fix no origin (a third of carbon_24 is P1), a VAE trained on the files' own origins learns
     only the mean map; with an atom always at a corner the density has an anchor, and encoding
     searches the site frames for the one the VAE reads best (``origin_candidates(slides=False)``)."""
-    best = int(np.argmin(compactness(structure, k)))
-    return _moved(structure, np.eye(3, dtype=int), structure.frac_coords[best])
+    return atom_at_origin(structure, int(np.argmin(compactness(structure, k))))
 
 
 def compactness(structure: Structure, k: int = 4) -> np.ndarray:

@@ -192,14 +192,15 @@ class VoxelDataset(Dataset):
     true labels (core/train/decoded.py).
     """
 
-    def __init__(self, entries: list[Entry], voxeliser: Any, norms: dict, augment: bool = False) -> None:
+    def __init__(self, entries: list[Entry], voxeliser: Any, norms: dict, augment: bool = False,
+                 site_frames: float = 0.0) -> None:  # fmt: skip
         self.entries = entries
         self.voxeliser = voxeliser
         self.augment = augment
         self.decoded = None  # DecodedGrids (core/train/decoded.py): VAE reconstructions mixed in
         # share of seeded samples gridded with a random atom at the origin (entries already carry
         # core.canonical.site_origin's atom there): the frames that encoding searches
-        self.site_frames = 0.0
+        self.site_frames = site_frames
         props = prop_values(entries, norms.get("property"))
         self.cond = np.array([to_bin(v, norms.get("prop_edges")) for v in props], dtype=np.int64)
         self.prop = ((props - norms["prop_mean"]) / norms["prop_std"]).astype(np.float32)
@@ -233,10 +234,9 @@ class VoxelDataset(Dataset):
         rng = np.random.default_rng((seed, 2))
         if rng.random() >= self.site_frames:
             return structure
-        from pymatgen.core import Structure
+        from core.canonical import atom_at_origin
 
-        frac = (structure.frac_coords - structure.frac_coords[int(rng.integers(len(structure)))]) % 1.0
-        return Structure(structure.lattice, structure.species, frac)
+        return atom_at_origin(structure, int(rng.integers(len(structure))))
 
     def _source(self, i: int, seed: int | None, density, abc):
         """The true grid, or (for a seeded share of samples) the VAE's reconstruction of it."""

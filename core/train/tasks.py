@@ -63,8 +63,8 @@ class VoxelTask:
         self.class_weights = class_weights_from_counts(counts_t, power=opts.class_weight_power)
         n_lattice = int(opts.model.get("lattice_params", 3)) if self.kind == "vae" else 3
         self.norms = voxel_normalisers(train, opts.condition, self.class_weights.tolist(), n_lattice)
-        self.train_set = VoxelDataset(train, self.voxeliser, self.norms, augment=self.augment_train)
-        self.train_set.site_frames = opts.site_frames
+        self.train_set = VoxelDataset(train, self.voxeliser, self.norms, augment=self.augment_train,
+                                      site_frames=opts.site_frames)  # fmt: skip
         self.val_set = VoxelDataset(val, self.voxeliser, self.norms, augment=False)
         self.data_hash = data_hash(train, self.voxel_cfg.to_dict())
         log.info(

@@ -211,8 +211,11 @@ def train(run: TrainRun) -> None:
         split = load_split(run, info)
         if run.kind != "all":
             train_one(run.kind, split, run, run.out, device)
-            return
-        for kind, stage_split, unet_dir in stage_splits(split, run.out, run.targets or [run.condition]):
-            train_one(kind, stage_split, run, run.out / kind, device, unet_dir)
+        else:
+            for kind, stage_split, unet_dir in stage_splits(split, run.out, run.targets or [run.condition]):
+                train_one(kind, stage_split, run, run.out / kind, device, unet_dir)
+        # every rank done (rank 0 still writes checkpoints after the last collective) before any
+        # tears gloo down: a rank that left first now and then made its peer abort (SIGABRT, CI)
+        dist.barrier(info)
     finally:
         dist.cleanup(info)

@@ -34,6 +34,9 @@ GAUSS_NORM = (2.0 * math.pi) ** -1.5
 DENSITY_SCALE = 1.0  # e/Å^3: network input is log1p(rho / DENSITY_SCALE)
 
 
+CELL_CHOICES = ("conventional", "primitive")
+
+
 @dataclass(frozen=True)
 class VoxelConfig:
     """How crystals become grids (saved inside every checkpoint)."""
@@ -45,9 +48,17 @@ class VoxelConfig:
     label_frac: float = 1.0
     max_voxel: float = 0.45  # Å: a cell whose grid spacing exceeds this is too large for d
     max_sites: int = 80
+    # which cell a set of any lattice grids: "conventional" where it fits, else the Niggli-reduced
+    # primitive one; "primitive": the Niggli-reduced primitive cell whenever it holds fewer atoms
+    # (centred and rhombohedral crystals: a quarter to a half of the atoms, and a finer spacing)
+    cell: str = "conventional"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELL_CHOICES:
+            raise ValueError(f"VoxelConfig cell must be one of {', '.join(CELL_CHOICES)}, got {self.cell!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> VoxelConfig:
@@ -112,15 +123,20 @@ def check_representable(structure: Structure, cfg: VoxelConfig) -> str | None:
 def gridded_cell(structure: Structure, cfg: VoxelConfig) -> tuple[Structure, str | None]:
     """The cell a crystal is gridded on, and why it cannot be (None when it can).
 
-    The conventional standard cell where it fits the grid: its axes follow the symmetry (90° where
-    the lattice allows), so related crystals' densities line up axis by axis. Where it does not
-    fit (a centred or rhombohedral cell is 2-4x the primitive one), the Niggli-reduced primitive
-    cell: the smallest cell with the shortest, most orthogonal axes, hence the finest spacing.
+    ``cfg.cell`` "conventional": the conventional standard cell where it fits the grid: its axes
+    follow the symmetry (90° where the lattice allows), so related crystals' densities line up
+    axis by axis. Where it does not fit (a centred or rhombohedral cell is 2-4x the primitive one),
+    the Niggli-reduced primitive cell: the smallest cell with the shortest, most orthogonal axes,
+    hence the finest spacing. ``cfg.cell`` "primitive": that reduced cell whenever it holds fewer
+    atoms than the conventional one (a 16^3 grid then spends its points on 2-4x fewer atoms; on
+    mp_20 the match rate fell from 0.9 at <= 4 atoms to 0.27 at 13-16), else the conventional cell.
     """
     reason = check_representable(structure, cfg)
-    if reason is None:
+    if reason is None and cfg.cell == "conventional":
         return structure, None
     reduced = structure.get_primitive_structure().get_reduced_structure("niggli")
+    if reason is None and len(reduced) == len(structure):
+        return structure, None
     if len(reduced) < len(structure) or max(reduced.lattice.abc) < max(structure.lattice.abc) - 1e-6:
         if check_representable(reduced, cfg) is None:
             return reduced, None

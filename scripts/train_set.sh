@@ -10,6 +10,8 @@
 # checkpoint (--resume) and a finished stage returns at once. THREADS (default 2): torch threads.
 # SITE_FRAMES (default 0): share of training samples with a random atom at the origin (--site-frames).
 # MAX_VOXEL (default 0.55 Å): the coarsest grid spacing, so the longest cell edge is 16 x MAX_VOXEL.
+# CELL (default conventional): the cell gridded (core.voxel.VoxelConfig.cell; "primitive": the
+# Niggli-reduced primitive cell of every centred or rhombohedral crystal).
 # Stages:
 #   vae        d = 16 (cells up to 16 x 0.55 = 8.8 Å: the conventional cell, else the
 #              Niggli-reduced primitive one), one atom moved to the origin of each (--origin site:
@@ -58,7 +60,7 @@ resume=()
 if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
 inputs=(); for f in "${OWN[@]}" "${OTHER[@]}"; do inputs+=(--data "$f"); done
 $PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads "${THREADS:-2}" \
-    --voxel-config "{\"max_voxel\": ${MAX_VOXEL:-0.55}}" "${SCHEDULE[@]}" \
+    --voxel-config "{\"max_voxel\": ${MAX_VOXEL:-0.55}, \"cell\": \"${CELL:-conventional}\"}" "${SCHEDULE[@]}" \
     --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
     --origin site --site-frames "${SITE_FRAMES:-0}" --out "$RUN/vae" "${resume[@]}" \
     --model-config "{$ARCH"'"dfc_weight": 0.0, "comp_head": true, "comp_weight": 1.0, "lattice_params": 6, "norm": "group"}'

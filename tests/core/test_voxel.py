@@ -489,3 +489,22 @@ def test_a_conventional_cell_too_long_for_the_grid_is_gridded_on_its_primitive_c
     huge = Structure(Lattice.cubic(9.0), ["Cs"], [[0, 0, 0]])  # primitive already: still too large
     usable, failures = representable([Entry("huge", huge, "<test>")], cfg)
     assert not usable and "cell too large" in failures[0].reason
+
+
+def test_a_primitive_cell_set_grids_every_centred_crystal_on_its_reduced_cell() -> None:
+    from core.voxel import gridded_cell
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cscl = Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # primitive already
+    conventional, primitive = (VoxelConfig(d=16, max_voxel=0.55, cell=c) for c in ("conventional", "primitive"))
+    cell, reason = gridded_cell(nacl, conventional)  # fits: the conventional cell, 8 atoms
+    assert reason is None and len(cell) == 8
+    cell, reason = gridded_cell(nacl, primitive)  # the rhombohedral primitive cell, 2 atoms at 60°
+    assert reason is None and len(cell) == 2
+    np.testing.assert_allclose(cell.lattice.angles, [60.0, 60.0, 60.0], atol=1e-6)
+    assert cell.composition.reduced_formula == "NaCl"
+    cell, reason = gridded_cell(cscl, primitive)  # no fewer atoms: the 90° cell as it was
+    assert reason is None and cell is cscl
+    assert VoxelConfig.from_dict({"d": 16}).cell == "conventional"  # checkpoints before the option
+    with pytest.raises(ValueError, match="cell must be one of"):
+        VoxelConfig(cell="niggli")

@@ -37,7 +37,8 @@ def crystal_family(structure: Structure) -> str:
 def domain_problem(structure: Structure, vocab: Vocabulary, voxel_cfg: VoxelConfig, lattice: str = "any") -> str | None:
     """Why ``structure`` (a conventional cell) is outside the domain, or None if it is inside.
     A set of any lattice grids the Niggli-reduced primitive cell where the conventional one is too
-    long for its grid (``core.voxel.gridded_cell``), so only a crystal neither fits is outside."""
+    long for its grid (or always, for a centred crystal, with ``voxel_cfg.cell`` "primitive":
+    ``core.voxel.gridded_cell``), so only a crystal neither fits is outside."""
     unknown = sorted({el.symbol for el in structure.composition.elements} - set(vocab.symbols))
     if unknown:
         return f"element(s) {', '.join(unknown)} not among the {len(vocab)} elements this model set was trained on"
@@ -51,7 +52,8 @@ def domain_problem(structure: Structure, vocab: Vocabulary, voxel_cfg: VoxelConf
 def domain_cell(structure: Structure, voxel_cfg: VoxelConfig, lattice: str = "any") -> tuple[Structure, str | None]:
     """The cell a set of this ``lattice`` family grids and why it cannot (None when it can): a cubic
     set the crystal as it is; a set of any lattice ``core.voxel.gridded_cell`` (the Niggli-reduced
-    primitive cell where the conventional one is too long), as its training did."""
+    primitive cell where the conventional one is too long, or per ``voxel_cfg.cell``), as its
+    training did."""
     if lattice == "cubic":
         return structure, check_representable(structure, voxel_cfg)
     return gridded_cell(structure, voxel_cfg)

@@ -224,8 +224,9 @@ class ModelSet:
 
     def gridded_cells(self, structures: list[Structure]) -> list[Structure]:
         """The cells this set grids: a set of any lattice takes the Niggli-reduced primitive cell
-        where the conventional one is too long for its grid (``core.voxel.gridded_cell``, as its
-        training did); a cubic set the crystals as they are."""
+        where the conventional one is too long for its grid, or (``voxel_cfg.cell`` "primitive")
+        wherever it holds fewer atoms (``core.voxel.gridded_cell``, as its training did); a cubic
+        set the crystals as they are."""
         from core.domain import domain_cell
 
         return [domain_cell(s, self.voxel_cfg, self.domain_lattice)[0] for s in structures]

@@ -33,12 +33,15 @@ def tiny_crystals() -> list[Structure]:
     return [cscl, nacl, srtio3]
 
 
-def write_tiny_model_set(root: Path, seed: int = 0, comp_head: bool = False, lattice_params: int = 3) -> Path:
+def write_tiny_model_set(
+    root: Path, seed: int = 0, comp_head: bool = False, lattice_params: int = 3, cell: str = "conventional"
+) -> Path:
     """Save vae/, unet/ and cgcnn/ checkpoints under root; returns root. ``lattice_params = 6``: a
-    VAE whose lattice head reads and predicts the angles too (any lattice)."""
+    VAE whose lattice head reads and predicts the angles too (any lattice); ``cell``: the cell it
+    grids (``VoxelConfig.cell``)."""
     torch.manual_seed(seed)
     vocab = Vocabulary.from_structures(tiny_crystals())
-    voxel = VoxelConfig(d=D, max_voxel=1.0)
+    voxel = VoxelConfig(d=D, max_voxel=1.0, cell=cell)
     norms = {
         "abc_mean": [4.5, 4.5, 4.5, 90.0, 90.0, 90.0][:lattice_params],
         "abc_std": [0.7, 0.7, 0.7, 10.0, 10.0, 10.0][:lattice_params],

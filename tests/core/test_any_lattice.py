@@ -124,6 +124,21 @@ def test_a_six_parameter_model_set_decodes_cells_with_their_angles(tmp_path):
     assert any(abs(a - 90.0) > 0.1 for r in result for a in r.structure.lattice.angles)
 
 
+def test_a_primitive_cell_set_encodes_a_centred_crystal_on_its_reduced_cell(tmp_path):
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    conventional = ModelSet.load(write_tiny_model_set(tmp_path / "c", lattice_params=6), device="cpu")
+    primitive = ModelSet.load(write_tiny_model_set(tmp_path / "p", lattice_params=6, cell="primitive"), device="cpu")
+    assert primitive.voxel_cfg.cell == "primitive"  # read back from the checkpoint
+    assert len(conventional.gridded_cells([nacl])[0]) == 8
+    (cell,) = primitive.training_frames([nacl])
+    assert len(cell) == 2 and cell.composition.reduced_formula == "NaCl"
+    np.testing.assert_allclose(cell.lattice.angles, [60.0, 60.0, 60.0], atol=1e-6)
+    # encoding reads the reduced cell: the 8-atom file and its 2-atom cell are one crystal to it
+    z_file, z_cell = (primitive.encode([s], frame_search=False) for s in (nacl, cell))
+    np.testing.assert_allclose(z_file, z_cell, atol=1e-5)
+    assert not np.allclose(z_file, conventional.encode([nacl], frame_search=False), atol=1e-3)
+
+
 def test_shipped_sets_resolve_by_name_and_unknown_names_are_refused(tmp_path):
     names = dict(shipped_model_sets())
     assert names[SHIPPED_NAME] == default_models_dir()

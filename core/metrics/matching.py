@@ -117,15 +117,27 @@ def composition_accuracy(preds: Sequence[Structure | None], targets: Sequence[St
 def lattice_mae(preds: Sequence[Structure | None], targets: Sequence[Structure]) -> float | None:
     """Mean |a,b,c| error in Å over the predictions that exist (None when there are none).
 
-    Lengths are compared in cell order (a with a, ...): both sides are conventional standard cells.
+    Lengths of each side's Niggli-reduced primitive cell are compared in order (shortest with
+    shortest, ...): a set may decode a centred crystal's primitive cell (``VoxelConfig.cell``)
+    while its file holds the conventional one, and the same lattice must not count as an error.
     """
     _check_lengths(preds, targets)
     errs = [
-        np.abs(np.asarray(p.lattice.abc) - np.asarray(t.lattice.abc))
+        np.abs(_reduced_lengths(p) - _reduced_lengths(t))
         for p, t in zip(preds, targets, strict=True)
         if p is not None
     ]
     return float(np.mean(errs)) if errs else None
+
+
+def _reduced_lengths(structure: Structure) -> np.ndarray:
+    """a <= b <= c (Å) of the Niggli-reduced primitive cell (the cell's own lengths, sorted, when
+    pymatgen cannot reduce it)."""
+    try:
+        lattice = structure.get_primitive_structure().lattice.get_niggli_reduced_lattice()
+    except Exception:  # noqa: BLE001 (a decoded cell can defeat the reduction; compare it as it is)
+        lattice = structure.lattice
+    return np.sort(np.asarray(lattice.abc, dtype=float))
 
 
 def formula_index(structures: Sequence[Structure]) -> dict[str, list[Structure]]:

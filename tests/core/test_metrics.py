@@ -92,6 +92,10 @@ def test_composition_accuracy_and_lattice_mae(sto):
     assert lattice_mae(preds, targets) == pytest.approx(0.05)
     assert match_rate_rmse([bigger], [sto])["match_rate"] == 1.0
     assert lattice_mae([None], [sto]) is None
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    primitive = fcc.get_primitive_structure()  # one lattice, two cells: no error
+    assert lattice_mae([primitive], [fcc]) == pytest.approx(0.0, abs=1e-6)
+    assert lattice_mae([fcc], [primitive]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_evaluate_reconstruction_keys(sto):

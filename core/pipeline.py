@@ -119,6 +119,9 @@ class ModelSet:
         self.use_counts = bool(decoding.get("counts", True))
         # at most this many elements per crystal when typing atoms without counts (None: any)
         self.max_elements = decoding.get("max_elements")
+        # a relaxation of the decoded positions in a classical potential (core/relax.py; None: off),
+        # e.g. {"potential": "tersoff_c", "steps": 300, "fmax": 0.05}
+        self.relax = decoding.get("relax")
         # the fitted prior's spread, chosen likewise (vae/meta.json "sampling"; 1.0: q(z) as fitted)
         self.temperature = float((vae_meta.get("sampling") or {}).get("temperature", 1.0))
         self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
@@ -343,7 +346,8 @@ class ModelSet:
         ``refine`` fits the segmented atoms' positions to the decoded density (``refine_steps``
         steps; default the set's ``self.refine_steps``), then ``symprec`` (Å, None: off; default
         the set's ``self.symprec``) snaps them to the space group found at that tolerance
-        (core/refine.py).
+        (core/refine.py), then, where the set has one, ``self.relax`` relaxes them in a classical
+        potential (core/relax.py; ``refine=False`` skips it too).
         ``labels=False`` skips the per-voxel argmax grids and blobs (segmentation views need them;
         batch commands do not)."""
         grids = self.decode_grids(z, cond)
@@ -378,6 +382,8 @@ class ModelSet:
             for r in results:
                 if r.structure is not None:
                     r.structure = symmetrize_positions(r.structure, symprec)
+        if refine and self.relax:
+            self._relax(results)
         if unet is not None:
             self._annotate(results, unet, blobs=labels)
         if predict and self.cgcnn is not None:
@@ -405,6 +411,14 @@ class ModelSet:
                                        steps=steps)  # fmt: skip
             for r, structure in zip(ok, fitted, strict=True):
                 r.structure = structure
+
+    def _relax(self, results: list[Decoded]) -> None:
+        """Relax every decoded structure's positions in the set's potential, in place (one batch)."""
+        from core.relax import relax_structures
+
+        ok = [r for r in results if r.structure is not None]
+        for r, structure in zip(ok, relax_structures([r.structure for r in ok], **self.relax), strict=True):
+            r.structure = structure
 
     def reconstruct(self, structures: list[Structure], cond=None, labels: bool = True,
                     check: bool = False) -> list[Decoded]:  # fmt: skip

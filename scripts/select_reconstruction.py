@@ -2,7 +2,8 @@
 SELECTION part of its held-out crystals, so that the report part stays unseen by the choice.
 
     python scripts/select_reconstruction.py --models runs/carbon/set \
-        --data runs/data/heldout_carbon24_select.csv.gz [--limit 300] [--json runs/select_rec_carbon.json]
+        --data runs/data/heldout_carbon24_select.csv.gz [--limit 300] [--json runs/select_rec_carbon.json] \
+        [--relax both]
 
 Each crystal is encoded once per origin setting (the file's frame, or the frame search of
 core/canonical.py), then decoded with each (refinement steps, symprec) pair and scored with the
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DECODINGS = [(0, None), (30, None), (30, 0.1), (30, 0.3)]  # (refinement steps, symprec Å or None = off)
+RELAX = {"potential": "tersoff_c", "steps": 300, "fmax": 0.05}  # core/relax.py (--relax on)
 
 
 def _choices(option: str) -> tuple[bool, ...]:
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="segment to the count head's composition (on), or type each maximum alone (off)")
     p.add_argument("--max-elements", default="0",
                    help="comma list of element caps to try without counts (0: none), e.g. 0,3")
+    p.add_argument("--relax", choices=["both", "on", "off"], default="off",
+                   help=f"relax decoded positions in a classical potential (on: {RELAX['potential']})")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import numpy as np
@@ -61,17 +65,18 @@ def main(argv: list[str] | None = None) -> int:
                             for i in range(0, len(inside), 64)])  # fmt: skip
         encode_s = time.perf_counter() - start
         caps = [int(c) or None for c in args.max_elements.split(",")]
-        for (steps, symprec), counts, cap in itertools.product(DECODINGS, _choices(args.counts), caps):
+        settings = itertools.product(DECODINGS, _choices(args.counts), caps, _choices(args.relax))
+        for (steps, symprec), counts, cap, relax in settings:
             if counts and cap:
                 continue  # the cap applies to typing without counts
-            ms.use_counts, ms.max_elements = counts, cap
+            ms.use_counts, ms.max_elements, ms.relax = counts, cap, (RELAX if relax else None)
             preds = []
             for i in range(0, len(z), 64):
                 preds += [d.structure for d in ms.decode(z[i : i + 64], predict=False, labels=False,
                                                          refine_steps=steps,
                                                          symprec=symprec)]  # fmt: skip
             m = evaluate_reconstruction(preds, [e.structure for e in inside])
-            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off") + (f",max_elements={cap}" if cap else "")
+            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off") + (f",max_elements={cap}" if cap else "") + (",relax" if relax else "")
             out[key] = {"match_rate": m["n_matched"] / n_all, "n_matched": m["n_matched"], "n": n_all,
                         "composition_accuracy": m["composition_accuracy"], "rmse": m["rmse"],
                         "lattice_mae": m["lattice_mae"], "encode_s": encode_s}  # fmt: skip

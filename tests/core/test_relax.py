@@ -1,0 +1,81 @@
+"""core.relax: Tersoff carbon energies and forces as ASE computes them, and relaxations that give
+real bond lengths while keeping the cell, species and order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from ase.calculators.tersoff import Tersoff, TersoffParameters
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from core.geometry import min_pair_distance
+from core.pipeline import Decoded, ModelSet
+from core.relax import SKIN, TERSOFF_CARBON, _neighbours, relax_structures, tersoff_energies
+from tests.tiny_models import write_tiny_model_set
+
+DIAMOND_BOND = 1.5445  # Å: Tersoff's carbon diamond, a = 3.5668 Å (Tersoff 1989, Table I)
+
+
+def _diamond(a: float = 3.5668) -> Structure:
+    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(a), ["C"], [[0, 0, 0]])
+
+
+def _rattled(structure: Structure, amount: float, seed: int) -> Structure:
+    rng = np.random.default_rng(seed)
+    return Structure(structure.lattice, structure.species, structure.cart_coords + rng.normal(0, amount, (len(structure), 3)),
+                     coords_are_cartesian=True)  # fmt: skip
+
+
+def _triclinic_carbon() -> Structure:
+    lattice = Lattice.from_parameters(2.6, 3.1, 4.4, 83.0, 97.0, 112.0)
+    frac = [[0.0, 0.0, 0.0], [0.31, 0.22, 0.28], [0.55, 0.61, 0.49], [0.12, 0.74, 0.71]]
+    return Structure(lattice, ["C"] * 4, frac)
+
+
+@pytest.mark.parametrize("structure", [_rattled(_diamond(), 0.08, 0), _triclinic_carbon()], ids=["diamond", "triclinic"])
+def test_tersoff_energy_and_forces_match_ase(structure: Structure) -> None:
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = Tersoff({("C", "C", "C"): TersoffParameters(*dataclasses.astuple(TERSOFF_CARBON))})
+    nb = _neighbours([structure], TERSOFF_CARBON.R + TERSOFF_CARBON.D + SKIN)
+    x = torch.tensor(structure.cart_coords, dtype=torch.float64, requires_grad=True)
+    energy = tersoff_energies(x, nb, torch.zeros(len(structure), dtype=torch.long), 1)
+    forces = -torch.autograd.grad(energy.sum(), x)[0].numpy()
+    assert energy.detach()[0].item() == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
+    np.testing.assert_allclose(forces, atoms.get_forces(), atol=1e-8)
+
+
+def test_a_rattled_diamond_relaxes_to_tersoffs_bond_keeping_cell_and_species() -> None:
+    start = _rattled(_diamond(), 0.12, 1)
+    assert abs(min_pair_distance(start) - DIAMOND_BOND) > 0.05
+    (out,) = relax_structures([start], steps=300, fmax=0.01)
+    dist = np.array(out.distance_matrix)
+    np.fill_diagonal(dist, np.inf)
+    assert dist.min(axis=1) == pytest.approx(np.full(len(out), DIAMOND_BOND), abs=0.005)
+    assert out.lattice == start.lattice
+    assert [s.symbol for s in out.species] == [s.symbol for s in start.species]
+
+
+def test_crystals_of_other_elements_and_failed_decodes_pass_through_unchanged() -> None:
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    start = _rattled(_diamond(), 0.12, 2)
+    out = relax_structures([nacl, None, start])
+    assert out[0] is nacl and out[1] is None
+    assert not np.allclose(out[2].cart_coords, start.cart_coords)  # the carbon crystal moved
+    with pytest.raises(ValueError, match="unknown potential"):
+        relax_structures([start], potential="lj")
+
+
+def test_a_model_set_with_a_relaxation_relaxes_what_it_decodes(tmp_path) -> None:
+    model_set = ModelSet.load(write_tiny_model_set(tmp_path), device="cpu")
+    assert model_set.relax is None  # no "relax" in its meta's decoding: off
+    start = _rattled(_diamond(), 0.12, 3)
+    grid = np.zeros((2, 2, 2))
+    results = [Decoded(density=grid, abc=np.ones(3), structure=start), Decoded(density=grid, abc=np.ones(3))]
+    model_set.relax = {"potential": "tersoff_c", "steps": 300, "fmax": 0.01}
+    model_set._relax(results)
+    assert min_pair_distance(results[0].structure) == pytest.approx(DIAMOND_BOND, abs=0.005)
+    assert results[1].structure is None

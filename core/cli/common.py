@@ -24,7 +24,10 @@ def report_failures(failures: Sequence, shown: int = 20) -> None:
 def load_model_set(args: argparse.Namespace):  # noqa: ANN201 (core.pipeline.ModelSet; imported lazily)
     from core.pipeline import ModelSet
 
-    return ModelSet.load(models_root(args), device=getattr(args, "device", "auto"))
+    model_set = ModelSet.load(models_root(args), device=getattr(args, "device", "auto"))
+    if getattr(args, "no_relax", False):
+        model_set.relax = None  # the decoded positions as refined, not relaxed in a potential
+    return model_set
 
 
 def models_root(args: argparse.Namespace) -> Path:
@@ -35,13 +38,17 @@ def models_root(args: argparse.Namespace) -> Path:
 
 
 def add_model_options(p: argparse.ArgumentParser, out: bool = True) -> None:
-    """--models and --device; with ``out`` also --out, --force and --symprec (commands writing CIFs)."""
+    """--models and --device; with ``out`` also --out, --force, --symprec and --no-relax (commands
+    writing CIFs)."""
     p.add_argument("--models", help=models_help())
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     if out:
         p.add_argument("--out", required=True, type=Path, help="output folder (CIFs + summary.csv)")
         p.add_argument("--force", action="store_true", help="overwrite existing outputs")
         p.add_argument("--symprec", type=float, default=None, help="symmetrise CIFs with this tolerance (Å); default P1")
+        p.add_argument("--no-relax", action="store_true",
+                       help="keep decoded positions as refined to the density, without the set's relaxation in "
+                            "a classical potential (carbon_24: Tersoff; core/relax.py)")
 
 
 def add_prior_options(p: argparse.ArgumentParser, what: str = "") -> None:

@@ -79,3 +79,21 @@ def test_a_model_set_with_a_relaxation_relaxes_what_it_decodes(tmp_path) -> None
     model_set._relax(results)
     assert min_pair_distance(results[0].structure) == pytest.approx(DIAMOND_BOND, abs=0.005)
     assert results[1].structure is None
+
+
+def test_no_relax_turns_a_sets_relaxation_off_in_the_commands_that_write_cifs(tmp_path) -> None:
+    import argparse
+    import json
+
+    from core.cli.common import add_model_options, load_model_set
+
+    root = write_tiny_model_set(tmp_path)
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["decoding"] = {"relax": {"potential": "tersoff_c", "steps": 50}}
+    meta_path.write_text(json.dumps(meta))
+    parser = argparse.ArgumentParser()
+    add_model_options(parser)
+    base = ["--models", str(root), "--device", "cpu", "--out", str(tmp_path / "out")]
+    assert load_model_set(parser.parse_args(base)).relax == {"potential": "tersoff_c", "steps": 50}
+    assert load_model_set(parser.parse_args([*base, "--no-relax"])).relax is None

@@ -134,7 +134,16 @@ def relax_structures(structures: Sequence[Structure], potential: str = "tersoff_
     todo = [k for k, s in enumerate(structures) if s is not None and {e.symbol for e in s.composition} == {element}]
     if not todo:
         return out
-    batch = [structures[k] for k in todo]
+    # forces need autograd, also when the caller decodes under no_grad or inference_mode (the app)
+    with torch.inference_mode(False), torch.enable_grad():
+        relaxed = _relax_batch([structures[k] for k in todo], params, steps, fmax, rebuild_every)
+    for k, structure in zip(todo, relaxed, strict=True):
+        out[k] = structure
+    return out
+
+
+def _relax_batch(batch: list[Structure], params: TersoffParameters, steps: int, fmax: float,
+                 rebuild_every: int) -> list[Structure]:  # fmt: skip
     owner = torch.from_numpy(np.repeat(np.arange(len(batch)), [len(s) for s in batch]))
     fire = _Fire(torch.from_numpy(np.concatenate([s.cart_coords for s in batch])).double(), owner, len(batch))
     for step in range(steps):
@@ -147,9 +156,7 @@ def relax_structures(structures: Sequence[Structure], potential: str = "tersoff_
         forces = -torch.autograd.grad(tersoff_energies(x, nb, owner, len(batch), params).sum(), x)[0]
         if not fire.step(forces, fmax):
             break
-    for b, (k, s) in enumerate(zip(todo, batch, strict=True)):
-        out[k] = _moved(s, fire.x, owner, b)
-    return out
+    return [_moved(s, fire.x, owner, b) for b, s in enumerate(batch)]
 
 
 def _moved(structure: Structure, positions: torch.Tensor, owner: torch.Tensor, k: int) -> Structure:

@@ -48,10 +48,13 @@ def test_tersoff_energy_and_forces_match_ase(structure: Structure) -> None:
     np.testing.assert_allclose(forces, atoms.get_forces(), atol=1e-8)
 
 
-def test_a_rattled_diamond_relaxes_to_tersoffs_bond_keeping_cell_and_species() -> None:
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "inference_mode"])
+def test_a_rattled_diamond_relaxes_to_tersoffs_bond_keeping_cell_and_species(mode: str) -> None:
     start = _rattled(_diamond(), 0.12, 1)
     assert abs(min_pair_distance(start) - DIAMOND_BOND) > 0.05
-    (out,) = relax_structures([start], steps=300, fmax=0.01)
+    context = {"grad": torch.enable_grad, "no_grad": torch.no_grad, "inference_mode": torch.inference_mode}[mode]
+    with context():  # the app and batch commands decode under no_grad / inference_mode
+        (out,) = relax_structures([start], steps=300, fmax=0.01)
     dist = np.array(out.distance_matrix)
     np.fill_diagonal(dist, np.inf)
     assert dist.min(axis=1) == pytest.approx(np.full(len(out), DIAMOND_BOND), abs=0.005)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import EllipsisType
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 PRIORS = ("auto", "composition", "composition-unfiltered", "fitted", "normal")
 KNOWN_FILE = "known.json.gz"  # the training crystals' index (core/known.py), at the model set's root
+MAX_DRAW_ROUNDS = 20  # rounds of draws of a set that rejects high-energy samples (sampling.max_energy)
 MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
 
 
@@ -124,6 +126,9 @@ class ModelSet:
         self.relax = decoding.get("relax")
         # the fitted prior's spread, chosen likewise (vae/meta.json "sampling"; 1.0: q(z) as fitted)
         self.temperature = float((vae_meta.get("sampling") or {}).get("temperature", 1.0))
+        # samples whose relaxed decode lies above this energy (eV/atom in the set's relaxation
+        # potential) are drawn again (vae/meta.json "sampling"; None: every sample kept)
+        self.max_energy = (vae_meta.get("sampling") or {}).get("max_energy")
         self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
 
     # -- loading ------------------------------------------------------------------------------
@@ -454,10 +459,38 @@ class ModelSet:
         if group is not None and prior == "normal":
             raise ICSGError(f"a prior group ({group!r}) needs the fitted prior, not N(0, I)")
         temperature = self.temperature if temperature is None else float(temperature)
-        if prior == "fitted":
-            return self.prior.sample(n, temperature, seed, group=group)
-        rng = np.random.default_rng(seed)
-        return (rng.standard_normal((n, self.latent_dim)) * temperature).astype(np.float32)
+
+        def draw(m: int, draw_seed: int) -> np.ndarray:
+            if prior == "fitted":
+                return self.prior.sample(m, temperature, draw_seed, group=group)
+            rng = np.random.default_rng(draw_seed)
+            return (rng.standard_normal((m, self.latent_dim)) * temperature).astype(np.float32)
+
+        if self.max_energy is None or not self.relax:
+            return draw(n, seed)
+        return self._low_energy_latents(draw, n, seed)
+
+    def _low_energy_latents(self, draw: Callable[[int, int], np.ndarray], n: int, seed: int) -> np.ndarray:
+        """n latents whose decodes, relaxed, lie at or below ``self.max_energy`` eV/atom: rounds of
+        draws (seeds derived from ``seed``) until n are kept; after MAX_DRAW_ROUNDS the lowest of the
+        rest fill the gap (logged)."""
+        from core.relax import energies_per_atom
+
+        kept, rejected, rejected_energy = [], [], []
+        for round_no in range(MAX_DRAW_ROUNDS):
+            z = draw(max(2 * (n - len(kept)), 8), seed * MAX_DRAW_ROUNDS + round_no)
+            structures = [r.structure for r in self.decode(z, predict=False, labels=False)]
+            energy = energies_per_atom(structures, self.relax.get("potential", "tersoff_c"))
+            ok = energy <= self.max_energy  # NaN (no structure, another element) is never kept
+            kept += list(z[ok])
+            rejected += list(z[~ok])
+            rejected_energy += list(np.nan_to_num(energy[~ok], nan=np.inf))
+            if len(kept) >= n:
+                return np.stack(kept[:n])
+        log.warning("%d of %d samples above %.2f eV/atom after %d rounds: the lowest of them fill in",
+                    n - len(kept), n, self.max_energy, MAX_DRAW_ROUNDS)  # fmt: skip
+        fill = [rejected[i] for i in np.argsort(rejected_energy)[: n - len(kept)]]
+        return np.stack(kept + fill)
 
     def sample_compositions(self, n: int, seed: int = 0, exclude_known: bool = True,
                             unique: bool = True) -> tuple[np.ndarray, list[Structure]]:  # fmt: skip

@@ -207,3 +207,21 @@ class _Fire:
         self.v = self.v * active[o, None]
         self.x = self.x + dr
         return True
+
+
+def energies_per_atom(structures: Sequence[Structure | None], potential: str = "tersoff_c") -> np.ndarray:
+    """Energy per atom of each crystal in ``potential`` (eV/atom; NaN for None or other elements).
+
+    Real carbon_24 crystals, relaxed by DFT at 10 GPa, lie at -7.36 to -5.84 eV/atom in Tersoff's
+    potential (1-99 %; median -6.88); a decode far above that has bonds no real carbon has."""
+    element, params = POTENTIALS[potential]
+    out = np.full(len(structures), np.nan)
+    todo = [k for k, s in enumerate(structures) if s is not None and {e.symbol for e in s.composition} == {element}]
+    if todo:
+        batch = [structures[k] for k in todo]
+        owner = torch.from_numpy(np.repeat(np.arange(len(batch)), [len(s) for s in batch]))
+        x = torch.from_numpy(np.concatenate([s.cart_coords for s in batch]))
+        with torch.inference_mode(False), torch.no_grad():
+            energy = tersoff_energies(x, _neighbours(batch, params.R + params.D + SKIN), owner, len(batch), params)
+        out[todo] = energy.numpy() / np.array([len(s) for s in batch])
+    return out

@@ -100,3 +100,29 @@ def test_no_relax_turns_a_sets_relaxation_off_in_the_commands_that_write_cifs(tm
     base = ["--models", str(root), "--device", "cpu", "--out", str(tmp_path / "out")]
     assert load_model_set(parser.parse_args(base)).relax == {"potential": "tersoff_c", "steps": 50}
     assert load_model_set(parser.parse_args([*base, "--no-relax"])).relax is None
+
+
+def test_energies_per_atom_read_tersoffs_diamond_and_skip_other_crystals() -> None:
+    from core.relax import energies_per_atom
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    energy = energies_per_atom([_diamond(), nacl, None, _rattled(_diamond(), 0.2, 4)])
+    assert energy[0] == pytest.approx(-7.3705, abs=1e-3)  # Tersoff 1989: diamond cohesive energy
+    assert np.isnan(energy[1]) and np.isnan(energy[2])
+    assert energy[3] > energy[0] + 0.1
+
+
+def test_a_set_with_an_energy_ceiling_samples_only_latents_that_decode_below_it(tmp_path, monkeypatch) -> None:
+    model_set = ModelSet.load(write_tiny_model_set(tmp_path), device="cpu")
+    model_set.relax, model_set.max_energy = {"potential": "tersoff_c"}, -7.0
+
+    def decode(z, **_):  # noqa: ANN001, ANN003, ANN202 - diamond where z[0] > 0, a squeezed cell elsewhere
+        return [Decoded(density=np.zeros(1), abc=np.ones(3), structure=_diamond() if v[0] > 0 else _diamond(2.9))
+                for v in z]  # fmt: skip
+
+    monkeypatch.setattr(model_set, "decode", decode)
+    z = model_set.sample(10, seed=3, prior="normal")
+    assert z.shape == (10, model_set.latent_dim) and (z[:, 0] > 0).all()
+    np.testing.assert_array_equal(z, model_set.sample(10, seed=3, prior="normal"))  # seeded
+    model_set.max_energy = -8.0  # nothing decodes that low: the lowest fill in, with a warning
+    assert model_set.sample(4, seed=3, prior="normal").shape == (4, model_set.latent_dim)

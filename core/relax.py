@@ -16,7 +16,6 @@ forces by autograd). Crystals holding an element the potential lacks are returne
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from pymatgen.core import Structure
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,23 +80,23 @@ def _neighbours(structures: Sequence[Structure], radius: float) -> _Neighbours:
         offset += len(s)
     i = np.concatenate(centres).astype(np.int64)
     j = np.concatenate(others).astype(np.int64)
-    # triplets: every two distinct pairs that share a centre atom
-    order = np.argsort(i, kind="stable")
-    starts = np.searchsorted(i[order], np.arange(offset + 1))
-    t_ij, t_ik = [], []
-    for a in range(offset):
-        members = order[starts[a] : starts[a + 1]]
-        if len(members) > 1:
-            grid_ij, grid_ik = np.meshgrid(members, members, indexing="ij")
-            keep = grid_ij != grid_ik
-            t_ij.append(grid_ij[keep])
-            t_ik.append(grid_ik[keep])
+    t_ij, t_ik = _triplets(i)
     return _Neighbours(torch.from_numpy(i), torch.from_numpy(j), torch.from_numpy(np.concatenate(shifts)),
-                       _indices(t_ij), _indices(t_ik))  # fmt: skip
+                       torch.from_numpy(t_ij), torch.from_numpy(t_ik))  # fmt: skip
 
 
-def _indices(parts: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0, dtype=torch.long)
+def _triplets(centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (p, q), p != q, of pair indices that share a centre atom, vectorised:
+    pair p, sorted by centre, is repeated once per pair of its centre's group."""
+    order = np.argsort(centre, kind="stable")
+    _, group_start, group_size = np.unique(centre[order], return_index=True, return_counts=True)
+    size = np.repeat(group_size, group_size)  # (P,) the group size of each sorted pair
+    start = np.repeat(group_start, group_size)
+    first = np.repeat(np.arange(len(order)), size)
+    within = np.arange(len(first)) - np.repeat(np.cumsum(size) - size, size)
+    second = np.repeat(start, size) + within
+    keep = first != second
+    return order[first[keep]], order[second[keep]]
 
 
 def tersoff_energies(positions: torch.Tensor, nb: _Neighbours, owner: torch.Tensor, n_crystals: int,
@@ -127,11 +124,8 @@ def relax_structures(structures: Sequence[Structure], potential: str = "tersoff_
     order kept): FIRE (ASE's settings), each crystal its own step size and mixing, all in one
     batch; neighbour lists rebuilt every ``rebuild_every`` steps; a crystal stops moving once every
     force on it is below ``fmax`` eV/Å. Crystals with other elements come back as they were."""
-    if potential not in POTENTIALS:
-        raise ValueError(f"unknown potential {potential!r}; known: {sorted(POTENTIALS)}")
-    element, params = POTENTIALS[potential]
     out = list(structures)
-    todo = [k for k, s in enumerate(structures) if s is not None and {e.symbol for e in s.composition} == {element}]
+    todo, params = _covered(structures, potential)
     if not todo:
         return out
     # forces need autograd, also when the caller decodes under no_grad or inference_mode (the app)
@@ -142,28 +136,44 @@ def relax_structures(structures: Sequence[Structure], potential: str = "tersoff_
     return out
 
 
+def _covered(structures: Sequence[Structure | None], potential: str) -> tuple[list[int], TersoffParameters]:
+    """Indices of the crystals made only of ``potential``'s element, and its parameters."""
+    if potential not in POTENTIALS:
+        raise ValueError(f"unknown potential {potential!r}; known: {sorted(POTENTIALS)}")
+    element, params = POTENTIALS[potential]
+    todo = [k for k, s in enumerate(structures) if s is not None and {e.symbol for e in s.composition} == {element}]
+    return todo, params
+
+
+def _stacked(batch: Sequence[Structure]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Cartesian positions of all atoms (N, 3), the crystal of each (N,), atoms per crystal."""
+    sizes = [len(s) for s in batch]
+    owner = torch.from_numpy(np.repeat(np.arange(len(batch)), sizes))
+    return torch.from_numpy(np.concatenate([s.cart_coords for s in batch])).double(), owner, sizes
+
+
 def _relax_batch(batch: list[Structure], params: TersoffParameters, steps: int, fmax: float,
                  rebuild_every: int) -> list[Structure]:  # fmt: skip
-    owner = torch.from_numpy(np.repeat(np.arange(len(batch)), [len(s) for s in batch]))
-    fire = _Fire(torch.from_numpy(np.concatenate([s.cart_coords for s in batch])).double(), owner, len(batch))
+    x, owner, sizes = _stacked(batch)
+    fire = _Fire(x, owner, len(batch))
     for step in range(steps):
         if step % rebuild_every == 0:
             # wrapped into the cell, and the positions with them: the lists' image offsets refer to these
-            current = [_moved(s, fire.x, owner, b) for b, s in enumerate(batch)]
-            fire.x = torch.from_numpy(np.concatenate([s.cart_coords for s in current]))
-            nb = _neighbours(current, params.R + params.D + SKIN)
+            batch = _moved(batch, fire.x, sizes)
+            fire.x = _stacked(batch)[0]
+            nb = _neighbours(batch, params.R + params.D + SKIN)
         x = fire.x.clone().requires_grad_(True)
         forces = -torch.autograd.grad(tersoff_energies(x, nb, owner, len(batch), params).sum(), x)[0]
         if not fire.step(forces, fmax):
             break
-    return [_moved(s, fire.x, owner, b) for b, s in enumerate(batch)]
+    return _moved(batch, fire.x, sizes)
 
 
-def _moved(structure: Structure, positions: torch.Tensor, owner: torch.Tensor, k: int) -> Structure:
-    """``structure`` with its sites at the batch's current Cartesian positions of crystal ``k``."""
-    cart = positions[owner == k].detach().numpy()
-    return Structure(structure.lattice, structure.species, cart, coords_are_cartesian=True,
-                     to_unit_cell=True, site_properties=structure.site_properties or None)  # fmt: skip
+def _moved(batch: Sequence[Structure], positions: torch.Tensor, sizes: list[int]) -> list[Structure]:
+    """Each crystal of ``batch`` with its sites at its slice of the stacked Cartesian positions."""
+    return [Structure(s.lattice, s.species, cart.detach().numpy(), coords_are_cartesian=True, to_unit_cell=True,
+                      site_properties=s.site_properties or None)
+            for s, cart in zip(batch, torch.split(positions, sizes), strict=True)]  # fmt: skip
 
 
 class _Fire:
@@ -214,14 +224,12 @@ def energies_per_atom(structures: Sequence[Structure | None], potential: str = "
 
     Real carbon_24 crystals, relaxed by DFT at 10 GPa, lie at -7.36 to -5.84 eV/atom in Tersoff's
     potential (1-99 %; median -6.88); a decode far above that has bonds no real carbon has."""
-    element, params = POTENTIALS[potential]
     out = np.full(len(structures), np.nan)
-    todo = [k for k, s in enumerate(structures) if s is not None and {e.symbol for e in s.composition} == {element}]
+    todo, params = _covered(structures, potential)
     if todo:
         batch = [structures[k] for k in todo]
-        owner = torch.from_numpy(np.repeat(np.arange(len(batch)), [len(s) for s in batch]))
-        x = torch.from_numpy(np.concatenate([s.cart_coords for s in batch]))
+        x, owner, sizes = _stacked(batch)
         with torch.inference_mode(False), torch.no_grad():
             energy = tersoff_energies(x, _neighbours(batch, params.R + params.D + SKIN), owner, len(batch), params)
-        out[todo] = energy.numpy() / np.array([len(s) for s in batch])
+        out[todo] = energy.numpy() / np.array(sizes)
     return out

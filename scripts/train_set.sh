@@ -15,8 +15,8 @@
 # fits). Default: the shipped set's, primitive for both. DECODING / SAMPLING: the set's meta.json
 # "decoding" / "sampling" (JSON; defaults: the shipped set's).
 # Stages:
-#   vae        d = 16 (cells up to 16 x 0.55 = 8.8 Å: carbon_24 the conventional cell, else the
-#              Niggli-reduced primitive one; mp_20 the primitive one of every centred crystal), one atom moved to the origin of each (--origin site:
+#   vae        d = 16 (cells up to 16 x 0.55 = 8.8 Å: the conventional cell of a P lattice, else the
+#              Niggli-reduced primitive one (CELL=primitive, both sets)), one atom moved to the origin of each (--origin site:
 #              the files fix none), GroupNorm, the six lattice parameters (a, b, c, alpha, beta,
 #              gamma) read and predicted, count head (atoms per element)
 #                carbon_24: carbon_24 train + half of its val, 70 epochs          (~47 min)

@@ -17,7 +17,7 @@ from types import EllipsisType
 
 import numpy as np
 import torch
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 from core.canonical import best_frames, reconstruction_misfit
 from core.checkpoint import load_checkpoint
@@ -121,6 +121,9 @@ class ModelSet:
         self.use_counts = bool(decoding.get("counts", True))
         # at most this many elements per crystal when typing atoms without counts (None: any)
         self.max_elements = decoding.get("max_elements")
+        # retype atoms towards a charge-balanced composition when that costs at most this many
+        # nats of the decoder's own log probabilities (core/charge.py; None: off)
+        self.charge_margin = decoding.get("charge_margin")
         # a relaxation of the decoded positions in a classical potential (core/relax.py; None: off),
         # e.g. {"potential": "tersoff_c", "steps": 300, "fmax": 0.05}
         self.relax = decoding.get("relax")
@@ -373,7 +376,7 @@ class ModelSet:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
                     counts=None if counts is None else counts[k], voxel_size=cell_matrix(abc[k]) / density.shape[-1],
-                    max_elements=self.max_elements,
+                    max_elements=self.max_elements, charge=self._charge_test(),
                 )  # fmt: skip
                 item.structure = sites_to_structure(sites, abc[k][:3], cell_angles(abc[k]))
             except SegmentationError as exc:
@@ -396,6 +399,19 @@ class ModelSet:
             for r, props in zip(ok, self.predict([r.structure for r in ok]), strict=True):
                 r.properties = props
         return results
+
+    def _charge_test(self) -> tuple[Callable[[dict[int, int]], bool], float] | None:
+        """(composition test on {class: count}, margin) for core/charge.py, or None when off."""
+        if self.charge_margin is None:
+            return None
+        from core.metrics.validity import composition_validity
+
+        def charge_balanced(counts: dict[int, int]) -> bool:
+            if any(not 0 < cls < len(self.vocab) for cls in counts):
+                return False
+            return composition_validity(Composition({self.vocab.symbol(c): n for c, n in counts.items()}))
+
+        return charge_balanced, float(self.charge_margin)
 
     def _annotate(self, results: list[Decoded], unet: np.ndarray, blobs: bool) -> None:
         """The U-Net's reading of each decoded grid: sites it types differently, and its blobs."""

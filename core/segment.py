@@ -11,13 +11,14 @@ the classes around the peak.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
 from scipy import ndimage
 
+from core.charge import balance_species
 from core.elements import Vocabulary
 from core.errors import SegmentationError
 
@@ -159,7 +160,7 @@ def limit_elements(mass: np.ndarray, max_elements: int, candidates: int = 12) ->
 
 def _sites_from_probabilities(
     density, class_probs, vocab, min_density, rel_density, max_sites, counts=None, voxel_size=None,
-    max_elements=None,
+    max_elements=None, charge=None,
 ) -> list[Site]:
     """Decoded grids: every clear density maximum is an atom; its element is the class with the
     most probability mass around it (background excluded). Argmax components are not used here:
@@ -169,6 +170,8 @@ def _sites_from_probabilities(
     slots: maxima and elements are chosen jointly (Hungarian on -log mass - log relative height,
     so a spurious ripple does not take an atom's place), and slots left without a maximum (two
     atoms merged into one blob) go to the best remaining maxima of their element's probability.
+    Without counts, ``charge`` (composition_ok, margin) retypes atoms to a composition that passes
+    the test when one costs at most margin nats (core/charge.py).
     """
     d = density.shape[0]
     threshold = max(min_density, rel_density * float(density.max()))
@@ -199,6 +202,8 @@ def _sites_from_probabilities(
     else:
         mass[:, 0] = -np.inf
         species = mass.argmax(axis=1)
+    if charge is not None and not slots.size and len(mass):
+        species = balance_species(mass, species, charge[0], charge[1], max_elements)
     sites = []
     for pos, cls in zip(positions, species, strict=True):
         if 0 < cls < len(vocab):
@@ -293,6 +298,7 @@ def find_sites(
     counts: np.ndarray | None = None,
     voxel_size: np.ndarray | None = None,
     max_elements: int | None = None,
+    charge: tuple[Callable[[dict[int, int]], bool], float] | None = None,
 ) -> list[Site]:
     """Sites from a density grid (D,D,D) and species labels (D,D,D) or probabilities (C,D,D,D).
 
@@ -304,7 +310,8 @@ def find_sites(
     ``counts`` (C,) atoms per class, sum(counts) atoms chosen and typed jointly to that composition
     (``voxel_size``, (3,) Å per voxel or the (3, 3) step vectors of a skewed cell, keeps atoms
     placed without a maximum apart from the others). Without counts, ``max_elements`` caps the
-    elements of the crystal (``limit_elements``).
+    elements of the crystal (``limit_elements``) and ``charge`` (a composition test on {class:
+    count} and a margin in nats) retypes atoms towards a composition that passes it (core/charge.py).
     Raises SegmentationError when neither species source is given or the shapes disagree.
     """
     density = np.asarray(density, dtype=np.float64)
@@ -318,7 +325,7 @@ def find_sites(
     if labels is None:
         return _sites_from_probabilities(
             density, np.asarray(class_probs), vocab, min_density, rel_density, max_sites, counts, voxel_size,
-            max_elements,
+            max_elements, charge,
         )
     d = density.shape[0]
     peaks = _periodic_maxima(density, min_density)

@@ -32,6 +32,11 @@ def _choices(option: str) -> tuple[bool, ...]:
     return {"both": (False, True), "on": (True,), "off": (False,)}[option]
 
 
+def _decodings(option: str) -> list[tuple[int, float | None]]:
+    pairs = [item.split(":") for item in option.split(",")]
+    return [(int(steps), None if prec.lower() == "none" else float(prec)) for steps, prec in pairs]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", required=True)
@@ -43,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="segment to the count head's composition (on), or type each maximum alone (off)")
     p.add_argument("--max-elements", default="0",
                    help="comma list of element caps to try without counts (0: none), e.g. 0,3")
+    p.add_argument("--charge-margin", default="none",
+                   help="comma list of charge-balance margins (nats; none: off) to try without counts, "
+                        "e.g. none,2,4 (core/charge.py)")
+    p.add_argument("--decodings", default=",".join(f"{s}:{p}" for s, p in DECODINGS).lower(),
+                   help="comma list of refinement steps:symprec pairs to try, e.g. 30:none,30:0.1")
     p.add_argument("--relax", choices=["both", "on", "off"], default="off",
                    help=f"relax decoded positions in a classical potential (on: {RELAX['potential']})")
     args = p.parse_args(argv)
@@ -65,18 +75,21 @@ def main(argv: list[str] | None = None) -> int:
                             for i in range(0, len(inside), 64)])  # fmt: skip
         encode_s = time.perf_counter() - start
         caps = [int(c) or None for c in args.max_elements.split(",")]
-        settings = itertools.product(DECODINGS, _choices(args.counts), caps, _choices(args.relax))
-        for (steps, symprec), counts, cap, relax in settings:
-            if counts and cap:
-                continue  # the cap applies to typing without counts
+        margins = [None if m == "none" else float(m) for m in args.charge_margin.split(",")]
+        settings = itertools.product(_decodings(args.decodings), _choices(args.counts), caps, margins,
+                                     _choices(args.relax))  # fmt: skip
+        for (steps, symprec), counts, cap, margin, relax in settings:
+            if counts and (cap or margin is not None):
+                continue  # the cap and the charge balance apply to typing without counts
             ms.use_counts, ms.max_elements, ms.relax = counts, cap, (RELAX if relax else None)
+            ms.charge_margin = margin
             preds = []
             for i in range(0, len(z), 64):
                 preds += [d.structure for d in ms.decode(z[i : i + 64], predict=False, labels=False,
                                                          refine_steps=steps,
                                                          symprec=symprec)]  # fmt: skip
             m = evaluate_reconstruction(preds, [e.structure for e in inside])
-            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off") + (f",max_elements={cap}" if cap else "") + (",relax" if relax else "")
+            key = f"frame_search={search},steps={steps},symprec={symprec}" + ("" if counts else ",counts=off") + (f",max_elements={cap}" if cap else "") + (f",charge_margin={margin}" if margin is not None else "") + (",relax" if relax else "")
             out[key] = {"match_rate": m["n_matched"] / n_all, "n_matched": m["n_matched"], "n": n_all,
                         "composition_accuracy": m["composition_accuracy"], "rmse": m["rmse"],
                         "lattice_mae": m["lattice_mae"], "encode_s": encode_s}  # fmt: skip

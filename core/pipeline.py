@@ -9,21 +9,19 @@ own species head segments, without CGCNN there are no property predictions.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import EllipsisType
 
 import numpy as np
 import torch
-from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.core import Lattice, Structure
 
 from core.canonical import best_frames, reconstruction_misfit
 from core.checkpoint import load_checkpoint
 from core.composition_prior import FILENAME as COMPOSITION_FILE
 from core.composition_prior import CompositionPrior
 from core.conditions import UNKNOWN_BIN, to_bin
+from core.decoding import Decoded, DecodeSteps
 from core.device import resolve_device
 from core.elements import Vocabulary
 from core.errors import CheckpointError, ICSGError, SegmentationError
@@ -31,23 +29,19 @@ from core.latent_prior import FILENAME as PRIOR_FILE
 from core.latent_prior import LatentPrior
 from core.models.blocks import make_input
 from core.refine import STEPS as REFINE_STEPS
-from core.refine import SYMPREC, refine_structures, symmetrize_positions
-from core.segment import find_sites, sites_to_structure
+from core.refine import SYMPREC, symmetrize_positions
+from core.sampling import LatentSpace
 from core.segmentation import (
     DECODE_SEGMENTER,
     UNET_TTA,
     averaged_over_operations,
-    blobs_of,
     combine_probabilities,
     segment_with_templates,
     segment_with_unet,
-    unet_disagreements,
 )
 from core.voxel import (
     VoxelConfig,
     Voxeliser,
-    cell_angles,
-    cell_matrix,
     denormalise_density,
     normalise_density,
     with_angles,
@@ -56,10 +50,7 @@ from resources import default_models_dir
 
 log = logging.getLogger(__name__)
 
-PRIORS = ("auto", "composition", "composition-unfiltered", "fitted", "normal")
 KNOWN_FILE = "known.json.gz"  # the training crystals' index (core/known.py), at the model set's root
-MAX_DRAW_ROUNDS = 20  # rounds of draws of a set that rejects high-energy samples (sampling.max_energy)
-MIN_BLOB_VOXELS = 2  # species components smaller than this in a decoded grid are noise
 
 
 def _checkpoint_dir(root: Path, kind: str) -> Path | None:
@@ -69,21 +60,7 @@ def _checkpoint_dir(root: Path, kind: str) -> Path | None:
     return None
 
 
-@dataclass
-class Decoded:
-    """One decoded latent vector: grids, the recovered crystal (or why not), properties."""
-
-    density: np.ndarray  # (D,D,D) e/Å^3
-    abc: np.ndarray  # (P,) lattice parameters: a, b, c in Å, then alpha, beta, gamma in degrees when P = 6
-    labels: np.ndarray | None = None  # (D,D,D) class ids: the U-Net's argmax (the decoder's without a U-Net)
-    structure: Structure | None = None
-    error: str | None = None
-    properties: dict[str, float] = field(default_factory=dict)
-    blobs: list = field(default_factory=list)  # core.segmentation.Blob of the U-Net's segmentation
-    disagreements: list = field(default_factory=list)  # (site, element, the U-Net's element)
-
-
-class ModelSet:
+class ModelSet(LatentSpace, DecodeSteps):
     """The VAE (+ U-Net, + CGCNN) of one model-set folder, ready for inference."""
 
     def __init__(self, vae, vae_meta: dict, unet=None, cgcnn=None, cgcnn_meta=None, device=None, source=""):
@@ -367,21 +344,7 @@ class ModelSet:
         probs = combine_probabilities(unet, head, self.segmenter if head is not None else "unet")
         shown = unet if unet is not None else probs
         label_grids = shown.argmax(1).astype(np.uint8) if labels else None  # (B, D, D, D)
-        results = []
-        for k in range(len(density)):
-            item = Decoded(
-                density=density[k], abc=abc[k], labels=None if label_grids is None else label_grids[k]
-            )
-            try:
-                sites = find_sites(
-                    density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
-                    counts=None if counts is None else counts[k], voxel_size=cell_matrix(abc[k]) / density.shape[-1],
-                    max_elements=self.max_elements, charge=self._charge_test(),
-                )  # fmt: skip
-                item.structure = sites_to_structure(sites, abc[k][:3], cell_angles(abc[k]))
-            except SegmentationError as exc:
-                item.error = str(exc)
-            results.append(item)
+        results = self._structures_of_grids(density, abc, probs, counts, label_grids)
         steps = self.refine_steps if refine_steps is None else refine_steps
         if refine and steps > 0:
             self._refine(results, steps)
@@ -400,154 +363,10 @@ class ModelSet:
                 r.properties = props
         return results
 
-    def _charge_test(self) -> tuple[Callable[[dict[int, int]], bool], float] | None:
-        """(composition test on {class: count}, margin) for core/charge.py, or None when off."""
-        if self.charge_margin is None:
-            return None
-        from core.metrics.validity import composition_validity
-
-        def charge_balanced(counts: dict[int, int]) -> bool:
-            if any(not 0 < cls < len(self.vocab) for cls in counts):
-                return False
-            return composition_validity(Composition({self.vocab.symbol(c): n for c, n in counts.items()}))
-
-        return charge_balanced, float(self.charge_margin)
-
-    def _annotate(self, results: list[Decoded], unet: np.ndarray, blobs: bool) -> None:
-        """The U-Net's reading of each decoded grid: sites it types differently, and its blobs."""
-        for k, r in enumerate(results):
-            if r.structure is not None:
-                r.disagreements = unet_disagreements(r.structure, unet[k], self.vocab)
-            if blobs:
-                try:
-                    r.blobs = blobs_of(r.density, unet[k], self.vocab, r.labels)
-                except SegmentationError as exc:
-                    log.debug("no blobs: %s", exc)
-
-    def _refine(self, results: list[Decoded], steps: int = REFINE_STEPS) -> None:
-        """Fit positions of every segmented structure to its density, in place (one batch)."""
-        ok = [r for r in results if r.structure is not None]
-        if ok:
-            fitted = refine_structures([r.structure for r in ok], np.stack([r.density for r in ok]), self.voxeliser,
-                                       steps=steps)  # fmt: skip
-            for r, structure in zip(ok, fitted, strict=True):
-                r.structure = structure
-
-    def _relax(self, results: list[Decoded]) -> None:
-        """Relax every decoded structure's positions in the set's potential, in place (one batch)."""
-        from core.relax import relax_structures
-
-        ok = [r for r in results if r.structure is not None]
-        for r, structure in zip(ok, relax_structures([r.structure for r in ok], **self.relax), strict=True):
-            r.structure = structure
-
     def reconstruct(self, structures: list[Structure], cond=None, labels: bool = True,
                     check: bool = False) -> list[Decoded]:  # fmt: skip
         """encode (mean z) -> decode -> segment, one Decoded per input (``check``: see decode)."""
         return self.decode(self.encode(structures, cond), cond, labels=labels, check=check)
-
-    # -- latent space -------------------------------------------------------------------------
-    def sample(
-        self, n: int, temperature: float | None = None, seed: int = 0, prior: str = "auto", group: str | None = None
-    ) -> np.ndarray:
-        """n latent vectors, seeded; ``temperature`` None: the set's own (``self.temperature``).
-        ``prior``: 'composition' (new compositions on learned
-        prototypes, encoded: core/composition_prior.py; ``temperature`` unused;
-        'composition-unfiltered': the same without skipping known or repeated ones), 'fitted' (the
-        latent mixture over the training crystals, only its ``group`` components when given:
-        core/latent_prior.py), 'normal' (N(0, T^2 I)), or 'auto': composition when the set has
-        it and no group is asked for, else fitted when it has one, else normal."""
-        if prior not in PRIORS:
-            raise ICSGError(f"unknown prior {prior!r}: expected one of {', '.join(PRIORS)}")
-        if prior == "auto":
-            prior = ("composition" if self.composition_prior is not None and group is None
-                     else "fitted" if self.prior is not None else "normal")  # fmt: skip
-        if prior.startswith("composition"):
-            if group is not None:
-                raise ICSGError(
-                    "a prior group applies to the fitted prior (--prior fitted), not to the composition prior"
-                )
-            free = prior == "composition-unfiltered"  # the ablation: known and repeated compositions allowed
-            return self.sample_compositions(n, seed, exclude_known=not free, unique=not free)[0]
-        if prior == "fitted" and self.prior is None:
-            raise ICSGError(f"{self.source}: this model set has no fitted prior (vae/{PRIOR_FILE}); "
-                            "make one with: icsg3d fit-prior")  # fmt: skip
-        if group is not None and prior == "normal":
-            raise ICSGError(f"a prior group ({group!r}) needs the fitted prior, not N(0, I)")
-        temperature = self.temperature if temperature is None else float(temperature)
-
-        def draw(m: int, draw_seed: int) -> np.ndarray:
-            if prior == "fitted":
-                return self.prior.sample(m, temperature, draw_seed, group=group)
-            rng = np.random.default_rng(draw_seed)
-            return (rng.standard_normal((m, self.latent_dim)) * temperature).astype(np.float32)
-
-        if self.max_energy is None or not self.relax:
-            return draw(n, seed)
-        return self._low_energy_latents(draw, n, seed)
-
-    def _low_energy_latents(self, draw: Callable[[int, int], np.ndarray], n: int, seed: int) -> np.ndarray:
-        """n latents whose decodes, relaxed, lie at or below ``self.max_energy`` eV/atom: rounds of
-        draws (seeds derived from ``seed``) until n are kept; after MAX_DRAW_ROUNDS the lowest of the
-        rest fill the gap (logged)."""
-        from core.relax import energies_per_atom
-
-        kept, rejected, rejected_energy = [], [], []
-        for round_no in range(MAX_DRAW_ROUNDS):
-            z = draw(max(2 * (n - len(kept)), 8), seed * MAX_DRAW_ROUNDS + round_no)
-            structures = [r.structure for r in self.decode(z, predict=False, labels=False)]
-            energy = energies_per_atom(structures, self.relax.get("potential", "tersoff_c"))
-            ok = energy <= self.max_energy  # NaN (no structure, another element) is never kept
-            kept += list(z[ok])
-            rejected += list(z[~ok])
-            rejected_energy += list(np.nan_to_num(energy[~ok], nan=np.inf))
-            if len(kept) >= n:
-                return np.stack(kept[:n])
-        log.warning("%d of %d samples above %.2f eV/atom after %d rounds: the lowest of them fill in",
-                    n - len(kept), n, self.max_energy, MAX_DRAW_ROUNDS)  # fmt: skip
-        fill = [rejected[i] for i in np.argsort(rejected_energy)[: n - len(kept)]]
-        return np.stack(kept + fill)
-
-    def sample_compositions(self, n: int, seed: int = 0, exclude_known: bool = True,
-                            unique: bool = True) -> tuple[np.ndarray, list[Structure]]:  # fmt: skip
-        """Composition-first sampling: (z (n, L), the proposed ideal crystals that were encoded)."""
-        if self.composition_prior is None:
-            raise ICSGError(f"{self.source}: this model set has no composition prior (vae/{COMPOSITION_FILE}); "
-                            "make one with: icsg3d fit-prior --kind composition")  # fmt: skip
-        proposed = self.composition_prior.sample(n, seed, exclude_known=exclude_known, unique=unique)
-        # proposals are built in the training convention (core/composition_prior.py): no search
-        z = [
-            self.encode(proposed[first : first + 256], frame_search=False)
-            for first in range(0, len(proposed), 256)
-        ]
-        return np.concatenate(z) if z else np.zeros((0, self.latent_dim), np.float32), proposed
-
-    def around(self, z: np.ndarray, n: int, spread: float | None = 0.5, seed: int = 0) -> np.ndarray:
-        """n latent vectors around z: z + spread * N(0, I), seeded; ``spread`` None: the set's own
-        temperature, as ``sample`` takes it."""
-        spread = self.temperature if spread is None else float(spread)
-        rng = np.random.default_rng(seed)
-        return (np.asarray(z, np.float32)[None] + spread * rng.standard_normal((n, self.latent_dim))).astype(
-            np.float32
-        )
-
-    @staticmethod
-    def interpolate(za: np.ndarray, zb: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
-        """(steps, L) path from za to zb, linear or spherical (slerp keeps prior-typical norms)."""
-        if steps < 2:
-            raise ICSGError("interpolation needs at least 2 steps")
-        t = np.linspace(0.0, 1.0, steps)[:, None]
-        za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
-        if method == "linear":
-            return ((1 - t) * za + t * zb).astype(np.float32)
-        if method != "slerp":
-            raise ICSGError(f"unknown interpolation method {method!r}: use slerp or linear")
-        cos = np.dot(za, zb) / max(np.linalg.norm(za) * np.linalg.norm(zb), 1e-12)
-        omega = math.acos(float(np.clip(cos, -1.0, 1.0)))
-        if omega < 1e-6:
-            return ((1 - t) * za + t * zb).astype(np.float32)
-        path = (np.sin((1 - t) * omega) * za + np.sin(t * omega) * zb) / math.sin(omega)
-        return path.astype(np.float32)
 
     def predicted_property(self, z) -> np.ndarray:
         """The VAE's latent property head (B,) in the property's units."""

@@ -53,7 +53,7 @@ def add_model_options(p: argparse.ArgumentParser, out: bool = True) -> None:
 
 def add_prior_options(p: argparse.ArgumentParser, what: str = "") -> None:
     """--prior and --prior-group, as `generate` and `evaluate generation` take them."""
-    from core.pipeline import PRIORS
+    from core.sampling import PRIORS
 
     p.add_argument("--prior", choices=list(PRIORS), default="auto",
                    help=f"{what}composition: new compositions on learned prototypes, encoded (the default when "

@@ -196,12 +196,12 @@ def test_a_model_set_decodes_with_the_settings_its_meta_names(tmp_path):
 def test_a_model_set_can_type_atoms_without_its_count_head(tmp_path, monkeypatch):
     import json
 
-    import core.pipeline
+    import core.decoding
 
     root = write_tiny_model_set(tmp_path, lattice_params=6, comp_head=True)
     seen = []
-    real = core.pipeline.find_sites
-    monkeypatch.setattr(core.pipeline, "find_sites", lambda *a, **kw: seen.append(kw["counts"]) or real(*a, **kw))
+    real = core.decoding.find_sites
+    monkeypatch.setattr(core.decoding, "find_sites", lambda *a, **kw: seen.append(kw["counts"]) or real(*a, **kw))
     z = np.zeros((1, ModelSet.load(root, device="cpu").latent_dim), np.float32)
     ModelSet.load(root, device="cpu").decode(z, predict=False)
     assert seen[-1] is not None  # the count head's composition by default

@@ -60,7 +60,7 @@ case "$SET" in
     ARCH='"widths": [32, 64], "dec_widths": [64, 32, 16], "spatial_latent": 16, "global_latent": 32, '
     # decoding chosen on val_select (150 crystals, scripts/select_reconstruction.py --counts both
     # --max-elements 0,3; model card): atoms typed by the species head alone, not to the count head
-    DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "counts": false, "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py"}'}
+    DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "counts": false, "charge_margin": 1.0, "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py --charge-margin none,1,2,4,8"}'}
     ;;
   *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
 esac

@@ -92,17 +92,29 @@ def test_find_sites_retypes_to_a_charge_balanced_formula_with_smact():
 
 
 @pytest.mark.parametrize("margin", [None, 3.0])
-def test_the_model_sets_charge_test_reads_its_vocabulary(margin):
-    from core.pipeline import ModelSet
+def test_a_model_sets_decode_passes_its_charge_test_to_the_typing(tmp_path, monkeypatch, margin):
+    """meta.json decoding.charge_margin reaches find_sites as (SMACT test on the set's classes, margin)."""
+    import json
 
-    ms = ModelSet.__new__(ModelSet)  # only the attributes _charge_test reads
-    ms.vocab, ms.charge_margin = Vocabulary.from_list(["Na", "Cl", "Mg"]), margin
-    test = ms._charge_test()
+    import core.decoding
+    from core.pipeline import ModelSet
+    from tests.tiny_models import write_tiny_model_set
+
+    root = write_tiny_model_set(tmp_path, lattice_params=6)
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["decoding"] = {"counts": False, "charge_margin": margin}
+    meta_path.write_text(json.dumps(meta))
+    seen = []
+    real = core.decoding.find_sites
+    monkeypatch.setattr(core.decoding, "find_sites", lambda *a, **kw: seen.append(kw["charge"]) or real(*a, **kw))
+    models = ModelSet.load(root, device="cpu")
+    models.decode(np.zeros((1, models.latent_dim), np.float32), predict=False)
     if margin is None:
-        assert test is None
+        assert seen == [None]
         return
-    ok, got_margin = test
-    na, cl, mg = (ms.vocab.index(e) for e in ("Na", "Cl", "Mg"))
+    (test, got_margin), = seen
+    na, cl, sr, ti, o = (models.vocab.index(e) for e in ("Na", "Cl", "Sr", "Ti", "O"))
     assert got_margin == 3.0
-    assert ok({na: 1, cl: 1}) and ok({mg: 1, cl: 2})
-    assert not ok({na: 1, cl: 3}) and not ok({0: 1, na: 1})  # background is not an element
+    assert test({na: 1, cl: 1}) and test({sr: 1, ti: 1, o: 3})
+    assert not test({na: 1, cl: 3}) and not test({0: 1, na: 1})  # background is not an element

@@ -37,6 +37,20 @@ def _decodings(option: str) -> list[tuple[int, float | None]]:
     return [(int(steps), None if prec.lower() == "none" else float(prec)) for steps, prec in pairs]
 
 
+def _refuse_unseen_parts(split_path: Path, ids: list[str], data: str) -> None:
+    """Stop when --data holds crystals the set trained on or its report part (val_report): a
+    choice made on them would not be a choice made on unseen selection crystals."""
+    if not split_path.is_file():
+        return
+    split = json.loads(split_path.read_text(encoding="utf-8"))
+    for part in ("train", "val_report"):
+        clash = set(map(str, split.get(part) or [])) & set(ids)
+        if clash:
+            raise SystemExit(f"{data}: {len(clash)} of {len(ids)} crystals are in {split_path}'s {part!r} part "
+                             f"(e.g. {sorted(clash)[0]}); select on its val_select part: "
+                             f"scripts/prepare_data.py --heldout {split_path} --source NAME=VAL.csv.gz")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", required=True)
@@ -66,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ms = ModelSet.load(resolve_models(args.models), device="cpu")
     entries, failures = load_entries(args.data, limit=args.limit, max_sites=None)
+    _refuse_unseen_parts(Path(ms.source) / "split.json", [e.id for e in entries], args.data)
     inside = [e for e in entries if ms.domain_problem(e.structure) is None]
     n_all = len(entries) + len(failures)  # outside the domain or unreadable: a miss
     out = {}

@@ -48,7 +48,7 @@ class DecodeSteps:
         """One Decoded per grid: density (B,D,D,D), lattice parameters (B, P), species probabilities
         (B,C,D,D,D), optional atoms per class (B,C) and label grids (B,D,D,D); atoms found and
         typed (core/segment.py), or the reason none were."""
-        results = []
+        results, charge = [], self._charge_test()
         for k in range(len(density)):
             item = Decoded(
                 density=density[k], abc=abc[k], labels=None if label_grids is None else label_grids[k]
@@ -57,7 +57,7 @@ class DecodeSteps:
                 sites = find_sites(
                     density[k], self.vocab, class_probs=probs[k], min_voxels=MIN_BLOB_VOXELS,
                     counts=None if counts is None else counts[k], voxel_size=cell_matrix(abc[k]) / density.shape[-1],
-                    max_elements=self.max_elements, charge=self._charge_test(),
+                    max_elements=self.max_elements, charge=charge,
                 )  # fmt: skip
                 item.structure = sites_to_structure(sites, abc[k][:3], cell_angles(abc[k]))
             except SegmentationError as exc:

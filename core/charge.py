@@ -24,11 +24,16 @@ PAIR_POOL = 12  # the cheapest single retypings combined in pairs
 ELEMENT_POOL = 8  # elements of most total share considered to replace a whole element
 
 
-def _log_shares(mass: np.ndarray) -> np.ndarray:
-    """(N, C) log of each atom's share of probability mass per class; background (class 0) excluded."""
+def shares(mass: np.ndarray) -> np.ndarray:
+    """(N, C) each atom's share of its probability mass per class: background (class 0), negative
+    and non-finite masses count as 0 (callers exclude the background with -inf or 0)."""
     mass = np.where(np.isfinite(mass), np.maximum(mass, 0.0), 0.0).astype(np.float64)
     mass[:, 0] = 0.0
-    share = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
+    return mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
+
+
+def log_shares(share: np.ndarray) -> np.ndarray:
+    """log of ``shares``, floored at 1e-12 (a class with no mass is very unlikely, not impossible)."""
     return np.log(np.maximum(share, 1e-12))
 
 
@@ -42,8 +47,9 @@ def _single_retypings(log_share: np.ndarray, species: np.ndarray) -> list[tuple[
     return sorted(moves)
 
 
-def _candidates(log_share: np.ndarray, species: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
+def _candidates(share: np.ndarray, species: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
     """Every retyping considered, as (cost in nats, classes (N,)); unordered."""
+    log_share = log_shares(share)
     singles = _single_retypings(log_share, species)
     for cost, i, cls in singles:
         retyped = species.copy()
@@ -54,7 +60,7 @@ def _candidates(log_share: np.ndarray, species: np.ndarray) -> Iterator[tuple[fl
             retyped = species.copy()
             retyped[i], retyped[j] = a, b
             yield cost_a + cost_b, retyped
-    pool = np.argsort(-np.exp(log_share).sum(axis=0))[:ELEMENT_POOL]
+    pool = np.argsort(-share.sum(axis=0))[:ELEMENT_POOL]
     for old in np.unique(species):
         members = species == old
         for new in pool:
@@ -80,8 +86,7 @@ def balance_species(
     species = np.asarray(species, dtype=int)
     if len(species) == 0 or composition_ok(dict(Counter(species.tolist()))):
         return species
-    log_share = _log_shares(np.asarray(mass))
-    ranked = sorted((c for c in _candidates(log_share, species) if c[0] <= margin), key=lambda c: c[0])
+    ranked = sorted((c for c in _candidates(shares(np.asarray(mass)), species) if c[0] <= margin), key=lambda c: c[0])
     for _, retyped in ranked:
         counts = dict(Counter(retyped.tolist()))
         if max_elements and len(counts) > max_elements:

@@ -18,7 +18,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from scipy import ndimage
 
-from core.charge import balance_species
+from core.charge import balance_species, log_shares, shares
 from core.elements import Vocabulary
 from core.errors import SegmentationError
 
@@ -143,11 +143,10 @@ def limit_elements(mass: np.ndarray, max_elements: int, candidates: int = 12) ->
     and types each atom by its best element of S. One mistyped atom changes a formula; a
     binary or ternary set's atoms then vote on its elements together. Returns classes (N,).
     """
-    mass = np.where(np.isfinite(mass), np.maximum(mass, 0.0), 0.0)
-    share = mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
+    share = shares(mass)
     pool = np.argsort(-share.sum(axis=0))[: min(candidates, share.shape[1])]
     pool = pool[share[:, pool].sum(axis=0) > 0]
-    log_share = np.log(np.maximum(share, 1e-12))
+    log_share = log_shares(share)
     best, best_score = share.argmax(axis=1), -np.inf
     for k in range(1, min(max_elements, len(pool)) + 1):
         for subset in itertools.combinations(pool, k):

@@ -83,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     _refuse_unseen_parts(Path(ms.source) / "split.json", [e.id for e in entries], args.data)
     inside = [e for e in entries if ms.domain_problem(e.structure) is None]
     n_all = len(entries) + len(failures)  # outside the domain or unreadable: a miss
+    caps = [int(c) or None for c in args.max_elements.split(",")]
+    margins = [None if m == "none" else float(m) for m in args.charge_margin.split(",")]
     out = {}
     for search in _choices(args.frame_search):
         start = time.perf_counter()
         z = np.concatenate([ms.encode([e.structure for e in inside[i : i + 64]], frame_search=search)
                             for i in range(0, len(inside), 64)])  # fmt: skip
         encode_s = time.perf_counter() - start
-        caps = [int(c) or None for c in args.max_elements.split(",")]
-        margins = [None if m == "none" else float(m) for m in args.charge_margin.split(",")]
         settings = itertools.product(_decodings(args.decodings), _choices(args.counts), caps, margins,
                                      _choices(args.relax))  # fmt: skip
         for (steps, symprec), counts, cap, margin, relax in settings:

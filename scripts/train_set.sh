@@ -67,6 +67,17 @@ esac
 
 resume=()
 if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
+# EXTRA: more training files (space-separated). SUBSTITUTIONS=K (mp_20): up to K crystals made by
+# ionic substitution of each of its own training crystals join the training data
+# (scripts/augment_substitutions.py; its elements and grid: the shipped set's vae/meta.json)
+read -r -a EXTRA_FILES <<< "${EXTRA:-}"
+OTHER+=("${EXTRA_FILES[@]}")
+if [ "${SUBSTITUTIONS:-0}" != "0" ]; then
+    mkdir -p "$RUN"
+    [ -f "$RUN/substituted.csv.gz" ] || $PY scripts/augment_substitutions.py --source "$VAL" --val-train-frac 0.5 \
+        --vocab "resources/models/$SET/vae/meta.json" --per-parent "$SUBSTITUTIONS" --out "$RUN/substituted.csv.gz"
+    OTHER+=("$RUN/substituted.csv.gz")
+fi
 inputs=(); for f in "${OWN[@]}" "${OTHER[@]}"; do inputs+=(--data "$f"); done
 $PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads "${THREADS:-2}" \
     --voxel-config "{\"max_voxel\": ${MAX_VOXEL:-0.55}, \"cell\": \"$CELL\"}" "${SCHEDULE[@]}" \

@@ -210,11 +210,13 @@ def evaluate_generation_run(ms, ref: list[Entry], n: int = 1000, seed: int = 0, 
 
 
 def _prior_name(ms, prior: str, group: str | None) -> str:
+    from core.sampling import auto_prior
+
     if prior == "auto":
-        prior = ("composition" if ms.composition_prior is not None and group is None
-                 else "fitted" if ms.prior is not None else "normal")  # fmt: skip
+        prior = auto_prior(ms, group)
     name = {"composition": "composition-first (core/composition_prior.py)",
             "composition-unfiltered": "composition-first without the known/repeat filters",
+            "substitution": "ionic substitutions of training crystals (core/substitution.py)",
             "fitted": "fitted latent mixture", "normal": "N(0, I)"}[prior]  # fmt: skip
     return name + (f", group {group}" if group is not None else "")
 

@@ -89,6 +89,10 @@ class KnownCrystals:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def formulas(self) -> set[str]:
+        """The reduced formulas of the crystals here."""
+        return {formula for formula, _ in self._by_key}
+
     def structure(self, i: int) -> Structure:
         if self._structures[i] is None:
             raw = self._raw

@@ -22,14 +22,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PRIORS = ("auto", "composition", "composition-unfiltered", "fitted", "normal")
+PRIORS = ("auto", "composition", "composition-unfiltered", "substitution", "fitted", "normal")
 MAX_DRAW_ROUNDS = 20  # rounds of draws of a set that rejects high-energy samples (sampling.max_energy)
+SUBSTITUTION_TRIES = 20  # template draws per substitution sample before repeats are allowed
 
 
 class LatentSpace:
     """Sampling methods of a model set. The host class provides ``latent_dim``, ``temperature``,
-    ``prior`` (core.latent_prior.LatentPrior | None), ``composition_prior``, ``max_energy``,
-    ``relax``, ``source``, ``encode`` and ``decode``."""
+    ``prior`` (core.latent_prior.LatentPrior | None), ``composition_prior``, ``substitution``,
+    ``max_energy``, ``relax``, ``source``, ``known``, ``vocab``, ``domain_problem``, ``encode``
+    and ``decode``."""
 
     def sample(
         self, n: int, temperature: float | None = None, seed: int = 0, prior: str = "auto", group: str | None = None
@@ -37,15 +39,22 @@ class LatentSpace:
         """n latent vectors, seeded; ``temperature`` None: the set's own (``self.temperature``).
         ``prior``: 'composition' (new compositions on learned
         prototypes, encoded: core/composition_prior.py; ``temperature`` unused;
-        'composition-unfiltered': the same without skipping known or repeated ones), 'fitted' (the
+        'composition-unfiltered': the same without skipping known or repeated ones), 'substitution'
+        (training crystals with their ions swapped, encoded: ``sample_substitutions``), 'fitted' (the
         latent mixture over the training crystals, only its ``group`` components when given:
         core/latent_prior.py), 'normal' (N(0, T^2 I)), or 'auto': composition when the set has
-        it and no group is asked for, else fitted when it has one, else normal."""
+        it and no group is asked for, else substitution when its meta.json names templates, else
+        fitted when it has one, else normal."""
         if prior not in PRIORS:
             raise ICSGError(f"unknown prior {prior!r}: expected one of {', '.join(PRIORS)}")
         if prior == "auto":
-            prior = ("composition" if self.composition_prior is not None and group is None
-                     else "fitted" if self.prior is not None else "normal")  # fmt: skip
+            prior = auto_prior(self, group)
+        if prior == "substitution":
+            if group is not None:
+                raise ICSGError(
+                    "a prior group applies to the fitted prior (--prior fitted), not to substitutions"
+                )
+            return self.sample_substitutions(n, seed)[0]
         if prior.startswith("composition"):
             if group is not None:
                 raise ICSGError(
@@ -92,6 +101,42 @@ class LatentSpace:
         fill = [rejected[i] for i in np.argsort(rejected_energy)[: n - len(kept)]]
         return np.stack(kept + fill)
 
+    def sample_substitutions(self, n: int, seed: int = 0) -> tuple[np.ndarray, list[Structure]]:
+        """Substitution sampling for any lattice: (z (n, L), the crystals encoded). Each is a
+        training crystal of the set's own data (the known index's ids with a prefix in
+        ``self.substitution["templates"]``) with its ions swapped (core/substitution.py), within the
+        set's domain, of a formula no training crystal has and, while SUBSTITUTION_TRIES x n
+        template draws last, none drawn before in this call. Seeded."""
+        from core.substitution import substitute
+
+        if not self.substitution or self.known is None:
+            raise ICSGError(f"{self.source}: this model set has no substitution prior "
+                            '(vae/meta.json "sampling": {"substitution": {"templates": [...]}} and known.json.gz)')  # fmt: skip
+        known = self.known
+        prefixes = tuple(self.substitution["templates"])
+        templates = [i for i, name in enumerate(known.ids) if str(name).startswith(prefixes)]
+        if not templates:
+            raise ICSGError(
+                f"{self.source}: no training crystal has an id starting with {', '.join(prefixes)}"
+            )
+        rng = np.random.default_rng(seed)
+        exclude = set(known.formulas())
+        proposed: list[Structure] = []
+        for attempt in range(SUBSTITUTION_TRIES * n + 100 * n):
+            if len(proposed) == n:
+                break
+            if attempt == SUBSTITUTION_TRIES * n:  # the neighbourhood is spent: repeats allowed
+                log.warning("%d of %d substitutions new after %d draws; the rest may repeat", len(proposed), n, attempt)
+                exclude = set(known.formulas())
+            s = substitute(known.structure(int(rng.choice(templates))), rng, self.vocab.__contains__, exclude)
+            if s is not None and self.domain_problem(s) is None:
+                exclude.add(s.composition.reduced_formula)
+                proposed.append(s)
+        if len(proposed) < n:
+            raise ICSGError(f"{self.source}: only {len(proposed)} of {n} substitutions could be made")
+        z = [self.encode(proposed[first : first + 256]) for first in range(0, n, 256)]
+        return (np.concatenate(z) if z else np.zeros((0, self.latent_dim), np.float32)), proposed
+
     def sample_compositions(self, n: int, seed: int = 0, exclude_known: bool = True,
                             unique: bool = True) -> tuple[np.ndarray, list[Structure]]:  # fmt: skip
         """Composition-first sampling: (z (n, L), the proposed ideal crystals that were encoded)."""
@@ -132,3 +177,12 @@ class LatentSpace:
             return ((1 - t) * za + t * zb).astype(np.float32)
         path = (np.sin((1 - t) * omega) * za + np.sin(t * omega) * zb) / math.sin(omega)
         return path.astype(np.float32)
+
+
+def auto_prior(ms, group: str | None) -> str:
+    """The prior 'auto' means for a model set (see ``LatentSpace.sample``)."""
+    if ms.composition_prior is not None and group is None:
+        return "composition"
+    if ms.substitution and group is None:
+        return "substitution"
+    return "fitted" if ms.prior is not None else "normal"

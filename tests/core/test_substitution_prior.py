@@ -1,0 +1,52 @@
+"""The substitution prior of a model set (core/sampling.py sample_substitutions) on a tiny set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.errors import ICSGError
+from core.known import KnownCrystals
+from core.pipeline import ModelSet
+from tests.tiny_models import tiny_crystals, write_tiny_model_set
+
+
+def _set_with_templates(tmp_path, substitution):
+    root = write_tiny_model_set(tmp_path, lattice_params=6)
+    cscl, _, srtio3 = tiny_crystals()
+    # CsCl is the set's own crystal (a template); SrTiO3 came from another data set (not one)
+    KnownCrystals(["own-1", "other-1"], [cscl, srtio3]).save(root / "known.json.gz")
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sampling"] = {"substitution": substitution} if substitution else {}
+    meta_path.write_text(json.dumps(meta))
+    return ModelSet.load(root, device="cpu")
+
+
+def test_substitutions_swap_ions_of_the_own_templates_only(tmp_path):
+    models = _set_with_templates(tmp_path, {"templates": ["own-"]})
+    z, proposed = models.sample_substitutions(3, seed=0)
+    assert z.shape == (3, models.latent_dim) and np.isfinite(z).all()
+    # in the tiny vocabulary (Cs, Na, Sr, Ti, Cl, O) the neutral swaps of CsCl are NaCl and SrO
+    # (Cs+ -> Sr2+ with Cl- -> O2-); both are new, so both come once before any repeats, each on
+    # CsCl's cell (2 atoms); never one of SrTiO3, which is not a template
+    formulas = [p.composition.reduced_formula for p in proposed]
+    assert set(formulas[:2]) == {"NaCl", "SrO"} and formulas[2] in {"NaCl", "SrO"}
+    assert all(len(p) == 2 for p in proposed)
+    nacl = proposed[formulas.index("NaCl")]
+    assert nacl.volume < tiny_crystals()[0].volume  # Na+ is smaller than Cs+
+    again, _ = models.sample_substitutions(3, seed=0)
+    assert np.allclose(z, again)  # seeded
+    assert models.sample(3, seed=0).shape == (3, models.latent_dim)  # 'auto' is substitution here
+
+
+def test_a_set_without_templates_says_so(tmp_path):
+    models = _set_with_templates(tmp_path, None)
+    with pytest.raises(ICSGError, match="no substitution prior"):
+        models.sample(2, prior="substitution")
+    assert models.sample(2).shape == (2, models.latent_dim)  # 'auto' falls back to N(0, I)
+    bad = _set_with_templates(tmp_path / "b", {"templates": ["nothing-"]})
+    with pytest.raises(ICSGError, match="no training crystal has an id starting with nothing-"):
+        bad.sample(2, prior="substitution")

@@ -110,7 +110,8 @@ class ModelSet(LatentSpace, DecodeSteps):
         # potential) are drawn again (vae/meta.json "sampling"; None: every sample kept)
         self.max_energy = (vae_meta.get("sampling") or {}).get("max_energy")
         # ionic substitutions of the set's own training crystals as a prior (core/sampling.py;
-        # {"templates": [id prefixes of the known index]}; None: no such prior)
+        # {"templates": [id prefixes of the known index], "default": whether 'auto' means it};
+        # None: no such prior)
         self.substitution = (vae_meta.get("sampling") or {}).get("substitution")
         self.origin = str(norms.get("origin", "file"))  # "site": trained with an atom at the origin
 

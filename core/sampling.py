@@ -43,8 +43,8 @@ class LatentSpace:
         (training crystals with their ions swapped, encoded: ``sample_substitutions``), 'fitted' (the
         latent mixture over the training crystals, only its ``group`` components when given:
         core/latent_prior.py), 'normal' (N(0, T^2 I)), or 'auto': composition when the set has
-        it and no group is asked for, else substitution when its meta.json names templates, else
-        fitted when it has one, else normal."""
+        it and no group is asked for, else substitution when its meta.json makes it the default
+        (``sampling.substitution.default``), else fitted when it has one, else normal."""
         if prior not in PRIORS:
             raise ICSGError(f"unknown prior {prior!r}: expected one of {', '.join(PRIORS)}")
         if prior == "auto":
@@ -183,6 +183,6 @@ def auto_prior(ms, group: str | None) -> str:
     """The prior 'auto' means for a model set (see ``LatentSpace.sample``)."""
     if ms.composition_prior is not None and group is None:
         return "composition"
-    if ms.substitution and group is None:
+    if ms.substitution and ms.substitution.get("default") and group is None:
         return "substitution"
     return "fitted" if ms.prior is not None else "normal"

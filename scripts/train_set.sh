@@ -61,6 +61,9 @@ case "$SET" in
     # decoding chosen on val_select (150 crystals, scripts/select_reconstruction.py --counts both
     # --max-elements 0,3; model card): atoms typed by the species head alone, not to the count head
     DECODING=${DECODING:-'{"frame_search": true, "refine_steps": 30, "symprec": null, "counts": false, "charge_margin": 1.0, "chosen_on": "val_select, 150 crystals: scripts/select_reconstruction.py --charge-margin none,1,2,4,8"}'}
+    # the substitution prior (--prior substitution; core/sampling.py) on the set's own crystals, not
+    # the default (model card, session 16)
+    SAMPLING=${SAMPLING:-'{"substitution": {"templates": ["mp-", "mvc-"], "default": false}}'}
     ;;
   *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
 esac

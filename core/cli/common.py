@@ -58,7 +58,7 @@ def add_prior_options(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--prior", choices=list(PRIORS), default="auto",
                    help=f"{what}composition: new compositions on learned prototypes, encoded (the default when "
                         "the model set has one); substitution: training crystals with their ions swapped "
-                        "(any lattice; the default of a set that names templates); fitted: the latent "
+                        "(any lattice; sets whose meta.json names templates); fitted: the latent "
                         "mixture over the training crystals; "
                         "normal: N(0, T^2 I)")  # fmt: skip
     p.add_argument("--prior-group", default=None, metavar="NAME",

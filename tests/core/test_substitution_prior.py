@@ -26,7 +26,7 @@ def _set_with_templates(tmp_path, substitution):
 
 
 def test_substitutions_swap_ions_of_the_own_templates_only(tmp_path):
-    models = _set_with_templates(tmp_path, {"templates": ["own-"]})
+    models = _set_with_templates(tmp_path, {"templates": ["own-"], "default": True})
     z, proposed = models.sample_substitutions(3, seed=0)
     assert z.shape == (3, models.latent_dim) and np.isfinite(z).all()
     # in the tiny vocabulary (Cs, Na, Sr, Ti, Cl, O) the neutral swaps of CsCl are NaCl and SrO
@@ -42,6 +42,21 @@ def test_substitutions_swap_ions_of_the_own_templates_only(tmp_path):
     assert models.sample(3, seed=0).shape == (3, models.latent_dim)  # 'auto' is substitution here
 
 
+def test_auto_means_substitution_only_when_the_set_says_so(tmp_path, monkeypatch):
+    models = _set_with_templates(tmp_path, {"templates": ["own-"]})
+    called = []
+
+    def stub(self, n, seed=0):
+        called.append(n)
+        return np.ones((n, self.latent_dim), np.float32), []
+
+    monkeypatch.setattr(type(models), "sample_substitutions", stub)
+    assert not np.allclose(models.sample(2), 1.0)  # auto: N(0, I) here (the tiny set has no fitted prior)
+    assert called == []
+    models.substitution["default"] = True
+    assert np.allclose(models.sample(2), 1.0) and called == [2]
+
+
 def test_a_set_without_templates_says_so(tmp_path):
     models = _set_with_templates(tmp_path, None)
     with pytest.raises(ICSGError, match="no substitution prior"):
@@ -50,3 +65,21 @@ def test_a_set_without_templates_says_so(tmp_path):
     bad = _set_with_templates(tmp_path / "b", {"templates": ["nothing-"]})
     with pytest.raises(ICSGError, match="no training crystal has an id starting with nothing-"):
         bad.sample(2, prior="substitution")
+
+
+def test_the_shipped_mp_20_set_offers_new_substitutions_of_its_own_crystals():
+    """What `icsg3d generate --models mp_20 --prior substitution` starts from: crystals of formulas no
+    training crystal has, made from its mp_20 training crystals (not carbon or perovskites), inside
+    its domain; the fitted prior stays the default."""
+    from core.model_sets import resolve_models
+    from core.sampling import auto_prior
+
+    models = ModelSet.load(resolve_models("mp_20"), device="cpu")
+    assert auto_prior(models, None) == "fitted"
+    z, proposed = models.sample_substitutions(4, seed=1)
+    assert z.shape == (4, models.latent_dim) and np.isfinite(z).all()
+    known = models.known.formulas()
+    for crystal in proposed:
+        assert crystal.composition.reduced_formula not in known
+        assert models.domain_problem(crystal) is None
+        assert {e.symbol for e in crystal.composition.elements} != {"C"}

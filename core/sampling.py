@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 PRIORS = ("auto", "composition", "composition-unfiltered", "substitution", "fitted", "normal")
 MAX_DRAW_ROUNDS = 20  # rounds of draws of a set that rejects high-energy samples (sampling.max_energy)
 SUBSTITUTION_TRIES = 20  # template draws per substitution sample before repeats are allowed
+REPEAT_TRIES = 100  # then this many more per sample, repeats allowed, before giving up
 
 
 class LatentSpace:
@@ -120,14 +121,15 @@ class LatentSpace:
                 f"{self.source}: no training crystal has an id starting with {', '.join(prefixes)}"
             )
         rng = np.random.default_rng(seed)
-        exclude = set(known.formulas())
+        trained = known.formulas()
+        exclude = set(trained)
         proposed: list[Structure] = []
-        for attempt in range(SUBSTITUTION_TRIES * n + 100 * n):
+        for attempt in range((SUBSTITUTION_TRIES + REPEAT_TRIES) * n):
             if len(proposed) == n:
                 break
             if attempt == SUBSTITUTION_TRIES * n:  # the neighbourhood is spent: repeats allowed
                 log.warning("%d of %d substitutions new after %d draws; the rest may repeat", len(proposed), n, attempt)
-                exclude = set(known.formulas())
+                exclude = set(trained)
             s = substitute(known.structure(int(rng.choice(templates))), rng, self.vocab.__contains__, exclude)
             if s is not None and self.domain_problem(s) is None:
                 exclude.add(s.composition.reduced_formula)

@@ -37,7 +37,16 @@ class LatentSpace:
     def sample(
         self, n: int, temperature: float | None = None, seed: int = 0, prior: str = "auto", group: str | None = None
     ) -> np.ndarray:
-        """n latent vectors, seeded; ``temperature`` None: the set's own (``self.temperature``).
+        """n latent vectors (n, L), seeded: ``sample_with_proposals`` without the proposals."""
+        return self.sample_with_proposals(n, temperature, seed, prior, group)[0]
+
+    def sample_with_proposals(
+        self, n: int, temperature: float | None = None, seed: int = 0, prior: str = "auto", group: str | None = None
+    ) -> tuple[np.ndarray, list[Structure] | None]:
+        """(n latent vectors (n, L), the n crystals they encode or None), seeded. The crystals come
+        with the priors that propose crystals and encode them (composition, substitution); a
+        substitution's ``properties["proposal"]`` says which training crystal it was made of.
+        ``temperature`` None: the set's own (``self.temperature``).
         ``prior``: 'composition' (new compositions on learned
         prototypes, encoded: core/composition_prior.py; ``temperature`` unused;
         'composition-unfiltered': the same without skipping known or repeated ones), 'substitution'
@@ -55,14 +64,14 @@ class LatentSpace:
                 raise ICSGError(
                     "a prior group applies to the fitted prior (--prior fitted), not to substitutions"
                 )
-            return self.sample_substitutions(n, seed)[0]
+            return self.sample_substitutions(n, seed)
         if prior.startswith("composition"):
             if group is not None:
                 raise ICSGError(
                     "a prior group applies to the fitted prior (--prior fitted), not to the composition prior"
                 )
             free = prior == "composition-unfiltered"  # the ablation: known and repeated compositions allowed
-            return self.sample_compositions(n, seed, exclude_known=not free, unique=not free)[0]
+            return self.sample_compositions(n, seed, exclude_known=not free, unique=not free)
         if prior == "fitted" and self.prior is None:
             raise ICSGError(f"{self.source}: this model set has no fitted prior (vae/{PRIOR_FILE}); "
                             "make one with: icsg3d fit-prior")  # fmt: skip
@@ -77,8 +86,8 @@ class LatentSpace:
             return (rng.standard_normal((m, self.latent_dim)) * temperature).astype(np.float32)
 
         if self.max_energy is None or not self.relax:
-            return draw(n, seed)
-        return self._low_energy_latents(draw, n, seed)
+            return draw(n, seed), None
+        return self._low_energy_latents(draw, n, seed), None
 
     def _low_energy_latents(self, draw: Callable[[int, int], np.ndarray], n: int, seed: int) -> np.ndarray:
         """n latents whose decodes, relaxed, lie at or below ``self.max_energy`` eV/atom: rounds of
@@ -108,7 +117,7 @@ class LatentSpace:
         ``self.substitution["templates"]``) with its ions swapped (core/substitution.py), within the
         set's domain, of a formula no training crystal has and, while SUBSTITUTION_TRIES x n
         template draws last, none drawn before in this call. Seeded."""
-        from core.substitution import substitute
+        from core.substitution import describe_substitution, substitute
 
         if not self.substitution or self.known is None:
             raise ICSGError(f"{self.source}: this model set has no substitution prior "
@@ -130,9 +139,11 @@ class LatentSpace:
             if attempt == SUBSTITUTION_TRIES * n:  # the neighbourhood is spent: repeats allowed
                 log.warning("%d of %d substitutions new after %d draws; the rest may repeat", len(proposed), n, attempt)
                 exclude = set(trained)
-            s = substitute(known.structure(int(rng.choice(templates))), rng, self.vocab.__contains__, exclude)
+            parent = int(rng.choice(templates))
+            s = substitute(known.structure(parent), rng, self.vocab.__contains__, exclude)
             if s is not None and self.domain_problem(s) is None:
                 exclude.add(s.composition.reduced_formula)
+                s.properties["proposal"] = describe_substitution(known.structure(parent), s, known.ids[parent])
                 proposed.append(s)
         if len(proposed) < n:
             raise ICSGError(f"{self.source}: only {len(proposed)} of {n} substitutions could be made")

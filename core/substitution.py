@@ -107,6 +107,17 @@ def substitute(
     return None
 
 
+def describe_substitution(parent: Structure, child: Structure, parent_id: str) -> str:
+    """Where a substitution came from, for a user: "substitution of mp-1 (NaCl): Na->K, Cl->Br".
+    ``child`` is ``parent`` with its elements replaced site by site (``substitute``)."""
+    swaps = {}
+    for old, new in zip(parent.species, child.species, strict=True):
+        if old != new:
+            swaps[str(old)] = str(new)
+    changed = ", ".join(f"{old}->{new}" for old, new in sorted(swaps.items()))
+    return f"substitution of {parent_id} ({parent.composition.reduced_formula}): {changed}"
+
+
 def substitutions(
     structures: Sequence[Structure],
     per_parent: int,

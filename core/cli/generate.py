@@ -96,18 +96,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from core.structures import read_structure
 
         centre = ms.encode([read_structure(args.around, vocab=ms.vocab)])[0]
-        z = ms.around(centre, args.n, spread=args.temperature, seed=args.seed)
+        z, proposals = ms.around(centre, args.n, spread=args.temperature, seed=args.seed), None
     else:
-        z = ms.sample(args.n, args.temperature, args.seed, prior=args.prior, group=args.prior_group)
+        z, proposals = ms.sample_with_proposals(args.n, args.temperature, args.seed, args.prior, args.prior_group)
     rows: list[Row] = []
     for first in tqdm(range(0, args.n, BATCH), desc="generate", unit="batch"):
         decoded = ms.decode(z[first : first + BATCH], args.condition, labels=False, check=args.unet_check)
         ids = [f"sample-{i:05d}" for i in range(first, first + len(decoded))]
         rows += write_decoded(out, ids, decoded, args.symprec, args.force)
+    if proposals is not None:
+        _note_proposals(rows, proposals)
     seconds = time.perf_counter() - start
     write_summary(out, rows)
     log.info("generated %d crystals in %.1f s (%.1f per second, sampling and CIF writing included)", args.n, seconds, args.n / seconds)
     return 0
+
+
+def _note_proposals(rows: list[Row], proposals: list) -> None:
+    """A sample of a prior that proposes crystals (composition, substitution) names its proposal:
+    formula_in is the proposed formula, the notes say where it came from and whether the model
+    made another crystal of it (the sample is still a sample: its status stays)."""
+    for row, proposal in zip(rows, proposals, strict=True):
+        row.formula_in = proposal.composition.reduced_formula
+        notes = [proposal.properties.get("proposal", f"proposed {row.formula_in}")]
+        if row.formula_out and row.formula_out != row.formula_in:
+            notes.append(f"the model made {row.formula_out} of it")
+        row.error = join(*notes, row.error)
 
 
 def _structure_arg(text: str, vocab):  # noqa: ANN001, ANN202 (a Vocabulary -> a pymatgen Structure)

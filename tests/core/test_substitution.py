@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from core.substitution import oxidation_states, substitute, substitutions
+from core.substitution import describe_substitution, oxidation_states, substitute, substitutions
 
 
 def rock_salt(a: float = 5.64, cation: str = "Na", anion: str = "Cl") -> Structure:
@@ -84,3 +84,13 @@ def test_substitutions_are_seeded_and_unique(seed):
     formulas = [s.composition.reduced_formula for _, s in a]
     assert len(formulas) == len(set(formulas))
     assert all(0 <= i < len(parents) for i, _ in a)
+
+
+def test_describe_substitution_names_the_parent_and_each_swap():
+    nacl = Structure(Lattice.cubic(5.64), ["Na", "Na", "Cl", "Cl"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0], [0, 0.5, 0]])
+    kbr = nacl.copy()
+    kbr.replace_species({"Na": "K", "Cl": "Br"})
+    assert describe_substitution(nacl, kbr, "mp-22862") == "substitution of mp-22862 (NaCl): Cl->Br, Na->K"
+    kcl = nacl.copy()
+    kcl.replace_species({"Na": "K"})
+    assert describe_substitution(nacl, kcl, "x") == "substitution of x (NaCl): Na->K"

@@ -39,6 +39,10 @@ def test_substitutions_swap_ions_of_the_own_templates_only(tmp_path):
     assert nacl.volume < tiny_crystals()[0].volume  # Na+ is smaller than Cs+
     again, _ = models.sample_substitutions(3, seed=0)
     assert np.allclose(z, again)  # seeded
+    # each says which training crystal it was made of and how
+    assert nacl.properties["proposal"] == "substitution of own-1 (CsCl): Cs->Na"
+    srO = proposed[formulas.index("SrO")]
+    assert srO.properties["proposal"] == "substitution of own-1 (CsCl): Cl->O, Cs->Sr"
     assert models.sample(3, seed=0).shape == (3, models.latent_dim)  # 'auto' is substitution here
 
 
@@ -83,3 +87,30 @@ def test_the_shipped_mp_20_set_offers_new_substitutions_of_its_own_crystals():
         assert crystal.composition.reduced_formula not in known
         assert models.domain_problem(crystal) is None
         assert {e.symbol for e in crystal.composition.elements} != {"C"}
+
+
+def test_generate_names_each_samples_parent_in_the_summary(tmp_path):
+    """What a user reads back from `icsg3d generate --prior substitution`: each row's formula_in is
+    the proposed crystal and its notes name the training crystal it was made of; where the model
+    made another formula of it, the notes say so."""
+    import csv
+
+    from core.cli import main
+
+    models = _set_with_templates(tmp_path, {"templates": ["own-"]})
+    out = tmp_path / "gen"
+    args = ["generate", "--n", "3", "--models", str(models.source), "--out", str(out), "--prior", "substitution"]
+    assert main(args) == 0
+    with open(out / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3
+    for row in rows:
+        assert row["formula_in"] in {"NaCl", "SrO"}
+        assert row["error"].startswith("substitution of own-1 (CsCl): ")
+        made_another = bool(row["formula_out"]) and row["formula_out"] != row["formula_in"]
+        assert ("the model made" in row["error"]) == made_another
+    # the fitted/normal priors propose nothing: no proposal notes
+    out2 = tmp_path / "gen2"
+    assert main(["generate", "--n", "2", "--models", str(models.source), "--out", str(out2), "--prior", "normal"]) == 0
+    with open(out2 / "summary.csv", newline="") as handle:
+        assert all(r["formula_in"] == "" and "substitution" not in r["error"] for r in csv.DictReader(handle))

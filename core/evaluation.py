@@ -218,7 +218,10 @@ def _prior_name(ms, prior: str, group: str | None) -> str:
             "composition-unfiltered": "composition-first without the known/repeat filters",
             "substitution": "ionic substitutions of training crystals (core/substitution.py)",
             "fitted": "fitted latent mixture", "normal": "N(0, I)"}[prior]  # fmt: skip
-    return name + (f", group {group}" if group is not None else "")
+    name += f", group {group}" if group is not None else ""
+    if getattr(ms, "max_energy", None) is not None and getattr(ms, "relax", None):
+        name += f", relaxed decodes at or below {ms.max_energy} eV/atom"
+    return name
 
 
 def _index(path: str | Path) -> KnownCrystals:

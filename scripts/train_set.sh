@@ -68,6 +68,8 @@ case "$SET" in
   *) echo "unknown set $SET (carbon_24 | mp_20)" >&2; exit 2 ;;
 esac
 
+# BETA: the KL weight (core/models/vae.py VAEConfig.beta, 3e-4 unless given)
+if [ -n "${BETA:-}" ]; then ARCH="$ARCH\"beta\": $BETA, "; fi
 resume=()
 if [ -d "$RUN/vae/last" ] || [ -d "$RUN/vae/last.old" ]; then resume=(--resume); fi
 # EXTRA: more training files (space-separated). SUBSTITUTIONS=K (mp_20): up to K crystals made by

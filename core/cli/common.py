@@ -27,7 +27,25 @@ def load_model_set(args: argparse.Namespace):  # noqa: ANN201 (core.pipeline.Mod
     model_set = ModelSet.load(models_root(args), device=getattr(args, "device", "auto"))
     if getattr(args, "no_relax", False):
         model_set.relax = None  # the decoded positions as refined, not relaxed in a potential
+    ceiling = getattr(args, "max_energy", None)
+    if ceiling is not None:
+        model_set.max_energy = None if ceiling == "off" else float(ceiling)
+        if model_set.max_energy is not None and not model_set.relax:
+            from core.errors import ICSGError
+
+            raise ICSGError(f"{model_set.source}: --max-energy needs a set that relaxes its decodes in a "
+                            "potential (carbon_24), and no --no-relax")  # fmt: skip
     return model_set
+
+
+def _energy_or_off(text: str) -> str:
+    """--max-energy's value: 'off' or a number (eV/atom), kept as text until the set is loaded."""
+    if text != "off":
+        try:
+            float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected eV/atom (e.g. -6.5) or 'off', got {text!r}") from None
+    return text
 
 
 def models_root(args: argparse.Namespace) -> Path:
@@ -63,3 +81,7 @@ def add_prior_options(p: argparse.ArgumentParser, what: str = "") -> None:
                         "normal: N(0, T^2 I)")  # fmt: skip
     p.add_argument("--prior-group", default=None, metavar="NAME",
                    help="sample only the prior's components of this training family (e.g. perov_5)")  # fmt: skip
+    p.add_argument("--max-energy", type=_energy_or_off, default=None, metavar="E|off",
+                   help="keep samples whose relaxed decode lies at or below E eV/atom, redrawing the others "
+                        "(sets that relax in a potential: carbon_24); 'off': none; default: the set's own "
+                        "(its meta.json sampling.max_energy)")  # fmt: skip

@@ -84,11 +84,12 @@ def test_a_model_set_with_a_relaxation_relaxes_what_it_decodes(tmp_path) -> None
     assert results[1].structure is None
 
 
-def test_no_relax_turns_a_sets_relaxation_off_in_the_commands_that_write_cifs(tmp_path) -> None:
+def test_no_relax_and_max_energy_set_a_sets_relaxation_and_ceiling_in_the_commands(tmp_path) -> None:
     import argparse
     import json
 
-    from core.cli.common import add_model_options, load_model_set
+    from core.cli.common import add_model_options, add_prior_options, load_model_set
+    from core.errors import ICSGError
 
     root = write_tiny_model_set(tmp_path)
     meta_path = root / "vae" / "meta.json"
@@ -100,6 +101,17 @@ def test_no_relax_turns_a_sets_relaxation_off_in_the_commands_that_write_cifs(tm
     base = ["--models", str(root), "--device", "cpu", "--out", str(tmp_path / "out")]
     assert load_model_set(parser.parse_args(base)).relax == {"potential": "tersoff_c", "steps": 50}
     assert load_model_set(parser.parse_args([*base, "--no-relax"])).relax is None
+    # --max-energy: the set's own ceiling unless given; 'off' removes it; a number replaces it
+    add_prior_options(parser)
+    meta["sampling"] = {"max_energy": -6.5}
+    meta_path.write_text(json.dumps(meta))
+    assert load_model_set(parser.parse_args(base)).max_energy == -6.5
+    assert load_model_set(parser.parse_args([*base, "--max-energy", "off"])).max_energy is None
+    assert load_model_set(parser.parse_args([*base, "--max-energy", "-7"])).max_energy == -7.0
+    with pytest.raises(ICSGError, match="--max-energy needs a set that relaxes"):
+        load_model_set(parser.parse_args([*base, "--max-energy", "-7", "--no-relax"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--max-energy", "low"])
 
 
 def test_energies_per_atom_read_tersoffs_diamond_and_skip_other_crystals() -> None:

@@ -26,6 +26,7 @@ PRIORS = ("auto", "composition", "composition-unfiltered", "substitution", "fitt
 MAX_DRAW_ROUNDS = 20  # rounds of draws of a set that rejects high-energy samples (sampling.max_energy)
 SUBSTITUTION_TRIES = 20  # template draws per substitution sample before repeats are allowed
 REPEAT_TRIES = 100  # then this many more per sample, repeats allowed, before giving up
+DECODE_BATCH = 64  # latents decoded at once while filtering samples (as core.evaluation.BATCH)
 
 
 class LatentSpace:
@@ -98,8 +99,12 @@ class LatentSpace:
         kept, rejected, rejected_energy = [], [], []
         for round_no in range(MAX_DRAW_ROUNDS):
             z = draw(max(2 * (n - len(kept)), 8), seed * MAX_DRAW_ROUNDS + round_no)
-            structures = [r.structure for r in self.decode(z, predict=False, labels=False)]
-            energy = energies_per_atom(structures, self.relax.get("potential", "tersoff_c"))
+            energy = np.concatenate([  # in batches: 20,000 grids at once would not fit in memory
+                energies_per_atom([r.structure for r in self.decode(z[first : first + DECODE_BATCH], predict=False,
+                                                                    labels=False)],
+                                  self.relax.get("potential", "tersoff_c"))
+                for first in range(0, len(z), DECODE_BATCH)
+            ])  # fmt: skip
             ok = energy <= self.max_energy  # NaN (no structure, another element) is never kept
             kept += list(z[ok])
             rejected += list(z[~ok])

@@ -286,3 +286,18 @@ def test_advice_to_use_a_weak_set_gives_its_measured_match_rate(tmp_path, monkey
     monkeypatch.setattr(core.model_sets, "shipped_model_sets", lambda: [("weak", root)])
     cscl = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert domain_advice(cscl) == "use the shipped model set weak; it reconstructs 7% of its held-out crystals"
+
+
+def test_the_shipped_carbon_set_samples_only_crystals_below_its_energy_ceiling():
+    """What `icsg3d generate --models carbon_24` writes: relaxed decodes at or below the set's
+    ceiling (-6.5 eV/atom in Tersoff's potential; real carbon_24 lies at -7.4 to -5.8); with
+    --max-energy off (max_energy None) the draws are the fitted prior's own."""
+    from core.relax import energies_per_atom
+
+    models = ModelSet.load(resolve_models("carbon_24"), device="cpu")
+    assert models.max_energy == -6.5 and models.relax
+    z = models.sample(4, seed=0)
+    energy = energies_per_atom([r.structure for r in models.decode(z, predict=False, labels=False)])
+    assert (energy <= -6.5 + 1e-6).all(), energy
+    models.max_energy = None
+    assert np.allclose(models.sample(4, seed=0), models.prior.sample(4, models.temperature, 0))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from core.cli.common import add_prior_options, load_model_set, report_failures
+from core.cli.common import add_prior_options, load_model_set, models_root, report_failures
 from core.errors import ICSGError
 from core.export import export_json
 from core.jsonable import jsonable
@@ -45,8 +45,12 @@ def _roundtrip(args: argparse.Namespace, entries: list[Entry], read_failures: li
     from core.evaluation import roundtrip
     from core.voxel import VoxelConfig
 
-    result = roundtrip(entries, read_failures, cfg=VoxelConfig(d=args.grid))
-    return result.metrics, result.failures
+    cfg = VoxelConfig(d=args.grid or 32)
+    if args.models:  # the set's own grid (points, largest spacing, gridded cell), --grid overriding d
+        meta = json.loads((models_root(args) / "vae" / "meta.json").read_text(encoding="utf-8"))
+        cfg = VoxelConfig.from_dict({**meta["normalisers"]["voxel"], **({"d": args.grid} if args.grid else {})})
+    result = roundtrip(entries, read_failures, cfg=cfg)
+    return {**result.metrics, "voxel": cfg.to_dict()}, result.failures
 
 
 def _model_set_run(args: argparse.Namespace, entries: list[Entry], read_failures: list[Failure]):
@@ -123,8 +127,9 @@ def add_evaluate(sub) -> None:  # noqa: ANN001 (argparse's sub-parser collection
     p.add_argument("--perturb", choices=PERTURBATIONS,
                    help="score copies of the --data crystals with their origin shifted, axes permuted, "
                    "cell re-set, or all three (seeded by --seed): the answer should not change")
-    p.add_argument("--grid", type=int, default=32, metavar="D",
-                   help="roundtrip: points per cell axis (default 32; the cell may be at most D x 0.45 Å long)")
+    p.add_argument("--grid", type=int, default=None, metavar="D",
+                   help="roundtrip: points per cell axis (default 32; the cell may be at most D x 0.45 Å long; "
+                        "with --models: the set's own grid)")
     add_prior_options(p, "generation: ")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=None,

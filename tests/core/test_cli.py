@@ -63,6 +63,26 @@ def test_roundtrip_grid_option_fits_a_long_cell(tmp_path) -> None:
         assert json.loads(out.read_text())["n_matched"] == matched
 
 
+def test_roundtrip_on_a_model_sets_own_grid(tmp_path) -> None:
+    """--models: the roundtrip on the set's grid (its d, largest spacing and cell), so a crystal too
+    long for the set's grid is a miss there and a match on the default 32-point grid."""
+    from pymatgen.core import Lattice, Structure
+
+    root = write_tiny_model_set(tmp_path / "m")
+    meta_path = root / "vae" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["normalisers"]["voxel"] = {"d": 16, "max_voxel": 0.55, "cell": "primitive"}
+    meta_path.write_text(json.dumps(meta))
+    cell = Structure(Lattice.tetragonal(4.0, 10.0), ["Sr", "Ti", "O", "O"],
+                     [[0, 0, 0], [0.5, 0.5, 0.25], [0.5, 0.5, 0.5], [0, 0, 0.75]])  # fmt: skip
+    write_cif(cell, tmp_path / "in" / "long.cif")  # 10 Å > 16 x 0.55 = 8.8 Å; <= 32 x 0.45 = 14.4 Å
+    for extra, matched, d in (([], 1, 32), (["--models", str(root)], 0, 16), (["--models", str(root), "--grid", "32"], 1, 32)):
+        out = tmp_path / "r.json"
+        assert main(["evaluate", "roundtrip", "--data", str(tmp_path / "in"), *extra, "--json", str(out)]) == 0
+        report = json.loads(out.read_text())
+        assert report["n_matched"] == matched and report["voxel"]["d"] == d
+
+
 def test_voxelise_writes_npz_and_refuses_overwrite(inputs, tmp_path) -> None:
     out = tmp_path / "grids.npz"
     assert main(["voxelise", str(inputs), "--out", str(out), "--d", "16"]) == 0

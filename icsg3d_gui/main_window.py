@@ -138,8 +138,7 @@ class MainWindow(QMainWindow):
             self._action(v, f"Along &{name}", lambda _=False, ax=axis: self.viewer.view_along(ax))
         self._action(v, "&Reset camera", self.viewer.reset_view, "Ctrl+R")
         v.addSeparator()
-        for dock in self.docks.values():
-            v.addAction(dock.toggleViewAction())
+        self.dock_actions = [self._dock_action(v, dock) for dock in self.docks.values()]
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&About", self._about)
 
@@ -165,6 +164,18 @@ class MainWindow(QMainWindow):
     def _tick_model_set(self) -> None:
         for folder, action in self.model_actions.items():
             action.setChecked(Path(folder).resolve() == Path(self.state.models_dir or ".").resolve())
+
+    def _dock_action(self, menu, dock) -> QAction:  # noqa: ANN001
+        """A checkable View entry that shows or hides ``dock``. Our own QAction, not
+        ``dock.toggleViewAction()``: PySide6 can hand back a stale wrapper of another type for that
+        Qt-owned action (CI once got a QSurface after many windows had come and gone)."""
+        action = QAction(dock.windowTitle(), self)
+        action.setCheckable(True)
+        action.setChecked(not dock.isHidden())
+        action.triggered.connect(lambda *_: dock.setVisible(action.isChecked()))
+        menu.aboutToShow.connect(lambda: action.setChecked(not dock.isHidden()))  # closed by its [x] too
+        menu.addAction(action)
+        return action
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:  # noqa: ANN001
         action = QAction(text, self)

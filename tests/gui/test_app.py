@@ -413,3 +413,23 @@ def test_random_asks_the_model_sampler(make_window, qtbot):
     qtbot.waitUntil(lambda: win.state.z is not None and np.allclose(win.state.z, expected), timeout=5000)
     assert model.calls["sample"] == before + 1 and win.latent.seed.value() == 8
     qtbot.waitUntil(lambda: win.state.source == "decoded", timeout=5000)  # and it is decoded in full
+
+
+def test_view_menu_shows_and_hides_each_dock(make_window, qtbot):
+    """View lists every dock by title, ticked while it shows; unticking hides it, and a dock closed by
+    its own [x] is unticked the next time the menu opens."""
+    win = make_window()
+    win.show()
+    qtbot.waitExposed(win)
+    titles = [a.text() for a in win.dock_actions]
+    assert titles == [d.windowTitle() for d in win.docks.values()]
+    dock, action = next(iter(win.docks.values())), win.dock_actions[0]
+    assert action.isCheckable() and action.isChecked() and not dock.isHidden()
+    action.trigger()
+    assert dock.isHidden() and not action.isChecked()
+    action.trigger()
+    assert not dock.isHidden() and action.isChecked()
+    dock.close()
+    view = next(a.menu() for a in win.menuBar().actions() if a.text() == "&View")
+    view.aboutToShow.emit()
+    assert not action.isChecked()

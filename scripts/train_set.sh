@@ -9,7 +9,9 @@
 # Resumable: run the same command again after an interruption; the VAE continues from its last
 # checkpoint (--resume) and a finished stage returns at once. THREADS (default 2): torch threads.
 # SITE_FRAMES (default 0): share of training samples with a random atom at the origin (--site-frames).
-# MAX_VOXEL (default 0.55 Å): the coarsest grid spacing, so the longest cell edge is 16 x MAX_VOXEL.
+# GRID (default 16): points per cell axis (32 holds the longer cells of mp_20, about 8x the work a
+# step: a GPU run, e.g. GRID=32 MAX_VOXEL=0.45). MAX_VOXEL (default 0.55 Å): the coarsest grid
+# spacing, so the longest cell edge is GRID x MAX_VOXEL.
 # CELL: the cell gridded (core.voxel.VoxelConfig.cell; "primitive": the Niggli-reduced primitive
 # cell of every centred or rhombohedral crystal; "conventional": the conventional cell where it
 # fits). Default: the shipped set's, primitive for both. DECODING / SAMPLING: the set's meta.json
@@ -86,7 +88,7 @@ if [ "${SUBSTITUTIONS:-0}" != "0" ]; then
     OTHER+=("$RUN/substituted.csv.gz")
 fi
 inputs=(); for f in "${OWN[@]}" "${OTHER[@]}"; do inputs+=(--data "$f"); done
-$PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid 16 --seed 0 --threads "${THREADS:-2}" \
+$PY -m core.cli train vae "${inputs[@]}" --val "$VAL" --val-train-frac 0.5 --grid "${GRID:-16}" --seed 0 --threads "${THREADS:-2}" \
     --voxel-config "{\"max_voxel\": ${MAX_VOXEL:-0.55}, \"cell\": \"$CELL\"}" "${SCHEDULE[@]}" \
     --patience 100 --batch-size 32 --lr 2e-3 --val-size 512 --ckpt-every 300 \
     --origin site --site-frames "${SITE_FRAMES:-0}" --out "$RUN/vae" "${resume[@]}" \

@@ -94,17 +94,10 @@ class LatentSpace:
         """n latents whose decodes, relaxed, lie at or below ``self.max_energy`` eV/atom: rounds of
         draws (seeds derived from ``seed``) until n are kept; after MAX_DRAW_ROUNDS the lowest of the
         rest fill the gap (logged)."""
-        from core.relax import energies_per_atom
-
         kept, rejected, rejected_energy = [], [], []
         for round_no in range(MAX_DRAW_ROUNDS):
             z = draw(max(2 * (n - len(kept)), 8), seed * MAX_DRAW_ROUNDS + round_no)
-            energy = np.concatenate([  # in batches: 20,000 grids at once would not fit in memory
-                energies_per_atom([r.structure for r in self.decode(z[first : first + DECODE_BATCH], predict=False,
-                                                                    labels=False)],
-                                  self.relax.get("potential", "tersoff_c"))
-                for first in range(0, len(z), DECODE_BATCH)
-            ])  # fmt: skip
+            energy = self._relaxed_energies(z)
             ok = energy <= self.max_energy  # NaN (no structure, another element) is never kept
             kept += list(z[ok])
             rejected += list(z[~ok])
@@ -115,6 +108,18 @@ class LatentSpace:
                     n - len(kept), n, self.max_energy, MAX_DRAW_ROUNDS)  # fmt: skip
         fill = [rejected[i] for i in np.argsort(rejected_energy)[: n - len(kept)]]
         return np.stack(kept + fill)
+
+    def _relaxed_energies(self, z: np.ndarray) -> np.ndarray:
+        """(len(z),) eV/atom of each latent's decode, relaxed in the set's potential (NaN: none).
+        Decoded DECODE_BATCH at a time: 20,000 grids at once do not fit in memory."""
+        from core.relax import energies_per_atom
+
+        potential = self.relax.get("potential", "tersoff_c")
+        energy = []
+        for first in range(0, len(z), DECODE_BATCH):
+            decoded = self.decode(z[first : first + DECODE_BATCH], predict=False, labels=False)
+            energy.append(energies_per_atom([r.structure for r in decoded], potential))
+        return np.concatenate(energy) if energy else np.zeros(0)
 
     def sample_substitutions(self, n: int, seed: int = 0) -> tuple[np.ndarray, list[Structure]]:
         """Substitution sampling for any lattice: (z (n, L), the crystals encoded). Each is a
@@ -145,10 +150,11 @@ class LatentSpace:
                 log.warning("%d of %d substitutions new after %d draws; the rest may repeat", len(proposed), n, attempt)
                 exclude = set(trained)
             parent = int(rng.choice(templates))
-            s = substitute(known.structure(parent), rng, self.vocab.__contains__, exclude)
+            template = known.structure(parent)
+            s = substitute(template, rng, self.vocab.__contains__, exclude)
             if s is not None and self.domain_problem(s) is None:
                 exclude.add(s.composition.reduced_formula)
-                s.properties["proposal"] = describe_substitution(known.structure(parent), s, known.ids[parent])
+                s.properties["proposal"] = describe_substitution(template, s, known.ids[parent])
                 proposed.append(s)
         if len(proposed) < n:
             raise ICSGError(f"{self.source}: only {len(proposed)} of {n} substitutions could be made")

@@ -42,12 +42,13 @@ def select_entries(entries: list, where: str | None) -> list:
 
 
 def _roundtrip(args: argparse.Namespace, entries: list[Entry], read_failures: list[Failure]):
+    from core.checkpoint import read_meta
     from core.evaluation import roundtrip
     from core.voxel import VoxelConfig
 
     cfg = VoxelConfig(d=args.grid or 32)
     if args.models:  # the set's own grid (points, largest spacing, gridded cell), --grid overriding d
-        meta = json.loads((models_root(args) / "vae" / "meta.json").read_text(encoding="utf-8"))
+        meta = read_meta(models_root(args) / "vae")
         cfg = VoxelConfig.from_dict({**meta["normalisers"]["voxel"], **({"d": args.grid} if args.grid else {})})
     result = roundtrip(entries, read_failures, cfg=cfg)
     return {**result.metrics, "voxel": cfg.to_dict()}, result.failures
